@@ -1,0 +1,64 @@
+"""Connections to the import database: a Postgres server, or an embedded one by default.
+
+Without ``SISFLOW_DATABASE_URL`` sisflow starts the Postgres server that the ``pgserver``
+package ships, with its data under ``$SISFLOW_HOME/pg``, and reuses it on the next start.
+pgserver counts the processes that hold it and stops the server when the last one exits.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+
+from .. import settings
+from .migrations import migrate
+
+log = logging.getLogger(__name__)
+
+_EMBEDDED_DB = "sisflow"
+_embedded = None  # the pgserver handle, kept for the life of the process
+_migrated: set[str] = set()
+
+
+def _embedded_url() -> str:
+    global _embedded
+    if _embedded is None:
+        import pgserver  # imported late: only the embedded default needs it
+
+        folder = settings.home() / "pg"
+        _embedded = pgserver.get_server(folder)
+        log.info("embedded Postgres at %s", folder)
+        exists = _embedded.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{_EMBEDDED_DB}';"
+        )
+        if "1 row" not in exists:
+            _embedded.psql(
+                f"CREATE DATABASE {_EMBEDDED_DB} ENCODING 'UTF8' TEMPLATE template0;"
+            )
+    return _embedded.get_uri(_EMBEDDED_DB)
+
+
+def database_url() -> str:
+    return settings.database_url() or _embedded_url()
+
+
+def connect(url: str | None = None) -> psycopg2.extensions.connection:
+    """A connection to the import database, with the schema migrated to the newest version."""
+    url = url or database_url()
+    conn = psycopg2.connect(url, client_encoding="UTF8")
+    if url not in _migrated:
+        migrate(conn)
+        _migrated.add(url)
+    return conn
+
+
+@contextmanager
+def connection(url: str | None = None):
+    conn = connect(url)
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -1,0 +1,121 @@
+"""Change sets: what a staged run creates, updates and deletes in the customer's current state.
+
+Set-based: one INSERT ... SELECT per entity and kind of change, joining the run's staging
+table to the current state. For a full file, what is absent was removed; for a delta (or
+event) file, ``recstatus`` decides, and deleting a person or group also deletes the
+memberships that name it. A change row carries the new values; an update also lists the
+columns that changed, for the report and the filter.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from .entities import ENTITIES, GROUP, MEMBERSHIP, PERSON, Entity, idents, key_match
+
+OPS = ("create", "update", "delete")
+
+
+def _creates_and_updates(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Composed:
+    first_key = sql.Identifier("c", entity.key[0])
+    changed = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN {s} IS DISTINCT FROM {c} THEN {name} END").format(
+            s=sql.Identifier("s", v), c=sql.Identifier("c", v), name=sql.Literal(v)
+        )
+        for v in entity.values
+    )
+    return sql.SQL(
+        """
+        INSERT INTO {changes} (run_id, op, changed, {columns})
+        SELECT %(run)s,
+               CASE WHEN {first_key} IS NULL THEN 'create' ELSE 'update' END,
+               CASE WHEN {first_key} IS NOT NULL
+                    THEN array_remove(ARRAY[{changed}]::text[], NULL) END,
+               {s_columns}
+        FROM {staged} s
+        LEFT JOIN {table} c ON c.customer = %(customer)s AND {match}
+        WHERE {not_deleted}
+          AND ({first_key} IS NULL OR ROW({s_values}) IS DISTINCT FROM ROW({c_values}))
+        """
+    ).format(
+        changes=entity.changes,
+        columns=idents(entity.columns),
+        first_key=first_key,
+        changed=changed,
+        s_columns=idents(entity.columns, "s"),
+        staged=staged,
+        table=entity.table,
+        match=key_match(entity, "c", "s"),
+        not_deleted=sql.SQL("s.recstatus IS DISTINCT FROM 3" if delta else "TRUE"),
+        s_values=idents(entity.values, "s"),
+        c_values=idents(entity.values, "c"),
+    )
+
+
+def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Composed:
+    if delta:
+        source = sql.SQL(
+            "FROM {table} c JOIN {staged} s ON {match}"
+            " WHERE c.customer = %(customer)s AND s.recstatus = 3"
+        )
+    else:
+        source = sql.SQL(
+            "FROM {table} c WHERE c.customer = %(customer)s"
+            " AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match})"
+        )
+    return sql.SQL(
+        "INSERT INTO {changes} (run_id, op, {keys}) SELECT %(run)s, 'delete', {c_keys} "
+    ).format(
+        changes=entity.changes, keys=idents(entity.key), c_keys=idents(entity.key, "c")
+    ) + source.format(
+        table=entity.table, staged=staged, match=key_match(entity, "c", "s")
+    )
+
+
+_CASCADE = sql.SQL(
+    """
+    INSERT INTO sis.membership_changes (run_id, op, group_id, member_id, idtype, roletype)
+    SELECT %(run)s, 'delete', m.group_id, m.member_id, m.idtype, m.roletype
+    FROM sis.memberships m
+    WHERE m.customer = %(customer)s
+      AND (m.group_id IN (SELECT sourcedid FROM sis.group_changes
+                          WHERE run_id = %(run)s AND op = 'delete')
+           OR m.idtype = 1 AND m.member_id IN (SELECT sourcedid FROM sis.person_changes
+                                               WHERE run_id = %(run)s AND op = 'delete')
+           OR m.idtype = 2 AND m.member_id IN (SELECT sourcedid FROM sis.group_changes
+                                               WHERE run_id = %(run)s AND op = 'delete'))
+      AND NOT EXISTS (SELECT 1 FROM sis.membership_changes x
+                      WHERE x.run_id = %(run)s AND x.op = 'delete' AND x.group_id = m.group_id
+                        AND x.member_id = m.member_id AND x.idtype = m.idtype
+                        AND x.roletype = m.roletype)
+    """
+)
+
+
+def compute(cur, run_id: int, customer: str, file_type: str) -> dict[str, dict[str, int]]:
+    """Write the run's change rows (replacing any earlier attempt) and return the counts."""
+    delta = file_type != "full"
+    params = {"run": run_id, "customer": customer}
+    for entity in ENTITIES:
+        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(entity.changes), (run_id,))
+    for entity in (PERSON, GROUP, MEMBERSHIP):
+        staged = entity.staged(run_id)
+        cur.execute(_creates_and_updates(entity, staged, delta), params)
+        cur.execute(_deletes(entity, staged, delta), params)
+    if delta:
+        cur.execute(_CASCADE, params)
+    return counts(cur, run_id)
+
+
+def counts(cur, run_id: int) -> dict[str, dict[str, int]]:
+    result = {e.name: dict.fromkeys(OPS, 0) for e in ENTITIES}
+    for entity in ENTITIES:
+        cur.execute(
+            sql.SQL("SELECT op, count(*) FROM {} WHERE run_id = %s GROUP BY op").format(
+                entity.changes
+            ),
+            (run_id,),
+        )
+        for op, n in cur.fetchall():
+            result[entity.name][op] = n
+    return result

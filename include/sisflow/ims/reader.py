@@ -1,0 +1,542 @@
+"""Streaming reader for IMS Enterprise 1.1 and its Norwegian profile PIFU-IMS 1.1-1.3.
+
+A school owner's export can hold a million memberships, so the file is read once with lxml's
+``iterparse`` and every record element is cleared as soon as it is turned into a tuple: memory
+stays flat as the file grows. The same single pass computes the file's size and sha256.
+
+Namespaces are ignored (no namespace, the PIFU namespaces and the IMS ones are all seen in the
+wild); the encoding is whatever the XML declaration says. No DTD is loaded, no entity is
+resolved and no network is touched.
+
+What is fatal (the file is rejected whole and nothing is staged):
+  - the file is empty, not well-formed, or its root is not ``<enterprise>``;
+  - it has no ``<properties>`` before its first record, or ``properties/type`` is not
+    full, delta or event;
+  - a full file with no person, group or membership at all (staging it would remove
+    everything; delta files may be empty).
+What skips one record, listed with id, line and reason (the rest of the file goes on):
+  - a missing sourcedid (record, member or parent), a duplicate id, an invalid date,
+    an unknown roletype, idtype, status or recstatus;
+  - in full files, a membership naming a person or group that is not in the file (or was
+    itself skipped). Delta files refer to what already exists, so that check is made
+    against the import database when the file is staged.
+What is a warning (kept as it is): a person without a name, a group whose parent is not in a
+full file, ``recstatus="3"`` in a full file (the record is treated as absent, so skipped), a
+missing ``properties/type`` (taken as full).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from datetime import date, datetime
+
+from lxml import etree
+
+from .records import (
+    FILE_TYPES,
+    ROLE_TYPES,
+    FatalFileError,
+    FileInfo,
+    Group,
+    Membership,
+    Person,
+    Problem,
+    Properties,
+    ValidationResult,
+)
+
+_RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
+_ROLETYPE_ALIASES = {str(i): f"{i:02d}" for i in range(1, 9)}  # "1" -> "01", seen in the wild
+
+
+def _local(tag) -> str:
+    return tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
+
+
+def _text(el) -> str | None:
+    t = el.text
+    if t is None:
+        return None
+    t = t.strip()
+    return t or None
+
+
+def _check_date(value: str | None) -> str | None:
+    """An ISO date (xs:date, optionally with time zone or time) -> 'YYYY-MM-DD'; ValueError else."""
+    if value is None:
+        return None
+    day = date.fromisoformat(value[:10])
+    if len(value) > 10 and value[10] not in "TZ+-":
+        raise ValueError(value)
+    return day.isoformat()
+
+
+class _HashingReader:
+    """A binary file that hashes and counts what passes through it, so one pass does both."""
+
+    def __init__(self, f):
+        self._f = f
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+class _BadRecord(Exception):
+    def __init__(self, reason: str, record_id: str | None = None):
+        super().__init__(reason)
+        self.reason, self.record_id = reason, record_id
+
+
+class ImsReader:
+    """Iterate over the good records of one file; ``result`` holds what was found on the way.
+
+    Iterating raises :class:`FatalFileError` (and sets ``result.fatal``) when the file is
+    rejected; a consumer must then throw away whatever it has taken so far.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, max_examples: int = 10_000):
+        self.path = os.fspath(path)
+        self.result = ValidationResult(
+            FileInfo(path=self.path, name=os.path.basename(self.path)), max_examples=max_examples
+        )
+        self.file_type: str | None = None
+        self._persons: set[str] = set()
+        self._groups: set[str] = set()
+        self._skipped_ids: dict[tuple[str, str], int] = {}  # (entity, id) -> line
+        self._interned: dict[str, int] = {}  # interned ids: membership keys as exact small ints
+        self._membership_keys: set[int] = set()
+        self._deferred: list[Membership] = []
+        self._parents: list[tuple[str, str, int]] = []
+
+    # -- the pass over the file ------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Person | Group | Membership]:
+        info = self.result.file
+        with open(self.path, "rb") as raw:
+            info.size = os.fstat(raw.fileno()).st_size
+            if info.size == 0:
+                self._fatal(None, "the file is empty")
+            hashing = _HashingReader(raw)
+            context = etree.iterparse(
+                hashing,
+                events=("end",),
+                tag=_RECORD_TAGS,
+                load_dtd=False,
+                no_network=True,
+                resolve_entities=False,
+                remove_comments=True,
+                remove_pis=True,
+                huge_tree=True,
+            )
+            root = None
+            try:
+                for _event, el in context:
+                    parent = el.getparent()
+                    if root is None:
+                        root = parent
+                        self._check_root(root)
+                    if parent is not root:
+                        continue  # a record-named element nested deeper (e.g. in an extension)
+                    yield from self._record(el)
+                    el.clear(keep_tail=False)
+                    while el.getprevious() is not None:
+                        del root[0]
+            except etree.XMLSyntaxError as err:
+                line = err.position[0] if err.position else err.lineno
+                self._fatal(line, f"not well-formed XML: {err.msg}")
+            hashing.drain()
+            info.sha256 = hashing.sha256.hexdigest()
+            if root is None:
+                self._check_root(context.root)
+        if self.result.properties is None:
+            self._fatal(None, "no <properties> element")
+        yield from self._finish()
+
+    def _check_root(self, root) -> None:
+        if root is None or _local(root.tag) != "enterprise":
+            name = _local(root.tag) if root is not None else None
+            self._fatal(
+                root.sourceline if root is not None else None,
+                f"the root element is <{name}>, expected <enterprise>",
+            )
+
+    def _fatal(self, line: int | None, reason: str):
+        self.result.fatal = Problem("file", None, line, reason)
+        raise FatalFileError(self.path, line, reason)
+
+    def _record(self, el) -> Iterator[Person | Group | Membership]:
+        kind = _local(el.tag)
+        line = el.sourceline
+        if kind == "properties":
+            self._properties(el, line)
+            return
+        if self.result.properties is None:
+            self._fatal(line, f"<{kind}> before <properties>: properties must come first")
+        if kind != "membership":
+            self.result.records[kind] += 1
+        try:
+            if kind == "membership":
+                yield from self._membership(el, line)
+                return
+            recstatus = self._recstatus(el)
+            if kind == "person":
+                record = self._person(el, line, recstatus)
+                seen = self._persons
+            else:
+                record = self._group(el, line, recstatus)
+                seen = self._groups
+        except _BadRecord as bad:
+            self._problem(kind, bad.record_id, line, bad.reason)
+            if bad.record_id:
+                self._skipped_ids.setdefault((kind, bad.record_id), line)
+            return
+        if record.sourcedid in seen:
+            self._problem(kind, record.sourcedid, line, "duplicate id: the first one is kept")
+            return
+        if recstatus == 3 and self.file_type == "full":
+            self._problem(
+                kind, record.sourcedid, line,
+                "recstatus 3 (delete) in a full file: treated as absent",
+                severity="warning",
+            )
+            self.result.skipped[kind] += 1
+            self._skipped_ids.setdefault((kind, record.sourcedid), line)
+            return
+        seen.add(record.sourcedid)
+        if kind == "group" and record.parent_id:
+            self._parents.append((record.sourcedid, record.parent_id, line))
+        yield record
+
+    def _finish(self) -> Iterator[Membership]:
+        result = self.result
+        if self.file_type == "full":
+            if not any(result.records.values()):
+                self._fatal(None, "a full file with no records: it would remove everything")
+            for group_id, parent_id, line in self._parents:
+                if parent_id not in self._groups:
+                    self._problem(
+                        "group", group_id, line,
+                        f"parent '{parent_id}' is not in the file", severity="warning",
+                    )
+        deferred, self._deferred = self._deferred, []
+        for m in deferred:
+            reason = self._unknown_reference(m)
+            if reason:
+                self._problem("membership", f"{m.group_id}/{m.member_id}", m.line, reason)
+            elif self._first_key(m):
+                yield m
+
+    # -- properties ------------------------------------------------------------------------
+
+    def _properties(self, el, line: int) -> None:
+        values: dict[str, str | None] = {}
+        for c in el:
+            name = _local(c.tag)
+            if name in ("datasource", "target", "type", "datetime", "comments"):
+                values.setdefault(name, _text(c))
+        file_type = (values.get("type") or "").lower()
+        if not file_type:
+            file_type = "full"
+            self._problem(
+                "file", None, line, "properties/type is missing: taken as full", severity="warning"
+            )
+        elif file_type not in FILE_TYPES:
+            self._fatal(line, f"properties/type '{values['type']}' is not full, delta or event")
+        stamp = values.get("datetime")
+        if stamp:
+            try:
+                datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                self._problem(
+                    "file", None, line, f"properties/datetime '{stamp}' is not ISO 8601",
+                    severity="warning",
+                )
+        self.file_type = file_type
+        self.result.properties = Properties(
+            datasource=values.get("datasource"),
+            target=values.get("target"),
+            type=file_type,
+            datetime=stamp,
+            lang=el.get("lang"),
+            comments=values.get("comments"),
+        )
+
+    # -- persons and groups ----------------------------------------------------------------
+
+    @staticmethod
+    def _recstatus(el) -> int | None:
+        value = el.get("recstatus")
+        if value is None:
+            return None
+        if value.strip() not in ("1", "2", "3"):
+            raise _BadRecord(f"recstatus '{value}' is not 1, 2 or 3")
+        return int(value)
+
+    @staticmethod
+    def _sourcedid(el) -> tuple[str | None, str | None]:
+        source = sid = None
+        for c in el:
+            name = _local(c.tag)
+            if name == "id":
+                sid = _text(c)
+            elif name == "source":
+                source = _text(c)
+        return source, sid
+
+    def _current_id(self, ids: list, what: str) -> tuple[str | None, str]:
+        """Pick the current sourcedid: the one marked New, else the first that is not Old."""
+        current = [i for i in ids if i[0] != "Old" and i[2]]
+        if not current:
+            raise _BadRecord(f"{what} has no sourcedid/id")
+        chosen = next((i for i in current if i[0] == "New"), current[0])
+        return chosen[1], chosen[2]
+
+    def _person(self, el, line: int, recstatus: int | None) -> Person:
+        ids, userids = [], []
+        fn = family = given = email = bday = gender = role = extension = None
+        for c in el:
+            name = _local(c.tag)
+            if name == "sourcedid":
+                ids.append((c.get("sourcedidtype"), *self._sourcedid(c)))
+            elif name == "userid":
+                userids.append([c.get("useridtype"), _text(c)])
+            elif name == "name":
+                for n in c:
+                    nname = _local(n.tag)
+                    if nname == "fn":
+                        fn = _text(n)
+                    elif nname == "n":
+                        for part in n:
+                            pname = _local(part.tag)
+                            if pname == "family":
+                                family = _text(part)
+                            elif pname == "given":
+                                given = _text(part)
+            elif name == "demographics":
+                for d in c:
+                    dname = _local(d.tag)
+                    if dname == "bday":
+                        bday = _text(d)
+                    elif dname == "gender":
+                        gender = _text(d)
+            elif name == "email":
+                email = _text(c)
+            elif name == "institutionrole":
+                role = c.get("institutionroletype")
+            elif name == "extension":
+                extension = etree.tostring(c, encoding="unicode", with_tail=False)
+        source, sid = self._current_id(ids, "person")
+        try:
+            bday = _check_date(bday)
+        except ValueError:
+            raise _BadRecord("invalid date in demographics/bday", sid) from None
+        if fn is None and family is None and given is None and recstatus != 3:
+            self._problem("person", sid, line, "no name", severity="warning")
+        old = [i[2] for i in ids if i[0] == "Old" and i[2]]
+        return Person(
+            line, recstatus, sid, source,
+            json.dumps(old, ensure_ascii=False) if old else None,
+            json.dumps(userids, ensure_ascii=False) if userids else None,
+            fn, family, given, email, bday, gender, role, extension,
+        )
+
+    def _group(self, el, line: int, recstatus: int | None) -> Group:
+        ids, types = [], []
+        short = long = full = begin = end = parent = extension = None
+        for c in el:
+            name = _local(c.tag)
+            if name == "sourcedid":
+                ids.append((c.get("sourcedidtype"), *self._sourcedid(c)))
+            elif name == "grouptype":
+                scheme = value = level = None
+                for t in c:
+                    tname = _local(t.tag)
+                    if tname == "scheme":
+                        scheme = _text(t)
+                    elif tname == "typevalue":
+                        value, level = _text(t), t.get("level")
+                types.append([scheme, value, level])
+            elif name == "description":
+                for d in c:
+                    dname = _local(d.tag)
+                    if dname == "short":
+                        short = _text(d)
+                    elif dname == "long":
+                        long = _text(d)
+                    elif dname == "full":
+                        full = _text(d)
+            elif name == "timeframe":
+                begin, end = self._timeframe(c)
+            elif name == "relationship" and c.get("relation") == "1":
+                for r in c:
+                    if _local(r.tag) == "sourcedid":
+                        parent = self._sourcedid(r)[1]
+                if parent is None:
+                    ids_so_far = [i for i in ids if i[2]]
+                    raise _BadRecord(
+                        "parent relationship has no sourcedid/id",
+                        ids_so_far[0][2] if ids_so_far else None,
+                    )
+            elif name == "extension":
+                extension = etree.tostring(c, encoding="unicode", with_tail=False)
+        source, sid = self._current_id(ids, "group")
+        if begin == "invalid" or end == "invalid":
+            raise _BadRecord("invalid date in timeframe", sid)
+        if parent == sid:
+            parent = None  # a top-level organisation names itself as its parent
+        grouptype = types[0][1] if types else None
+        return Group(
+            line, recstatus, sid, source, grouptype,
+            json.dumps(types, ensure_ascii=False) if types else None,
+            short, long, full, begin, end, parent, extension,
+        )
+
+    @staticmethod
+    def _timeframe(el) -> tuple[str | None, str | None]:
+        begin = end = None
+        for t in el:
+            tname = _local(t.tag)
+            if tname in ("begin", "end"):
+                try:
+                    value = _check_date(_text(t))
+                except ValueError:
+                    value = "invalid"
+                if tname == "begin":
+                    begin = value
+                else:
+                    end = value
+        return begin, end
+
+    # -- memberships -----------------------------------------------------------------------
+
+    def _membership(self, el, line: int) -> Iterator[Membership]:
+        group_id = None
+        for c in el:
+            if _local(c.tag) == "sourcedid":
+                group_id = self._sourcedid(c)[1]
+                break
+        if group_id is None:
+            self._problem("membership", None, line, "membership has no sourcedid/id")
+            return
+        check_refs = self.file_type == "full"
+        for member in el:
+            if _local(member.tag) != "member":
+                continue
+            for m in self._member(member, group_id):
+                if check_refs and (
+                    group_id not in self._groups
+                    or m.member_id not in (self._persons if m.idtype == 1 else self._groups)
+                ):
+                    self._deferred.append(m)  # decided at the end of the file
+                elif self._first_key(m):
+                    yield m
+
+    def _member(self, member, group_id: str) -> Iterator[Membership]:
+        mline = member.sourceline
+        member_id = None
+        idtype = "1"
+        roles = []
+        for c in member:
+            name = _local(c.tag)
+            if name == "sourcedid":
+                member_id = self._sourcedid(c)[1]
+            elif name == "idtype":
+                idtype = _text(c) or "1"
+            elif name == "role":
+                roles.append(c)
+        self.result.records["membership"] += max(len(roles), 1)
+        rid = f"{group_id}/{member_id}"
+        if member_id is None:
+            self._problem("membership", f"{group_id}/?", mline, "member has no sourcedid/id")
+            return
+        if idtype not in ("1", "2"):
+            self._problem("membership", rid, mline, f"idtype '{idtype}' is not 1 or 2")
+            return
+        for role in roles:
+            try:
+                yield self._role(role, group_id, member_id, int(idtype))
+            except _BadRecord as bad:
+                self._problem("membership", rid, role.sourceline, bad.reason)
+
+    def _role(self, role, group_id: str, member_id: str, idtype: int) -> Membership:
+        raw_type = (role.get("roletype") or "").strip()
+        roletype = _ROLETYPE_ALIASES.get(raw_type, raw_type)
+        if roletype not in ROLE_TYPES:
+            raise _BadRecord(f"unknown roletype '{raw_type}'")
+        recstatus = self._recstatus(role)
+        status, subrole, begin, end, extension = 1, None, None, None, None
+        for c in role:
+            name = _local(c.tag)
+            if name == "status":
+                value = _text(c)
+                if value not in ("0", "1"):
+                    raise _BadRecord(f"status '{value}' is not 0 or 1")
+                status = int(value)
+            elif name == "subrole":
+                subrole = _text(c)
+            elif name == "timeframe":
+                begin, end = self._timeframe(c)
+                if begin == "invalid" or end == "invalid":
+                    raise _BadRecord("invalid date in role timeframe")
+            elif name == "extension":
+                extension = etree.tostring(c, encoding="unicode", with_tail=False)
+        return Membership(
+            role.sourceline, recstatus, group_id, member_id, idtype, roletype,
+            subrole, status, begin, end, extension,
+        )
+
+    def _unknown_reference(self, m: Membership) -> str | None:
+        if m.group_id not in self._groups:
+            return self._missing("group", m.group_id)
+        member_kind = "person" if m.idtype == 1 else "group"
+        known = self._persons if m.idtype == 1 else self._groups
+        if m.member_id not in known:
+            return self._missing(member_kind, m.member_id)
+        return None
+
+    def _missing(self, kind: str, rid: str) -> str:
+        skipped_at = self._skipped_ids.get((kind, rid))
+        if skipped_at:
+            return f"names {kind} '{rid}', which was skipped (line {skipped_at})"
+        return f"unknown {kind} '{rid}'"
+
+    def _first_key(self, m: Membership) -> bool:
+        """Record the membership's key; False (and a problem) when the key was seen before."""
+        ids = self._interned
+        g = ids.setdefault(m.group_id, len(ids))
+        p = ids.setdefault(m.member_id, len(ids))
+        key = (((g << 32) | p) << 8 | int(m.roletype)) << 1 | (m.idtype - 1)
+        if key in self._membership_keys:
+            self._problem(
+                "membership", f"{m.group_id}/{m.member_id}", m.line,
+                f"duplicate membership (roletype '{m.roletype}'): the first one is kept",
+            )
+            return False
+        self._membership_keys.add(key)
+        return True
+
+    def _problem(self, entity, record_id, line, reason, severity="error") -> None:
+        self.result.add(Problem(entity, record_id, line, reason, severity))
+
+
+def validate(path: str | os.PathLike, *, max_examples: int = 10_000) -> ValidationResult:
+    """Read a whole file and return what was found, without staging anything."""
+    reader = ImsReader(path, max_examples=max_examples)
+    try:
+        for _record in reader:
+            pass
+    except FatalFileError:
+        pass
+    return reader.result

@@ -1,0 +1,162 @@
+"""The steps of an import as plain functions: what the command line and the DAG tasks call.
+
+Each step takes small arguments (a customer id, a path, a run id), keeps its data in the
+import database, returns a small dict, and is idempotent: calling it again after a crash or a
+retry reaches the same end state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+
+from . import diff, runs, staging, state
+from .ims.reader import ImsReader
+from .ims.records import FatalFileError
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _check_customer(customer: str) -> None:
+    if not CUSTOMER_ID.match(customer):
+        raise ValueError(
+            f"customer id {customer!r}: use lower-case letters, digits, '-' and '_' (max 63)"
+        )
+
+
+def _sha256(path: str) -> tuple[str, int]:
+    """Checksum before reading: an unchanged file is then recognised without parsing it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest(), os.path.getsize(path)
+
+
+def summary(conn, run_id: int) -> dict:
+    run = runs.get(conn, run_id)
+    keys = ("id", "customer", "status", "file_name", "file_size", "sha256", "datasource",
+            "file_datetime", "file_type", "records", "skipped", "problem_counts", "fatal",
+            "counts", "base_run", "same_as_run")
+    return {k: run[k] for k in keys}
+
+
+def stage(conn, customer: str, path: str | os.PathLike) -> dict:
+    """Read and stage a file for a customer; returns the run summary.
+
+    The same file as the customer's pending run resumes that run; the same file as the last
+    committed run gives an ``unchanged`` run with no changes; anything else starts a new run
+    and supersedes the pending one. A file rejected whole gives a ``rejected`` run with the
+    reason, and nothing staged.
+    """
+    _check_customer(customer)
+    path = os.fspath(path)
+    sha256, size = _sha256(path)
+    name = os.path.basename(path)
+    with conn, conn.cursor() as cur:
+        runs.lock_customer(cur, customer)
+        last = runs.latest(cur, customer)
+        if last and last["sha256"] == sha256 and last["status"] in ("staged", "diffed"):
+            log.info("run %s: same file as the pending run, resumed", last["id"])
+            return summary(conn, last["id"])
+        committed = runs.latest(cur, customer, ("committed",))
+        if committed and committed["sha256"] == sha256:
+            run_id = runs.create(cur, customer, path, name, size, sha256, status="unchanged",
+                                 same_as_run=committed["id"], base_run=committed["id"],
+                                 counts=_no_changes())
+            log.info("run %s: unchanged file (same checksum as run %s)", run_id, committed["id"])
+            return summary(conn, run_id)
+        cur.execute(
+            "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s)",
+            (customer, list(runs.PENDING)),
+        )
+        for (old,) in cur.fetchall():
+            staging.drop(cur, old)
+            runs.update(cur, old, status="superseded")
+        run_id = runs.create(cur, customer, path, name, size, sha256)
+
+    reader = ImsReader(path)
+    try:
+        spooled = staging.spool(reader)
+    except FatalFileError as err:
+        with conn, conn.cursor() as cur:
+            staging.store_problems(cur, run_id, reader.result)
+            runs.update(cur, run_id, status="rejected", fatal=reader.result.fatal.as_dict(),
+                        problem_counts=reader.result.problem_counts)
+        log.warning("run %s rejected: line %s: %s", run_id, err.line, err.reason)
+        return summary(conn, run_id)
+    try:
+        result = spooled.result
+        props = result.properties
+        if result.file.sha256 != sha256:
+            raise RuntimeError(f"{path} changed while it was read")
+        with conn, conn.cursor() as cur:
+            runs.lock_customer(cur, customer)
+            staging.load(cur, run_id, spooled)
+            staging.store_problems(cur, run_id, result)
+            skipped = dict(result.skipped)
+            if props.type != "full":
+                skipped["membership"] += staging.check_delta_references(cur, run_id, customer)
+            runs.update(
+                cur, run_id, status="staged", datasource=props.datasource,
+                file_datetime=props.datetime, file_type=props.type, records=result.records,
+                skipped=skipped, problem_counts=result.problem_counts,
+            )
+    finally:
+        spooled.close()
+    return summary(conn, run_id)
+
+
+def compute_diff(conn, run_id: int) -> dict:
+    """Compute (or return the already computed) change set of a staged run."""
+    run = runs.get(conn, run_id)
+    if run["status"] != "staged":
+        return summary(conn, run_id)
+    with conn, conn.cursor() as cur:
+        runs.lock_customer(cur, run["customer"])
+        committed = runs.latest(cur, run["customer"], ("committed",))
+        counts = diff.compute(cur, run_id, run["customer"], run["file_type"])
+        runs.update(cur, run_id, status="diffed", counts=counts,
+                    base_run=committed["id"] if committed else None)
+    log.info("run %s diffed: %s", run_id, counts)
+    return summary(conn, run_id)
+
+
+def commit(conn, run_id: int) -> dict:
+    """Move the customer's current state forward by the run's change set (once)."""
+    run = runs.get(conn, run_id)
+    if run["status"] in ("committed", "unchanged"):
+        return summary(conn, run_id)
+    if run["status"] != "diffed":
+        raise RuntimeError(f"run {run_id} is {run['status']}: only a diffed run can be committed")
+    with conn, conn.cursor() as cur:
+        runs.lock_customer(cur, run["customer"])
+        committed = runs.latest(cur, run["customer"], ("committed",))
+        if (committed["id"] if committed else None) != run["base_run"]:
+            raise RuntimeError(
+                f"run {run_id} was diffed against run {run['base_run']}, but the current state"
+                f" is now run {committed['id'] if committed else None}: stage the file again"
+            )
+        state.apply_changes(cur, run_id, run["customer"])
+        staging.drop(cur, run_id)
+        runs.update(cur, run_id, status="committed")
+    log.info("run %s committed", run_id)
+    return summary(conn, run_id)
+
+
+def run(conn, customer: str, path, *, dry_run: bool = False) -> dict:
+    """Stage, diff and (unless a dry run) commit one file: the whole import, without Airflow."""
+    result = stage(conn, customer, path)
+    if result["status"] == "staged":
+        result = compute_diff(conn, result["id"])
+    if result["status"] == "diffed" and not dry_run:
+        result = commit(conn, result["id"])
+    return result
+
+
+def _no_changes() -> dict:
+    return {e: dict.fromkeys(diff.OPS, 0) for e in ("person", "group", "membership")}

@@ -1,0 +1,59 @@
+"""The customer's current state in the import database, moved forward by a run's change set.
+
+Only the change rows are used (never the staging tables), so what is committed is exactly
+what was counted, judged by the filter and reported.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from .entities import GROUP, MEMBERSHIP, PERSON, idents, key_match
+
+
+def apply_changes(cur, run_id: int, customer: str) -> None:
+    params = {"run": run_id, "customer": customer}
+    for entity in (MEMBERSHIP, GROUP, PERSON):  # children before parents
+        cur.execute(
+            sql.SQL(
+                "DELETE FROM {table} c USING {changes} ch WHERE ch.run_id = %(run)s"
+                " AND ch.op = 'delete' AND c.customer = %(customer)s AND {match}"
+            ).format(table=entity.table, changes=entity.changes,
+                     match=key_match(entity, "c", "ch")),
+            params,
+        )
+    for entity in (PERSON, GROUP, MEMBERSHIP):  # parents before children
+        cur.execute(
+            sql.SQL(
+                "UPDATE {table} c SET ({values}, run_id) = ({ch_values}, %(run)s)"
+                " FROM {changes} ch WHERE ch.run_id = %(run)s AND ch.op = 'update'"
+                " AND c.customer = %(customer)s AND {match}"
+            ).format(table=entity.table, values=idents(entity.values),
+                     ch_values=idents(entity.values, "ch"), changes=entity.changes,
+                     match=key_match(entity, "c", "ch")),
+            params,
+        )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {table} (customer, {columns}, run_id)"
+                " SELECT %(customer)s, {columns}, %(run)s FROM {changes}"
+                " WHERE run_id = %(run)s AND op = 'create'"
+            ).format(table=entity.table, columns=idents(entity.columns), changes=entity.changes),
+            params,
+        )
+
+
+def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
+    """The whole current state as sets of text rows (key and values), for tests and small checks."""
+    result = {}
+    for entity in (PERSON, GROUP, MEMBERSHIP):
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE customer = %s").format(
+                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c))
+                                   for c in entity.columns),
+                entity.table,
+            ),
+            (customer,),
+        )
+        result[entity.name] = set(cur.fetchall())
+    return result
