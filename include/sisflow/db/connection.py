@@ -8,6 +8,7 @@ pgserver counts the processes that hold it and stops the server when the last on
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 
 import psycopg2
@@ -26,7 +27,10 @@ _migrated: set[str] = set()
 def _embedded_url() -> str:
     global _embedded
     if _embedded is None:
-        import pgserver  # imported late: only the embedded default needs it
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, cron); /tmp is fine here
+            warnings.simplefilter("ignore")
+            import pgserver  # imported late: only the embedded default needs it
 
         folder = settings.home() / "pg"
         _embedded = pgserver.get_server(folder)

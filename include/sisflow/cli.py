@@ -1,0 +1,199 @@
+"""The ``sisflow`` command: the same pipeline functions that the DAG tasks call, by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import pipeline, settings, state
+from .ims import generate as gen
+from .ims.reader import validate as validate_file
+
+log = logging.getLogger("sisflow")
+
+EXIT_FATAL = 1  # the file was rejected whole
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _per_entity(values: dict) -> str:
+    return ", ".join(f"{e} {values.get(e, 0)}" for e in ("person", "group", "membership"))
+
+
+def _counts_table(counts: dict) -> str:
+    lines = [f"  {'':<12}{'create':>10}{'update':>10}{'delete':>10}"]
+    for entity in ("person", "group", "membership"):
+        c = counts.get(entity, {})
+        cells = "".join(f"{c.get(op, 0):>10}" for op in ("create", "update", "delete"))
+        lines.append(f"  {entity:<12}{cells}")
+    return "\n".join(lines)
+
+
+def _print_validation(d: dict, examples: int) -> None:
+    f = d["file"]
+    print(f"{f['path']}: {f['size']} bytes, sha256 {f['sha256']}")
+    if d["properties"]:
+        p = d["properties"]
+        print(f"  {p['type']} file from {p['datasource']} at {p['datetime']}")
+    if d["fatal"]:
+        fatal = d["fatal"]
+        where = f"line {fatal['line']}: " if fatal["line"] else ""
+        print(f"REJECTED: {where}{fatal['reason']}")
+    print("  records read: " + _per_entity(d["records"]))
+    print("  skipped:      " + _per_entity(d["skipped"]))
+    for kind, n in d["problem_counts"].items():
+        print(f"  {n:>8}  {kind}")
+    for p in d["problems"][:examples]:
+        print(f"  line {p['line']}: {p['severity']}: {p['entity']} {p['id']}: {p['reason']}")
+    if len(d["problems"]) > examples:
+        print(f"  ... {len(d['problems']) - examples} more (--json lists them all)")
+
+
+def cmd_validate(args) -> int:
+    result = validate_file(args.file)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        _print_validation(result.as_dict(), args.examples)
+    return 0 if result.ok else EXIT_FATAL
+
+
+def _print_run(r: dict) -> None:
+    print(f"run {r['id']} for {r['customer']}: {r['status']} ({r['file_name']})")
+    if r["fatal"]:
+        print(f"  rejected: line {r['fatal'].get('line')}: {r['fatal'].get('reason')}")
+    if r["same_as_run"]:
+        print(f"  the file is identical to the one committed by run {r['same_as_run']}")
+    if r["records"]:
+        print("  records read: " + _per_entity(r["records"]))
+        print("  skipped:      " + _per_entity(r["skipped"]))
+    if r["counts"]:
+        print(_counts_table(r["counts"]))
+
+
+def _connect():
+    from .db.connection import connect  # late: validate and generate need no database
+
+    return connect()
+
+
+def cmd_diff(args) -> int:
+    conn = _connect()
+    result = pipeline.run(conn, args.customer, args.file, dry_run=True)
+    if args.json:
+        _print_json(result)
+    else:
+        _print_run(result)
+    return EXIT_FATAL if result["status"] == "rejected" else 0
+
+
+def cmd_run(args) -> int:
+    conn = _connect()
+    result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run)
+    if args.json:
+        _print_json(result)
+    else:
+        _print_run(result)
+    return EXIT_FATAL if result["status"] == "rejected" else 0
+
+
+def _size(value: str) -> str | int:
+    return int(value) if value.isdigit() else value
+
+
+def cmd_generate(args) -> int:
+    size = _size(args.size)
+    out = Path(args.out or f"{gen.Municipality(args.seed, 0).slug}-{args.year}.xml")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts = gen.generate(out, seed=args.seed, year=args.year, size=size)
+    print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The main job on embedded defaults: a demo municipality's first import, then rollover."""
+    landing = settings.home() / "landing" / "demo"
+    landing.mkdir(parents=True, exist_ok=True)
+    conn = _connect()
+    with conn, conn.cursor() as cur:
+        state.forget(cur, "demo")  # every demo tells the same story from the start
+    year = args.year
+    for step, school_year in enumerate((year, year + 1)):
+        path = landing / f"demo-{school_year}.xml"
+        gen.generate(path, seed=args.seed, year=school_year, size=_size(args.size))
+        title = "first import" if step == 0 else "next school year (rollover)"
+        print(f"== {title}: school year {school_year}/{school_year + 1}")
+        result = pipeline.run(conn, "demo", path)
+        _print_run(result)
+        print()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM sis.persons WHERE customer = 'demo'),"
+            " (SELECT count(*) FROM sis.groups WHERE customer = 'demo'),"
+            " (SELECT count(*) FROM sis.memberships WHERE customer = 'demo')"
+        )
+        persons, groups, memberships = cur.fetchone()
+    print(f"import database now holds for 'demo': {persons} persons, {groups} groups, "
+          f"{memberships} memberships")
+    print(f"state folder: {settings.home()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sisflow", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log ids and counts")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="read a file and list its problems; exit 1 if rejected")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--examples", type=int, default=20, help="examples to print (default 20)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("diff", help="stage a file and print its change set; applies nothing")
+    p.add_argument("customer")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("run", help="stage, diff and commit a file for a customer")
+    p.add_argument("customer")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="compute everything, commit nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help="write a synthetic municipality as PIFU-IMS 1.3")
+    p.add_argument("--size", default="small",
+                   help="tiny, small, medium, large, or a number of pupils (default small)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--year", type=int, default=2025, help="school year that starts in August")
+    p.add_argument("-o", "--out", help="output file (default <municipality>-<year>.xml)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("demo", help="run the demo municipality end to end on embedded defaults")
+    p.add_argument("--size", default="small")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--year", type=int, default=2025)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

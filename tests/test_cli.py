@@ -1,0 +1,88 @@
+"""The ``sisflow`` command as a user runs it: a real process, real files, a real database."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factory import enterprise, group, member, membership, person, write
+
+# the console script that pyproject.toml installs next to this Python
+SISFLOW = str(Path(sys.executable).with_name("sisflow"))
+
+
+def sisflow(*args, env_extra=None, home=None):
+    env = {**os.environ, **(env_extra or {})}
+    if home:
+        env["SISFLOW_HOME"] = str(home)
+    return subprocess.run(
+        [SISFLOW, *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+@pytest.fixture
+def export(tmp_path):
+    return write(tmp_path, enterprise(
+        person("p1", "Åse", "Ødegård", email="aase@skole.no", bday="2015-01-01"),
+        group("5A"),
+        membership("5A", member("p1"), member("ghost")),
+    ))
+
+
+def test_validate_prints_problems_and_exits_zero_for_a_usable_file(export):
+    out = sisflow("validate", export)
+    assert out.returncode == 0, out.stderr
+    assert "unknown person 'ghost'" in out.stdout
+    ghost_line = next(i for i, line in enumerate(export.read_text().splitlines(), 1)
+                      if "ghost" in line)
+    assert f"line {ghost_line}: error: membership 5A/ghost" in out.stdout
+    for secret in ("Åse", "Ødegård", "aase@skole.no", "2015-01-01"):
+        assert secret not in out.stdout + out.stderr
+
+
+def test_validate_json_is_machine_readable(export):
+    out = sisflow("validate", export, "--json")
+    data = json.loads(out.stdout)
+    assert data["ok"] is True
+    assert data["records"] == {"person": 1, "group": 1, "membership": 2}
+    assert data["problems"][0]["id"] == "5A/ghost"
+
+
+def test_validate_exits_non_zero_on_a_fatal_problem(tmp_path):
+    bad = write(tmp_path, '<?xml version="1.0"?>\n<roster/>\n', "roster.xml")
+    out = sisflow("validate", bad)
+    assert out.returncode == 1
+    assert "REJECTED: line 2: the root element is <roster>" in out.stdout
+
+
+def test_diff_prints_counts_and_applies_nothing(export, db_url, tmp_path):
+    env = {"SISFLOW_DATABASE_URL": db_url}
+    out = sisflow("diff", "kommune", export, "--json", env_extra=env, home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["status"] == "diffed"
+    assert data["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}
+    again = json.loads(sisflow("diff", "kommune", export, "--json", env_extra=env).stdout)
+    assert again["counts"] == data["counts"]  # nothing was applied by the first
+
+
+def test_generate_writes_a_file_that_reads(tmp_path):
+    out_file = tmp_path / "tiny.xml"
+    out = sisflow("generate", "--size", "tiny", "--seed", "5", "-o", out_file)
+    assert out.returncode == 0, out.stderr
+    assert sisflow("validate", out_file).returncode == 0
+
+
+def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SISFLOW_DATABASE_URL"}
+    env["SISFLOW_HOME"] = str(tmp_path / "home")
+    out = subprocess.run([SISFLOW, "demo", "--size", "tiny"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "first import" in out.stdout and "rollover" in out.stdout
+    assert out.stdout.count(": committed") == 2
+    assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()

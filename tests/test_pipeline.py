@@ -1,0 +1,192 @@
+"""Staging, diff and commit against a real Postgres, through the pipeline functions."""
+
+import pytest
+from sisflow import pipeline, state
+
+from tests.factory import enterprise, group, member, membership, person, write
+
+
+def staged_tables(conn, run_id=None):
+    """The per-run staging tables that exist (of one run, or of any)."""
+    pattern = f"^staged_[a-z]+_r{run_id if run_id else '[0-9]+'}$"
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sis'"
+            " AND table_name ~ %s ORDER BY 1",
+            (pattern,),
+        )
+        return [r[0] for r in cur.fetchall()]
+
+
+def school(*persons_in_5a, extra_groups=(), email_p1="p1@skole.no"):
+    return enterprise(
+        person("p1", "Åse", "Ødegård", email=email_p1),
+        person("p2", "Bjørn", "Sæther"),
+        person("t1", "Kari", "Lærer"),
+        group("owner", "skoleeier", scheme="pifu-ims-go-org"),
+        group("school", "skole", parent="owner", scheme="pifu-ims-go-org", level="2"),
+        group("5A", parent="school"),
+        *extra_groups,
+        membership("5A", *(member(p) for p in persons_in_5a), member("t1", "02")),
+    )
+
+
+def test_first_import_creates_everything_and_records_the_file(conn, tmp_path):
+    path = write(tmp_path, school("p1", "p2"))
+    run = pipeline.run(conn, "kommune", path, dry_run=True)
+    assert run["status"] == "diffed"
+    assert run["counts"] == {
+        "person": {"create": 3, "update": 0, "delete": 0},
+        "group": {"create": 3, "update": 0, "delete": 0},
+        "membership": {"create": 3, "update": 0, "delete": 0},
+    }
+    assert run["file_name"] == "export.xml"
+    assert run["file_size"] == path.stat().st_size
+    assert len(run["sha256"]) == 64
+    assert (run["datasource"], run["file_type"]) == ("sas@test.kommune.no", "full")
+    with conn.cursor() as cur:  # a dry run changes nothing in the current state
+        cur.execute("SELECT count(*) FROM sis.persons")
+        assert cur.fetchone()[0] == 0
+
+
+def test_full_file_diff_creates_updates_and_deletes(conn, tmp_path):
+    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
+    day2 = school("p1", extra_groups=[group("6A", parent="school")], email_p1="new@skole.no")
+    day2 = day2.replace(person("p2", "Bjørn", "Sæther"), "")  # p2 left
+    run = pipeline.run(conn, "kommune", write(tmp_path, day2, "day2.xml"), dry_run=True)
+    assert run["counts"] == {
+        "person": {"create": 0, "update": 1, "delete": 1},
+        "group": {"create": 1, "update": 0, "delete": 0},
+        "membership": {"create": 0, "update": 0, "delete": 1},
+    }
+    with conn.cursor() as cur:
+        cur.execute("SELECT op, sourcedid, changed FROM sis.person_changes WHERE run_id = %s"
+                    " ORDER BY op", (run["id"],))
+        assert cur.fetchall() == [("delete", "p2", None), ("update", "p1", ["email"])]
+
+
+def test_rerun_on_the_same_file_gives_the_same_change_set(conn, tmp_path):
+    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
+    path = write(tmp_path, school("p1"), "day2.xml")
+    first = pipeline.run(conn, "kommune", path, dry_run=True)
+    again = pipeline.run(conn, "kommune", path, dry_run=True)
+    assert again["id"] == first["id"] and again["counts"] == first["counts"]
+
+
+def test_a_file_staged_again_after_a_crash_gives_the_same_change_set(conn, tmp_path):
+    path = write(tmp_path, school("p1", "p2"))
+    staged = pipeline.stage(conn, "kommune", path)
+    assert staged["status"] == "staged"  # as if the process died before the diff
+    first = pipeline.compute_diff(conn, staged["id"])
+    with conn, conn.cursor() as cur:  # forget the diff, as if it crashed half-way
+        cur.execute("UPDATE sis.runs SET status = 'staged' WHERE id = %s", (staged["id"],))
+    again = pipeline.compute_diff(conn, staged["id"])
+    assert again["counts"] == first["counts"]
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM sis.membership_changes WHERE run_id = %s",
+                    (staged["id"],))
+        assert cur.fetchone()[0] == 3  # no duplicated change rows
+
+
+def test_an_unchanged_file_is_recognised_by_its_checksum(conn, tmp_path):
+    path = write(tmp_path, school("p1", "p2"))
+    first = pipeline.run(conn, "kommune", path)
+    copy = write(tmp_path, path.read_text(encoding="utf-8"), "renamed.xml")
+    second = pipeline.run(conn, "kommune", copy)
+    assert second["status"] == "unchanged"
+    assert second["same_as_run"] == first["id"]
+    assert all(v == 0 for c in second["counts"].values() for v in c.values())
+    assert staged_tables(conn) == []
+
+
+def test_a_rejected_file_stages_nothing_and_says_why(conn, tmp_path):
+    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "good.xml"))
+    before = state.snapshot(conn.cursor(), "kommune")
+    text = school("p1").replace("</enterprise>", "<person>")  # cut off
+    run = pipeline.run(conn, "kommune", write(tmp_path, text, "cut.xml"))
+    assert run["status"] == "rejected"
+    assert run["fatal"]["line"] > 1 and "not well-formed" in run["fatal"]["reason"]
+    assert staged_tables(conn) == []
+    assert state.snapshot(conn.cursor(), "kommune") == before
+
+
+def test_problems_are_stored_with_the_run(conn, tmp_path):
+    text = school("p1", "ghost")
+    run = pipeline.run(conn, "kommune", write(tmp_path, text), dry_run=True)
+    assert run["skipped"]["membership"] == 1
+    with conn.cursor() as cur:
+        cur.execute("SELECT entity, record_id, reason FROM sis.problems WHERE run_id = %s",
+                    (run["id"],))
+        assert cur.fetchall() == [("membership", "5A/ghost", "unknown person 'ghost'")]
+
+
+def test_a_new_file_supersedes_the_pending_run(conn, tmp_path):
+    held = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
+    assert len(staged_tables(conn, held["id"])) == 3
+    newer = pipeline.run(conn, "kommune", write(tmp_path, school("p2"), "b.xml"), dry_run=True)
+    assert pipeline.summary(conn, held["id"])["status"] == "superseded"
+    assert staged_tables(conn, held['id']) == []
+    assert newer["status"] == "diffed"
+    with pytest.raises(RuntimeError, match="only a diffed run"):
+        pipeline.commit(conn, held["id"])
+
+
+def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path):
+    a = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
+    other = pipeline.run(conn, "other", write(tmp_path, school("p2"), "b.xml"))
+    assert other["status"] == "committed"  # another customer does not disturb this one
+    assert pipeline.commit(conn, a["id"])["status"] == "committed"
+    assert pipeline.commit(conn, a["id"])["status"] == "committed"  # once only, no error
+
+
+def test_customers_do_not_see_each_other(conn, tmp_path):
+    path = write(tmp_path, school("p1", "p2"))
+    pipeline.run(conn, "north", path)
+    south = pipeline.run(conn, "south", path)
+    assert south["status"] == "committed"  # same file, other customer: not "unchanged"
+    assert south["counts"]["person"]["create"] == 3
+
+
+def test_customer_ids_are_checked(conn, tmp_path):
+    with pytest.raises(ValueError, match="customer id"):
+        pipeline.stage(conn, "../etc", write(tmp_path, school("p1")))
+
+
+# -- delta files -----------------------------------------------------------------------------
+
+
+def test_delta_file_follows_recstatus_and_cascades_deletes(conn, tmp_path):
+    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "full.xml"))
+    delta = enterprise(
+        person("p3", "Ny", "Elev", recstatus=1),
+        person("p1", "Åse", "Ødegård", email="changed@skole.no", recstatus=2),
+        person("p2", recstatus=3),
+        membership("5A", member("p3", "01", recstatus=1)),
+        kind="delta",
+    )
+    run = pipeline.run(conn, "kommune", write(tmp_path, delta, "delta.xml"))
+    assert run["counts"] == {
+        "person": {"create": 1, "update": 1, "delete": 1},
+        "group": {"create": 0, "update": 0, "delete": 0},
+        # p2's membership goes with p2; the groups absent from the delta stay
+        "membership": {"create": 1, "update": 0, "delete": 1},
+    }
+    snap = state.snapshot(conn.cursor(), "kommune")
+    assert {row[0] for row in snap["person"]} == {"p1", "p3", "t1"}
+    assert {(row[0], row[1]) for row in snap["membership"]} == {
+        ("5A", "p1"), ("5A", "t1"), ("5A", "p3")
+    }
+
+
+def test_delta_membership_naming_nobody_known_is_skipped(conn, tmp_path):
+    pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "full.xml"))
+    delta = enterprise(
+        membership("5A", member("p2", "01", recstatus=1), member("ghost", "01", recstatus=1)),
+        kind="delta",
+    )
+    run = pipeline.run(conn, "kommune", write(tmp_path, delta, "delta.xml"))
+    assert run["counts"]["membership"]["create"] == 1  # p2 exists in the current state
+    assert run["skipped"]["membership"] == 1
+    with conn.cursor() as cur:
+        cur.execute("SELECT record_id FROM sis.problems WHERE run_id = %s", (run["id"],))
+        assert cur.fetchall() == [("5A/ghost",)]
