@@ -131,12 +131,35 @@ def test_a_new_file_supersedes_the_pending_run(conn, tmp_path):
         pipeline.commit(conn, held["id"])
 
 
-def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path):
+def test_the_last_committed_file_again_supersedes_a_pending_run(conn, tmp_path):
+    a = write(tmp_path, school("p1", "p2"), "a.xml")
+    pipeline.run(conn, "kommune", a)
+    held = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
+    again = pipeline.run(conn, "kommune", a)  # the SIS sends yesterday's file again
+    assert again["status"] == "unchanged"
+    assert pipeline.summary(conn, held["id"])["status"] == "superseded"
+    with pytest.raises(RuntimeError, match="only a diffed run"):
+        pipeline.commit(conn, held["id"])
+
+
+def test_commit_happens_once_and_other_customers_do_not_disturb_it(conn, tmp_path):
     a = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
     other = pipeline.run(conn, "other", write(tmp_path, school("p2"), "b.xml"))
-    assert other["status"] == "committed"  # another customer does not disturb this one
+    assert other["status"] == "committed"
     assert pipeline.commit(conn, a["id"])["status"] == "committed"
-    assert pipeline.commit(conn, a["id"])["status"] == "committed"  # once only, no error
+    before = state.snapshot(conn.cursor(), "kommune")
+    assert pipeline.commit(conn, a["id"])["status"] == "committed"  # again: a no-op
+    assert state.snapshot(conn.cursor(), "kommune") == before
+
+
+def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path):
+    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "a.xml"))
+    held = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
+    with conn, conn.cursor() as cur:  # another writer moved the state on in the meantime
+        cur.execute("INSERT INTO sis.runs (customer, status, file_path, file_name)"
+                    " VALUES ('kommune', 'committed', 'x', 'x')")
+    with pytest.raises(RuntimeError, match="diffed against run"):
+        pipeline.commit(conn, held["id"])
 
 
 def test_customers_do_not_see_each_other(conn, tmp_path):

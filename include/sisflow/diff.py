@@ -96,6 +96,7 @@ def compute(cur, run_id: int, customer: str, file_type: str) -> dict[str, dict[s
     """Write the run's change rows (replacing any earlier attempt) and return the counts."""
     delta = file_type != "full"
     params = {"run": run_id, "customer": customer}
+    cur.execute("SET LOCAL work_mem = '256MB'")  # hash joins of a million rows stay in memory
     for entity in ENTITIES:
         cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(entity.changes), (run_id,))
     for entity in (PERSON, GROUP, MEMBERSHIP):
@@ -104,6 +105,8 @@ def compute(cur, run_id: int, customer: str, file_type: str) -> dict[str, dict[s
         cur.execute(_deletes(entity, staged, delta), params)
     if delta:
         cur.execute(_CASCADE, params)
+    for entity in ENTITIES:  # the commit joins these rows: let the planner see how many
+        cur.execute(sql.SQL("ANALYZE {}").format(entity.changes))
     return counts(cur, run_id)
 
 

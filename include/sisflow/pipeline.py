@@ -63,13 +63,8 @@ def stage(conn, customer: str, path: str | os.PathLike) -> dict:
         if last and last["sha256"] == sha256 and last["status"] in ("staged", "diffed"):
             log.info("run %s: same file as the pending run, resumed", last["id"])
             return summary(conn, last["id"])
-        committed = runs.latest(cur, customer, ("committed",))
-        if committed and committed["sha256"] == sha256:
-            run_id = runs.create(cur, customer, path, name, size, sha256, status="unchanged",
-                                 same_as_run=committed["id"], base_run=committed["id"],
-                                 counts=_no_changes())
-            log.info("run %s: unchanged file (same checksum as run %s)", run_id, committed["id"])
-            return summary(conn, run_id)
+        # a newer file replaces whatever was pending (held at the filter, say): only the
+        # newest file may ever reach the current state
         cur.execute(
             "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s)",
             (customer, list(runs.PENDING)),
@@ -77,28 +72,26 @@ def stage(conn, customer: str, path: str | os.PathLike) -> dict:
         for (old,) in cur.fetchall():
             staging.drop(cur, old)
             runs.update(cur, old, status="superseded")
+        committed = runs.latest(cur, customer, ("committed",))
+        if committed and committed["sha256"] == sha256:
+            run_id = runs.create(cur, customer, path, name, size, sha256, status="unchanged",
+                                 same_as_run=committed["id"], base_run=committed["id"],
+                                 counts=_no_changes())
+            log.info("run %s: unchanged file (same checksum as run %s)", run_id, committed["id"])
+            return summary(conn, run_id)
         run_id = runs.create(cur, customer, path, name, size, sha256)
 
     reader = ImsReader(path)
     try:
-        spooled = staging.spool(reader)
-    except FatalFileError as err:
-        with conn, conn.cursor() as cur:
-            staging.store_problems(cur, run_id, reader.result)
-            runs.update(cur, run_id, status="rejected", fatal=reader.result.fatal.as_dict(),
-                        problem_counts=reader.result.problem_counts)
-        log.warning("run %s rejected: line %s: %s", run_id, err.line, err.reason)
-        return summary(conn, run_id)
-    try:
-        result = spooled.result
-        props = result.properties
-        if result.file.sha256 != sha256:
-            raise RuntimeError(f"{path} changed while it was read")
         with conn, conn.cursor() as cur:
             runs.lock_customer(cur, customer)
-            staging.load(cur, run_id, spooled)
+            staging.stage_records(cur, run_id, reader)
+            result = reader.result
+            if result.file.sha256 != sha256:
+                raise RuntimeError(f"{path} changed while it was read")
             staging.store_problems(cur, run_id, result)
             skipped = dict(result.skipped)
+            props = result.properties
             if props.type != "full":
                 skipped["membership"] += staging.check_delta_references(cur, run_id, customer)
             runs.update(
@@ -106,8 +99,17 @@ def stage(conn, customer: str, path: str | os.PathLike) -> dict:
                 file_datetime=props.datetime, file_type=props.type, records=result.records,
                 skipped=skipped, problem_counts=result.problem_counts,
             )
-    finally:
-        spooled.close()
+    except FatalFileError as err:  # the staging transaction was rolled back whole
+        with conn, conn.cursor() as cur:
+            staging.store_problems(cur, run_id, reader.result)
+            runs.update(cur, run_id, status="rejected", fatal=reader.result.fatal.as_dict(),
+                        problem_counts=reader.result.problem_counts)
+        log.warning("run %s rejected: line %s: %s", run_id, err.line, err.reason)
+    except Exception as err:
+        with conn, conn.cursor() as cur:
+            runs.update(cur, run_id, status="failed",
+                        fatal={"line": None, "reason": f"{type(err).__name__}: {err}"})
+        raise
     return summary(conn, run_id)
 
 

@@ -1,84 +1,120 @@
 """Staging: a file's good records into per-run tables of the import database, by COPY.
 
-The file is read once, straight into one CSV spool file per entity (in memory up to a few MB,
-then on disk), and only when the whole file has been read without a fatal problem are the
-spools copied into the database, in one transaction. A file rejected half-way therefore
+The file is read once. Memberships, nearly all of a file's rows, stream into their COPY from
+a second thread while the file is still being read, so the database loads them on the other
+core; persons and groups go to temporary CSV files and are copied at the end. All of it
+happens in the caller's transaction: a file rejected half-way is rolled back whole and
 leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import queue
 import tempfile
-from contextlib import ExitStack
-from dataclasses import dataclass
+import threading
 
 from psycopg2 import sql
 
-from .entities import BY_NAME, ENTITIES, MEMBERSHIP, PERSON, idents
+from .entities import BY_NAME, ENTITIES, GROUP, MEMBERSHIP, PERSON, idents
 from .ims.reader import ImsReader
 from .ims.records import Membership, Person, ValidationResult
 
 log = logging.getLogger(__name__)
 
-_SPOOL_IN_MEMORY = 8 << 20
+_CHUNK = 1 << 20  # characters handed to the COPY thread at a time
 
 
-@dataclass
-class Spooled:
-    """A file read into CSV spools, ready to copy; close() frees the spools."""
+class _CopyPipe:
+    """A file for ``copy_expert`` to read from, filled by the reading thread."""
 
-    result: ValidationResult
-    files: dict[str, tempfile.SpooledTemporaryFile]
+    def __init__(self):
+        self._chunks: queue.Queue = queue.Queue(maxsize=16)  # bounds memory to ~16 chunks
+        self.buffer = io.StringIO()
 
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
+    def flush(self) -> None:
+        data = self.buffer.getvalue()
+        if data:
+            self._chunks.put(data)
+            self.buffer.seek(0)
+            self.buffer.truncate()
 
+    def close(self, error: BaseException | None = None) -> None:
+        if error is None:
+            self.flush()
+        self._chunks.put(error or "")
 
-def spool(reader: ImsReader) -> Spooled:
-    """Read a file into CSV spools. Raises FatalFileError (spools already freed) on a bad file;
-    ``reader.result`` then says why."""
-    with ExitStack() as stack:
-        files = {
-            e.name: stack.enter_context(
-                tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY, "w+", encoding="utf-8", newline="")
-            )
-            for e in ENTITIES
-        }
-        writers = {name: csv.writer(f).writerow for name, f in files.items()}
-        write_person, write_group, write_membership = (
-            writers["person"], writers["group"], writers["membership"]
-        )
-        for record in reader:
-            # tested in order of frequency: memberships outnumber the rest
-            cls = type(record)
-            if cls is Membership:
-                write_membership(record)
-            elif cls is Person:
-                write_person(record)
-            else:
-                write_group(record)
-        stack.pop_all()  # the file was good: keep the spools open for the caller
-    for f in files.values():
-        f.seek(0)
-    return Spooled(reader.result, files)
+    def read(self, size: int = -1) -> str:
+        item = self._chunks.get()
+        if isinstance(item, BaseException):
+            raise item  # psycopg2 then aborts the COPY
+        return item
 
 
-def load(cur, run_id: int, spooled: Spooled) -> dict[str, int]:
-    """Create the run's staging tables and COPY the spools into them; rows per entity."""
-    rows = {}
+def _copy_sql(cur, entity, run_id: int) -> str:
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        entity.staged(run_id), idents(entity.staged_columns)
+    ).as_string(cur)
+
+
+def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
+    """Create the run's staging tables and fill them from the reader; rows per entity.
+
+    Raises FatalFileError when the file is rejected (``reader.result`` says why); the caller
+    must then roll back its transaction.
+    """
     for entity in ENTITIES:
-        table = entity.staged(run_id)
         cur.execute(
-            sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(table, entity.template)
+            sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(
+                entity.staged(run_id), entity.template
+            )
         )
-        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            table, idents(entity.staged_columns)
-        )
-        cur.copy_expert(copy.as_string(cur), spooled.files[entity.name])
-        rows[entity.name] = cur.rowcount
+    pipe = _CopyPipe()
+    copy_error: list[BaseException] = []
+
+    def copy_memberships():
+        try:
+            cur.copy_expert(_copy_sql(cur, MEMBERSHIP, run_id), pipe)
+        except BaseException as err:  # handed to the reading thread below
+            copy_error.append(err)
+
+    copier = threading.Thread(target=copy_memberships, name=f"copy-r{run_id}", daemon=True)
+    copier.start()
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as persons, \
+            tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as groups:
+        write_membership = csv.writer(pipe.buffer).writerow
+        write_person = csv.writer(persons).writerow
+        write_group = csv.writer(groups).writerow
+        buffer_tell = pipe.buffer.tell
+        try:
+            for record in reader:
+                # tested in order of frequency: memberships outnumber the rest
+                cls = type(record)
+                if cls is Membership:
+                    write_membership(record)
+                    if buffer_tell() > _CHUNK:
+                        if copy_error:
+                            raise copy_error[0]
+                        pipe.flush()
+                elif cls is Person:
+                    write_person(record)
+                else:
+                    write_group(record)
+        except BaseException as err:
+            pipe.close(err)
+            copier.join()
+            raise
+        pipe.close()
+        copier.join()
+        if copy_error:
+            raise copy_error[0]
+        rows = {"membership": cur.rowcount}
+        for entity, spool in ((PERSON, persons), (GROUP, groups)):
+            spool.seek(0)
+            cur.copy_expert(_copy_sql(cur, entity, run_id), spool)
+            rows[entity.name] = cur.rowcount
     for entity in ENTITIES:
         cur.execute(
             sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id), idents(entity.key))
@@ -92,7 +128,7 @@ def store_problems(cur, run_id: int, result: ValidationResult) -> None:
     """Keep the problems' examples with the run (ids and lines only), by COPY."""
     if not result.problems:
         return
-    with tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY, "w+", encoding="utf-8", newline="") as f:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as f:
         write = csv.writer(f).writerow
         for p in result.problems:
             write((run_id, p.entity, p.record_id, p.line, p.reason, p.severity))

@@ -41,6 +41,10 @@ def apply_changes(cur, run_id: int, customer: str) -> None:
             ).format(table=entity.table, columns=idents(entity.columns), changes=entity.changes),
             params,
         )
+    # keep the planner's picture of the current state true after a big change: the next diff
+    # joins against it, and stale estimates turn its hash joins into nested loops
+    for entity in (PERSON, GROUP, MEMBERSHIP):
+        cur.execute(sql.SQL("ANALYZE {}").format(entity.table))
 
 
 def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
@@ -71,4 +75,9 @@ def forget(cur, customer: str) -> None:
         )
     for entity in (MEMBERSHIP, GROUP, PERSON):
         cur.execute(sql.SQL("DELETE FROM {} WHERE customer = %s").format(entity.table), (customer,))
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE run_id IN"
+                    " (SELECT id FROM sis.runs WHERE customer = %s)").format(entity.changes),
+            (customer,),
+        )
     cur.execute("DELETE FROM sis.runs WHERE customer = %s", (customer,))

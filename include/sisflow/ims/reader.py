@@ -52,8 +52,18 @@ _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
 _ROLETYPE_ALIASES = {str(i): f"{i:02d}" for i in range(1, 9)}  # "1" -> "01", seen in the wild
 
 
+_LOCAL_NAMES: dict[str, str] = {}
+
+
 def _local(tag) -> str:
-    return tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
+    """The tag without its namespace. Cached: a file uses a handful of tags a million times."""
+    try:
+        return _LOCAL_NAMES[tag]
+    except (KeyError, TypeError):
+        if not isinstance(tag, str):
+            return ""  # an unresolved entity reference or similar node
+        name = _LOCAL_NAMES[tag] = tag[tag.rfind("}") + 1 :]
+        return name
 
 
 def _text(el) -> str | None:
@@ -149,15 +159,17 @@ class ImsReader:
                         self._check_root(root)
                     if parent is not root:
                         continue  # a record-named element nested deeper (e.g. in an extension)
-                    yield from self._record(el)
+                    records = self._record(el)
                     el.clear(keep_tail=False)
                     while el.getprevious() is not None:
                         del root[0]
+                    yield from records
             except etree.XMLSyntaxError as err:
                 line = err.position[0] if err.position else err.lineno
                 self._fatal(line, f"not well-formed XML: {err.msg}")
-            hashing.drain()
-            info.sha256 = hashing.sha256.hexdigest()
+            finally:  # a rejected file is still identified by its checksum
+                hashing.drain()
+                info.sha256 = hashing.sha256.hexdigest()
             if root is None:
                 self._check_root(context.root)
         if self.result.properties is None:
@@ -176,20 +188,22 @@ class ImsReader:
         self.result.fatal = Problem("file", None, line, reason)
         raise FatalFileError(self.path, line, reason)
 
-    def _record(self, el) -> Iterator[Person | Group | Membership]:
+    def _record(self, el) -> list[Person | Group | Membership]:
+        """The good records of one top-level element (a list: one call per element is
+        cheaper than a generator per level, and a membership element holds many rows)."""
         kind = _local(el.tag)
         line = el.sourceline
+        if kind == "membership":
+            if self.result.properties is None:
+                self._fatal(line, "<membership> before <properties>: properties must come first")
+            return self._membership(el, line)
         if kind == "properties":
             self._properties(el, line)
-            return
+            return []
         if self.result.properties is None:
             self._fatal(line, f"<{kind}> before <properties>: properties must come first")
-        if kind != "membership":
-            self.result.records[kind] += 1
+        self.result.records[kind] += 1
         try:
-            if kind == "membership":
-                yield from self._membership(el, line)
-                return
             recstatus = self._recstatus(el)
             if kind == "person":
                 record = self._person(el, line, recstatus)
@@ -201,10 +215,10 @@ class ImsReader:
             self._problem(kind, bad.record_id, line, bad.reason)
             if bad.record_id:
                 self._skipped_ids.setdefault((kind, bad.record_id), line)
-            return
+            return []
         if record.sourcedid in seen:
             self._problem(kind, record.sourcedid, line, "duplicate id: the first one is kept")
-            return
+            return []
         if recstatus == 3 and self.file_type == "full":
             self._problem(
                 kind, record.sourcedid, line,
@@ -213,11 +227,11 @@ class ImsReader:
             )
             self.result.skipped[kind] += 1
             self._skipped_ids.setdefault((kind, record.sourcedid), line)
-            return
+            return []
         seen.add(record.sourcedid)
         if kind == "group" and record.parent_id:
             self._parents.append((record.sourcedid, record.parent_id, line))
-        yield record
+        return [record]
 
     def _finish(self) -> Iterator[Membership]:
         result = self.result
@@ -421,7 +435,7 @@ class ImsReader:
 
     # -- memberships -----------------------------------------------------------------------
 
-    def _membership(self, el, line: int) -> Iterator[Membership]:
+    def _membership(self, el, line: int) -> list[Membership]:
         group_id = None
         for c in el:
             if _local(c.tag) == "sourcedid":
@@ -429,46 +443,55 @@ class ImsReader:
                 break
         if group_id is None:
             self._problem("membership", None, line, "membership has no sourcedid/id")
-            return
+            return []
+        rows: list[Membership] = []
+        # in full files, a member not seen yet waits for the end of the file
         check_refs = self.file_type == "full"
+        group_known = group_id in self._groups
+        persons, groups, first_key = self._persons, self._groups, self._first_key
         for member in el:
             if _local(member.tag) != "member":
                 continue
             for m in self._member(member, group_id):
-                if check_refs and (
-                    group_id not in self._groups
-                    or m.member_id not in (self._persons if m.idtype == 1 else self._groups)
+                if check_refs and not (
+                    group_known and m.member_id in (persons if m.idtype == 1 else groups)
                 ):
-                    self._deferred.append(m)  # decided at the end of the file
-                elif self._first_key(m):
-                    yield m
+                    self._deferred.append(m)
+                elif first_key(m):
+                    rows.append(m)
+        return rows
 
-    def _member(self, member, group_id: str) -> Iterator[Membership]:
-        mline = member.sourceline
+    def _member(self, member, group_id: str) -> list[Membership]:
         member_id = None
         idtype = "1"
         roles = []
         for c in member:
             name = _local(c.tag)
             if name == "sourcedid":
-                member_id = self._sourcedid(c)[1]
+                for part in c:
+                    if _local(part.tag) == "id":
+                        member_id = _text(part)
             elif name == "idtype":
                 idtype = _text(c) or "1"
             elif name == "role":
                 roles.append(c)
-        self.result.records["membership"] += max(len(roles), 1)
-        rid = f"{group_id}/{member_id}"
+        self.result.records["membership"] += len(roles) or 1
         if member_id is None:
-            self._problem("membership", f"{group_id}/?", mline, "member has no sourcedid/id")
-            return
+            self._problem("membership", f"{group_id}/?", member.sourceline,
+                          "member has no sourcedid/id")
+            return []
         if idtype not in ("1", "2"):
-            self._problem("membership", rid, mline, f"idtype '{idtype}' is not 1 or 2")
-            return
+            self._problem("membership", f"{group_id}/{member_id}", member.sourceline,
+                          f"idtype '{idtype}' is not 1 or 2")
+            return []
+        out = []
         for role in roles:
             try:
-                yield self._role(role, group_id, member_id, int(idtype))
+                out.append(self._role(role, group_id, member_id, 1 if idtype == "1" else 2))
             except _BadRecord as bad:
-                self._problem("membership", rid, role.sourceline, bad.reason)
+                self._problem("membership", f"{group_id}/{member_id}", role.sourceline,
+                              bad.reason)
+        return out
 
     def _role(self, role, group_id: str, member_id: str, idtype: int) -> Membership:
         raw_type = (role.get("roletype") or "").strip()
