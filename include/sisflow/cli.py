@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 
 from . import pipeline, settings, state
@@ -65,7 +66,14 @@ def cmd_validate(args) -> int:
 
 
 def _print_run(r: dict) -> None:
+    cal = r.get("calendar")
+    if r["status"] == "paused":
+        print(f"{r['customer']}: paused until {cal['until']} (on {cal['date']}): "
+              "nothing fetched or applied")
+        return
     print(f"run {r['id']} for {r['customer']}: {r['status']} ({r['file_name']})")
+    if cal and cal["mode"] != "normal":
+        print(f"  calendar on {cal['date']}: {cal['mode']} until {cal['until']}")
     if r["fatal"]:
         print(f"  rejected: line {r['fatal'].get('line')}: {r['fatal'].get('reason')}")
     if r["same_as_run"]:
@@ -75,6 +83,13 @@ def _print_run(r: dict) -> None:
         print("  skipped:      " + _per_entity(r["skipped"]))
     if r["counts"]:
         print(_counts_table(r["counts"]))
+    if r.get("lms_counts"):
+        print("  applied to the LMS (applied/deferred/skipped/failed per step):")
+        for step, c in r["lms_counts"].items():
+            extra = "".join(f", {k} {v}" for k, v in c.items()
+                            if k not in ("applied", "deferred", "skipped", "failed"))
+            print(f"    {step:<17}{c['applied']:>8}{c['deferred']:>8}{c['skipped']:>8}"
+                  f"{c['failed']:>8}{extra}")
 
 
 def _connect():
@@ -95,7 +110,7 @@ def cmd_diff(args) -> int:
 
 def cmd_run(args) -> int:
     conn = _connect()
-    result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run)
+    result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on)
     if args.json:
         _print_json(result)
     else:
@@ -105,6 +120,32 @@ def cmd_run(args) -> int:
 
 def _size(value: str) -> str | int:
     return int(value) if value.isdigit() else value
+
+
+def cmd_lms_state(args) -> int:
+    from .lms.postgres_site import PostgresSite
+
+    conn = _connect()
+    with conn.cursor() as cur:
+        snapshot = PostgresSite(cur, args.customer).snapshot()
+    if args.json:
+        _print_json(snapshot)
+        return 0
+    users, courses = snapshot["users"], snapshot["courses"]
+    print(f"LMS site of {args.customer}:")
+    print(f"  users: {len(users)} ({sum(u['manual'] for u in users)} manual, "
+          f"{sum(u['trashed'] for u in users)} in the trash)")
+    print(f"  units: {sum(not u['removed'] for u in snapshot['units'])} "
+          f"({sum(u['removed'] for u in snapshot['units'])} removed)")
+    print(f"  courses: {sum(c['state'] == 'active' for c in courses)} active, "
+          f"{sum(c['state'] == 'archived' for c in courses)} archived, "
+          f"{sum(not c['created_by_integration'] for c in courses)} made by hand")
+    parts = snapshot["participants"]
+    print(f"  participants: {len(parts)} ({sum(not p['synced'] for p in parts)} manual)")
+    terms = snapshot["terms"]
+    print("  terms: " + ", ".join(f"{t['name']}{' (archived)' if t['archived'] else ''}"
+                                  for t in terms))
+    return 0
 
 
 def cmd_generate(args) -> int:
@@ -118,30 +159,50 @@ def cmd_generate(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job on embedded defaults: a demo municipality's first import, then rollover."""
+    from .lms.seed import seed_manual_objects
+
     landing = settings.home() / "landing" / "demo"
     landing.mkdir(parents=True, exist_ok=True)
     conn = _connect()
+    year = args.year
+    size = _size(args.size)
+    first = gen.build_year(gen.Municipality(args.seed, gen.SIZES.get(size, size)), year)
+    first_grader = next(p for p in first["persons"] if p["id"].startswith(f"elev-{year}-"))
     with conn, conn.cursor() as cur:
         state.forget(cur, "demo")  # every demo tells the same story from the start
-    year = args.year
+        cur.execute("DELETE FROM lms.participants WHERE course_id IN"
+                    " (SELECT id FROM lms.courses WHERE site = 'demo')")
+        for table in ("unit_members", "courses", "terms", "units", "users"):
+            cur.execute(
+                f"DELETE FROM lms.{table} WHERE "
+                + ("unit_id IN (SELECT id FROM lms.units WHERE site = 'demo')"
+                   if table == "unit_members" else "site = 'demo'")
+            )
+        seed_manual_objects(cur, "demo",
+                            first_grader=(first_grader["given"], first_grader["family"]))
+    print("The demo site starts with two administrators, a course and a first-grader made by "
+          "hand (no sync key).\n")
     for step, school_year in enumerate((year, year + 1)):
         path = landing / f"demo-{school_year}.xml"
-        gen.generate(path, seed=args.seed, year=school_year, size=_size(args.size))
+        gen.generate(path, seed=args.seed, year=school_year, size=size)
         title = "first import" if step == 0 else "next school year (rollover)"
         print(f"== {title}: school year {school_year}/{school_year + 1}")
-        result = pipeline.run(conn, "demo", path)
+        result = pipeline.run(conn, "demo", path, on=date(school_year, 8, 10))
         _print_run(result)
         print()
+    args.customer, args.json = "demo", False
+    cmd_lms_state(args)
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT (SELECT count(*) FROM sis.persons WHERE customer = 'demo'),"
-            " (SELECT count(*) FROM sis.groups WHERE customer = 'demo'),"
-            " (SELECT count(*) FROM sis.memberships WHERE customer = 'demo')"
+            "SELECT count(*) FROM lms.users m JOIN lms.users s ON s.site = m.site"
+            " AND s.sync_key IS NOT NULL AND s.first_name = m.first_name"
+            " AND s.last_name = m.last_name"
+            " WHERE m.site = 'demo' AND m.sync_key IS NULL AND m.profile = 'student'"
         )
-        persons, groups, memberships = cur.fetchone()
-    print(f"import database now holds for 'demo': {persons} persons, {groups} groups, "
-          f"{memberships} memberships")
-    print(f"state folder: {settings.home()}")
+        duplicates = cur.fetchone()[0]
+    print(f"\n  manual accounts untouched; {duplicates} of them now has a synced twin (the "
+          "first-grader made by hand needed a sync key before the first import)")
+    print(f"\nstate folder: {settings.home()}   (sisflow lms-state demo --json for the details)")
     return 0
 
 
@@ -166,8 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("customer")
     p.add_argument("file")
     p.add_argument("--dry-run", action="store_true", help="compute everything, commit nothing")
+    p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
+                   help="the date the customer's calendar is read for (default today)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("lms-state", help="print a customer's LMS site as it stands")
+    p.add_argument("customer")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lms_state)
 
     p = sub.add_parser("generate", help="write a synthetic municipality as PIFU-IMS 1.3")
     p.add_argument("--size", default="small",

@@ -4,7 +4,7 @@ Set-based: one INSERT ... SELECT per entity and kind of change, joining the run'
 table to the current state. For a full file, what is absent was removed; for a delta (or
 event) file, ``recstatus`` decides, and deleting a person or group also deletes the
 memberships that name it. A change row carries the new values; an update also lists the
-columns that changed, for the report and the filter.
+columns that changed, for the report and the filter; a delete carries the values it had.
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Compose
             " AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match})"
         )
     return sql.SQL(
-        "INSERT INTO {changes} (run_id, op, {keys}) SELECT %(run)s, 'delete', {c_keys} "
+        "INSERT INTO {changes} (run_id, op, {columns}) SELECT %(run)s, 'delete', {c_columns} "
     ).format(
-        changes=entity.changes, keys=idents(entity.key), c_keys=idents(entity.key, "c")
+        changes=entity.changes, columns=idents(entity.columns),
+        c_columns=idents(entity.columns, "c"),
     ) + source.format(
         table=entity.table, staged=staged, match=key_match(entity, "c", "s")
     )
@@ -74,8 +75,10 @@ def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Compose
 
 _CASCADE = sql.SQL(
     """
-    INSERT INTO sis.membership_changes (run_id, op, group_id, member_id, idtype, roletype)
-    SELECT %(run)s, 'delete', m.group_id, m.member_id, m.idtype, m.roletype
+    INSERT INTO sis.membership_changes (run_id, op, group_id, member_id, idtype, roletype,
+                                        subrole, status, begin_date, end_date, extension)
+    SELECT %(run)s, 'delete', m.group_id, m.member_id, m.idtype, m.roletype,
+           m.subrole, m.status, m.begin_date, m.end_date, m.extension
     FROM sis.memberships m
     WHERE m.customer = %(customer)s
       AND (m.group_id IN (SELECT sourcedid FROM sis.group_changes
@@ -92,8 +95,48 @@ _CASCADE = sql.SQL(
 )
 
 
-def compute(cur, run_id: int, customer: str, file_type: str) -> dict[str, dict[str, int]]:
-    """Write the run's change rows (replacing any earlier attempt) and return the counts."""
+def _release_deferred(entity: Entity) -> sql.Composed:
+    """Deletions held back during a delay-delete window join the first change set after it,
+    so the filter judges them; not those whose object is back, or changed in this run."""
+    casts = {"idtype": "smallint"}
+    keys = sql.SQL(", ").join(
+        sql.SQL("(d.record_key->>{})::{}").format(sql.Literal(k), sql.SQL(casts.get(k, "text")))
+        for k in entity.key
+    )
+    match_current = sql.SQL(" AND ").join(
+        sql.SQL("c.{k}::text = d.record_key->>{lit}").format(k=sql.Identifier(k),
+                                                            lit=sql.Literal(k))
+        for k in entity.key
+    )
+    match_changes = sql.SQL(" AND ").join(
+        sql.SQL("x.{k}::text = d.record_key->>{lit}").format(k=sql.Identifier(k),
+                                                            lit=sql.Literal(k))
+        for k in entity.key
+    )
+    return sql.SQL(
+        """
+        INSERT INTO {changes} (run_id, op, {key_columns}, released_from)
+        SELECT DISTINCT ON (d.record_key) %(run)s, 'delete', {keys}, d.deferred_run
+        FROM sis.deferred_deletions d
+        WHERE d.customer = %(customer)s AND d.entity = {entity}
+          AND d.applied_run IS NULL AND d.dropped_run IS NULL
+          AND NOT EXISTS (SELECT 1 FROM {table} c
+                          WHERE c.customer = %(customer)s AND {match_current})
+          AND NOT EXISTS (SELECT 1 FROM {changes} x
+                          WHERE x.run_id = %(run)s AND {match_changes})
+        ORDER BY d.record_key, d.deferred_run
+        """
+    ).format(changes=entity.changes, key_columns=idents(entity.key), keys=keys,
+             entity=sql.Literal(entity.name), table=entity.table,
+             match_current=match_current, match_changes=match_changes)
+
+
+def compute(cur, run_id: int, customer: str, file_type: str, *,
+            release_deferred: bool = True) -> dict[str, dict[str, int]]:
+    """Write the run's change rows (replacing any earlier attempt) and return the counts.
+
+    ``release_deferred``: outside a delay-delete window, deletions deferred by earlier runs
+    are released into this change set."""
     delta = file_type != "full"
     params = {"run": run_id, "customer": customer}
     cur.execute("SET LOCAL work_mem = '256MB'")  # hash joins of a million rows stay in memory
@@ -105,6 +148,9 @@ def compute(cur, run_id: int, customer: str, file_type: str) -> dict[str, dict[s
         cur.execute(_deletes(entity, staged, delta), params)
     if delta:
         cur.execute(_CASCADE, params)
+    if release_deferred:
+        for entity in ENTITIES:
+            cur.execute(_release_deferred(entity), params)
     for entity in ENTITIES:  # the commit joins these rows: let the planner see how many
         cur.execute(sql.SQL("ANALYZE {}").format(entity.changes))
     return counts(cur, run_id)

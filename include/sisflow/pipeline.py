@@ -11,8 +11,10 @@ import hashlib
 import logging
 import os
 import re
+from datetime import date
 
-from . import diff, runs, staging, state
+from . import apply, calendar, diff, runs, staging, state
+from .config import CustomerConfig, load_customer
 from .ims.reader import ImsReader
 from .ims.records import FatalFileError
 
@@ -41,11 +43,11 @@ def summary(conn, run_id: int) -> dict:
     run = runs.get(conn, run_id)
     keys = ("id", "customer", "status", "file_name", "file_size", "sha256", "datasource",
             "file_datetime", "file_type", "records", "skipped", "problem_counts", "fatal",
-            "counts", "base_run", "same_as_run")
+            "counts", "base_run", "same_as_run", "lms_applied_at", "lms_mode", "lms_counts")
     return {k: run[k] for k in keys}
 
 
-def stage(conn, customer: str, path: str | os.PathLike) -> dict:
+def stage(conn, customer: str, path: str | os.PathLike, *, allow_unchanged: bool = True) -> dict:
     """Read and stage a file for a customer; returns the run summary.
 
     The same file as the customer's pending run resumes that run; the same file as the last
@@ -73,7 +75,7 @@ def stage(conn, customer: str, path: str | os.PathLike) -> dict:
             staging.drop(cur, old)
             runs.update(cur, old, status="superseded")
         committed = runs.latest(cur, customer, ("committed",))
-        if committed and committed["sha256"] == sha256:
+        if allow_unchanged and committed and committed["sha256"] == sha256:
             run_id = runs.create(cur, customer, path, name, size, sha256, status="unchanged",
                                  same_as_run=committed["id"], base_run=committed["id"],
                                  counts=_no_changes())
@@ -113,7 +115,7 @@ def stage(conn, customer: str, path: str | os.PathLike) -> dict:
     return summary(conn, run_id)
 
 
-def compute_diff(conn, run_id: int) -> dict:
+def compute_diff(conn, run_id: int, *, release_deferred: bool = True) -> dict:
     """Compute (or return the already computed) change set of a staged run."""
     run = runs.get(conn, run_id)
     if run["status"] != "staged":
@@ -121,7 +123,8 @@ def compute_diff(conn, run_id: int) -> dict:
     with conn, conn.cursor() as cur:
         runs.lock_customer(cur, run["customer"])
         committed = runs.latest(cur, run["customer"], ("committed",))
-        counts = diff.compute(cur, run_id, run["customer"], run["file_type"])
+        counts = diff.compute(cur, run_id, run["customer"], run["file_type"],
+                              release_deferred=release_deferred)
         runs.update(cur, run_id, status="diffed", counts=counts,
                     base_run=committed["id"] if committed else None)
     log.info("run %s diffed: %s", run_id, counts)
@@ -150,13 +153,63 @@ def commit(conn, run_id: int) -> dict:
     return summary(conn, run_id)
 
 
-def run(conn, customer: str, path, *, dry_run: bool = False) -> dict:
-    """Stage, diff and (unless a dry run) commit one file: the whole import, without Airflow."""
-    result = stage(conn, customer, path)
+def apply_to_lms(conn, run_id: int, config: CustomerConfig, mode: str) -> dict:
+    """Apply a committed run to the customer's LMS site (resumes where a crash left it)."""
+    apply.apply_run(conn, run_id, mode=mode, course_archiving=config.course_archiving)
+    return summary(conn, run_id)
+
+
+def _finish_pending_apply(conn, customer: str, config: CustomerConfig, mode: str) -> None:
+    """A run committed to the import database but not (fully) applied to the LMS is finished
+    before the next file: the LMS must not skip a change set."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM sis.runs WHERE customer = %s AND status = 'committed'"
+            " AND lms_applied_at IS NULL ORDER BY id",
+            (customer,),
+        )
+        pending = [row[0] for row in cur.fetchall()]
+    for run_id in pending:
+        log.info("run %s: finishing its LMS apply first", run_id)
+        apply_to_lms(conn, run_id, config, mode)
+
+
+def _deferred_waiting(conn, customer: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM sis.deferred_deletions WHERE customer = %s"
+            " AND applied_run IS NULL AND dropped_run IS NULL)",
+            (customer,),
+        )
+        return cur.fetchone()[0]
+
+
+def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = None,
+        config: CustomerConfig | None = None) -> dict:
+    """One import without Airflow: calendar, read, stage, diff, commit, apply to the LMS.
+
+    ``on`` is the date the calendar is asked about (default: today in Europe/Oslo). A dry run
+    computes the change set and applies nothing.
+    """
+    config = config or load_customer(customer)
+    day = on or calendar.today()
+    cal = calendar.state_on(config, day)
+    calendar_info = {"date": day.isoformat(), "mode": cal.mode,
+                     "until": cal.until.isoformat() if cal.until else None}
+    if cal.mode == calendar.PAUSED:
+        log.info("%s is paused until %s: nothing fetched or applied", customer, cal.until)
+        return {"customer": customer, "status": "paused", "calendar": calendar_info}
+    if not dry_run:
+        _finish_pending_apply(conn, customer, config, cal.mode)
+    release = cal.mode == calendar.NORMAL
+    result = stage(conn, customer, path,
+                   allow_unchanged=not (release and _deferred_waiting(conn, customer)))
     if result["status"] == "staged":
-        result = compute_diff(conn, result["id"])
+        result = compute_diff(conn, result["id"], release_deferred=release)
     if result["status"] == "diffed" and not dry_run:
-        result = commit(conn, result["id"])
+        commit(conn, result["id"])
+        result = apply_to_lms(conn, result["id"], config, cal.mode)
+    result["calendar"] = calendar_info
     return result
 
 

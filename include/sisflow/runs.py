@@ -60,3 +60,10 @@ def update(cur, run_id: int, **fields) -> None:
 
 def _db(value):
     return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def record_step(cur, run_id: int, step: str, counts: dict) -> None:
+    cur.execute(
+        "INSERT INTO sis.apply_steps (run_id, step, counts) VALUES (%s, %s, %s)",
+        (run_id, step, json.dumps(counts)),
+    )

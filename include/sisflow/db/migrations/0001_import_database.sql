@@ -77,7 +77,7 @@ CREATE TABLE sis.memberships (
 );
 
 -- Change sets: one row per created, updated or deleted record, with the new values
--- (deletes carry the key only) and, for updates, which columns changed. No foreign key to
+-- (deletes carry the values they had) and, for updates, which columns changed. No foreign key to
 -- sis.runs: its per-row trigger doubled the time of a million-row diff; runs are removed by
 -- code that removes their change rows too (state.forget).
 CREATE TABLE sis.person_changes (

@@ -1,0 +1,326 @@
+"""Applying a committed run's change set to the customer's LMS site.
+
+The work is split into steps, in a safe order: parents before children when creating (users,
+units, terms, courses, then memberships), and users last when deleting. Groups that left are
+retired before memberships are removed: a retired course turns its synced participants into
+manual ones who keep access, which removing them first would defeat.
+
+Each step runs in one transaction that also records the step as done, so a run killed half-way
+starts again at the step it was in and ends exactly where an uninterrupted run would; applying
+a run a second time changes nothing.
+
+Rows go to the site in batches (see :mod:`sisflow.lms.adapter`). What the site cannot apply
+comes back as an outcome (skipped, failed) and is kept in ``sis.apply_outcomes`` with the run;
+in a delay-delete window, deletions are kept in ``sis.deferred_deletions`` instead (outcome
+deferred). Every other change row of the run was applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from psycopg2.extras import execute_values
+
+from . import faults, runs
+from .calendar import DELAY_DELETE, NORMAL
+from .entities import ENTITIES
+from .lms.adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
+from .lms.postgres_site import PostgresSite
+
+log = logging.getLogger(__name__)
+
+BATCH = 50_000
+
+#: group types that become hierarchy units, and those that become courses
+UNIT_KINDS = ("skoleeier", "skole", "trinn", "basisgruppe")
+COURSE_KINDS = ("undervisningsgruppe",)
+
+#: IMS roletype -> the LMS role of a participant or unit member
+ROLES = {"01": "learner", "02": "instructor", "03": "content_developer", "04": "member",
+         "05": "manager", "06": "mentor", "07": "administrator", "08": "teaching_assistant"}
+_ROLE_SQL = "CASE roletype " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in ROLES.items()) + " END"
+
+
+@dataclass
+class Context:
+    cur: object
+    conn: object
+    site: LmsSite
+    run_id: int
+    customer: str
+    mode: str  # normal or delay-delete
+    course_archiving: bool
+    counts: dict = field(default_factory=lambda: {"applied": 0, "deferred": 0, "skipped": 0,
+                                                    "failed": 0})
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict:
+        return {"run": self.run_id, "customer": self.customer, "units": list(UNIT_KINDS),
+                "courses": list(COURSE_KINDS)}
+
+    def rows(self, query: str, factory) -> Iterator[list]:
+        """The query's rows in batches, read through a server-side cursor."""
+        with self.conn.cursor(name=f"apply_{self.run_id}") as named:
+            named.itersize = BATCH
+            named.execute(query, self.params)
+            while batch := named.fetchmany(BATCH):
+                yield [factory(*row) for row in batch]
+
+    def send(self, operation: Callable, batch: list, step: str) -> None:
+        failed = operation(batch)
+        self.outcomes.extend(failed)
+        for o in failed:
+            self.counts[o.outcome] += 1
+        self.counts["applied"] += len(batch) - len(failed)
+        faults.crash_point(f"apply:{step}:batch")
+
+    def defer(self, entity: str, keys_sql: str) -> None:
+        """Keep the run's deletions of ``entity`` back from the LMS (delay delete)."""
+        spec = next(e for e in ENTITIES if e.name == entity)
+        key_object = ", ".join(f"'{k}', ch.{k}" for k in spec.key)
+        key_text = " || '/' || ".join(f"ch.{k}::text" for k in spec.key)
+        self.cur.execute(
+            f"""
+            INSERT INTO sis.deferred_deletions (customer, entity, record_key, deferred_run)
+            SELECT %(customer)s, '{entity}', jsonb_build_object({key_object}), %(run)s
+            FROM sis.{entity}_changes ch
+            WHERE ch.run_id = %(run)s AND ch.op = 'delete' AND {keys_sql}
+            ON CONFLICT DO NOTHING
+            """,
+            self.params,
+        )
+        self.cur.execute(
+            f"""
+            INSERT INTO sis.apply_outcomes (run_id, entity, record_key, outcome, detail)
+            SELECT %(run)s, '{entity}', {key_text}, 'deferred', 'delay delete'
+            FROM sis.{entity}_changes ch
+            WHERE ch.run_id = %(run)s AND ch.op = 'delete' AND {keys_sql}
+            """,
+            self.params,
+        )
+        self.counts["deferred"] += self.cur.rowcount
+
+
+# -- the steps, in order -------------------------------------------------------------------------
+
+def _users(ctx: Context) -> None:
+    query = """
+        SELECT ch.sourcedid,
+               (SELECT e->>1 FROM jsonb_array_elements(ch.userids) e
+                WHERE e->>0 = 'username' LIMIT 1),
+               COALESCE(ch.given, ch.fn), ch.family, ch.email,
+               CASE lower(ch.institution_role)
+                   WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'
+                   WHEN 'staff' THEN 'staff' WHEN 'administrator' THEN 'admin'
+                   ELSE CASE WHEN EXISTS (
+                       SELECT 1 FROM sis.memberships m
+                       WHERE m.customer = %(customer)s AND m.member_id = ch.sourcedid
+                         AND m.idtype = 1 AND m.roletype NOT IN ('01', '04'))
+                   THEN 'teacher' ELSE 'student' END
+               END
+        FROM sis.person_changes ch
+        WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update')
+    """
+    for batch in ctx.rows(query, UserRow):
+        ctx.send(ctx.site.upsert_users, batch, "users")
+
+
+def _units(ctx: Context) -> None:
+    query = """
+        SELECT sourcedid, grouptype, COALESCE(short, sourcedid), parent_id
+        FROM sis.group_changes
+        WHERE run_id = %(run)s AND op IN ('create', 'update') AND grouptype = ANY(%(units)s)
+    """
+    for batch in ctx.rows(query, UnitRow):
+        ctx.send(ctx.site.upsert_units, batch, "units")
+
+
+_TERM_KEY = "g.begin_date::text || '..' || g.end_date::text"
+
+
+def _terms(ctx: Context) -> None:
+    """Terms follow the course groups' timeframes in the current state."""
+    ctx.cur.execute(
+        f"""
+        SELECT DISTINCT {_TERM_KEY},
+               CASE WHEN extract(year FROM g.begin_date) = extract(year FROM g.end_date)
+                    THEN extract(year FROM g.begin_date)::text
+                    ELSE extract(year FROM g.begin_date)::text || '/'
+                         || extract(year FROM g.end_date)::text END,
+               g.begin_date::text, g.end_date::text
+        FROM sis.groups g
+        WHERE g.customer = %(customer)s AND g.grouptype = ANY(%(courses)s)
+          AND g.begin_date IS NOT NULL AND g.end_date IS NOT NULL
+        """,
+        ctx.params,
+    )
+    terms = [TermRow(*row) for row in ctx.cur.fetchall()]
+    if terms:
+        ctx.send(ctx.site.upsert_terms, terms, "terms")
+    archived = ctx.site.archive_terms_except([t.sync_key for t in terms])
+    ctx.counts["archived_terms"] = archived
+
+
+def _courses(ctx: Context) -> None:
+    query = f"""
+        SELECT g.sourcedid, COALESCE(g.long, g.short, g.sourcedid), g.short, g.parent_id,
+               CASE WHEN g.begin_date IS NOT NULL AND g.end_date IS NOT NULL
+                    THEN {_TERM_KEY} END
+        FROM sis.group_changes g
+        WHERE g.run_id = %(run)s AND g.op IN ('create', 'update')
+          AND g.grouptype = ANY(%(courses)s)
+    """
+    for batch in ctx.rows(query, CourseRow):
+        ctx.send(ctx.site.upsert_courses, batch, "courses")
+
+
+def _memberships(ctx: Context) -> None:
+    """Additions to courses and units; removals (held back in a delay-delete window)."""
+    joined = """
+        FROM sis.membership_changes ch
+        JOIN sis.groups g ON g.customer = %(customer)s AND g.sourcedid = ch.group_id
+        WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update') AND ch.status = 1
+          AND ch.idtype = 1
+    """
+    for kinds, operation in (("courses", ctx.site.add_participants),
+                             ("units", ctx.site.add_unit_members)):
+        query = (f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
+                 f" {joined} AND g.grouptype = ANY(%({kinds})s)")
+        for batch in ctx.rows(query, MemberRow):
+            ctx.send(operation, batch, "memberships")
+    # the rest has nothing in the LMS to go to
+    ctx.cur.execute(
+        """
+        INSERT INTO sis.apply_outcomes (run_id, entity, record_key, outcome, detail)
+        SELECT %(run)s, 'membership', ch.group_id || '/' || ch.member_id, 'skipped',
+               CASE WHEN ch.idtype = 2 THEN 'a group as a member'
+                    ELSE 'group type ' || COALESCE(g.grouptype, '?') || ' is not in the LMS' END
+        FROM sis.membership_changes ch
+        LEFT JOIN sis.groups g ON g.customer = %(customer)s AND g.sourcedid = ch.group_id
+        WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update') AND ch.status = 1
+          AND (ch.idtype = 2 OR NOT (g.grouptype = ANY(%(units)s) OR g.grouptype = ANY(%(courses)s))
+               OR g.grouptype IS NULL)
+        """,
+        ctx.params,
+    )
+    ctx.counts["skipped"] += ctx.cur.rowcount
+    # an update to status 0 (inactive) takes the member out at once; deletions may wait
+    if ctx.mode == DELAY_DELETE:
+        ctx.defer("membership", "TRUE")
+        removals = "ch.op = 'update' AND ch.status = 0"
+    else:
+        removals = "(ch.op = 'delete' OR ch.op = 'update' AND ch.status = 0)"
+    query = (f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
+             f" FROM sis.membership_changes ch WHERE ch.run_id = %(run)s AND {removals}"
+             " AND ch.idtype = 1")
+    for batch in ctx.rows(query, MemberRow):
+        ctx.send(ctx.site.remove_memberships, batch, "memberships")
+
+
+def _groups_removed(ctx: Context) -> None:
+    if ctx.mode == DELAY_DELETE:
+        ctx.defer("group", "TRUE")
+        return
+    query = "SELECT sourcedid FROM sis.group_changes WHERE run_id = %(run)s AND op = 'delete'"
+    archive = ctx.course_archiving
+    for batch in ctx.rows(query, lambda key: key):
+        ctx.send(lambda keys: ctx.site.retire_groups(keys, archive_courses=archive), batch,
+                 "groups_removed")
+
+
+def _users_removed(ctx: Context) -> None:
+    if ctx.mode == DELAY_DELETE:
+        ctx.defer("person", "TRUE")
+        return
+    query = "SELECT sourcedid FROM sis.person_changes WHERE run_id = %(run)s AND op = 'delete'"
+    for batch in ctx.rows(query, lambda key: key):
+        ctx.send(ctx.site.trash_users, batch, "users_removed")
+
+
+def _deferred_settled(ctx: Context) -> None:
+    """After a window: the deletions this run released are applied now, exactly once; those
+    whose object came back in the meantime are dropped."""
+    if ctx.mode != NORMAL:
+        return
+    for entity in ENTITIES:
+        match = " AND ".join(
+            f"x.{k}::text = d.record_key->>'{k}'" for k in entity.key
+        )
+        ctx.cur.execute(
+            f"""
+            UPDATE sis.deferred_deletions d SET applied_run = %(run)s
+            FROM sis.{entity.name}_changes x
+            WHERE d.customer = %(customer)s AND d.entity = '{entity.name}'
+              AND d.applied_run IS NULL AND d.dropped_run IS NULL
+              AND x.run_id = %(run)s AND x.op = 'delete' AND x.released_from IS NOT NULL
+              AND {match}
+            """,
+            ctx.params,
+        )
+        ctx.counts["released"] = ctx.counts.get("released", 0) + ctx.cur.rowcount
+        current = " AND ".join(f"c.{k}::text = d.record_key->>'{k}'" for k in entity.key)
+        ctx.cur.execute(
+            f"""
+            UPDATE sis.deferred_deletions d SET dropped_run = %(run)s
+            WHERE d.customer = %(customer)s AND d.entity = '{entity.name}'
+              AND d.applied_run IS NULL AND d.dropped_run IS NULL
+              AND EXISTS (SELECT 1 FROM sis.{entity.name}s c
+                          WHERE c.customer = %(customer)s AND {current})
+            """,
+            ctx.params,
+        )
+        ctx.counts["dropped"] = ctx.counts.get("dropped", 0) + ctx.cur.rowcount
+
+
+STEPS: list[tuple[str, Callable[[Context], None]]] = [
+    ("users", _users),
+    ("units", _units),
+    ("terms", _terms),
+    ("courses", _courses),
+    # before the memberships: a course whose group left keeps its people as manual
+    # participants, so it must be retired before its synced participants would be removed
+    ("groups_removed", _groups_removed),
+    ("memberships", _memberships),
+    ("users_removed", _users_removed),
+    ("deferred_settled", _deferred_settled),
+]
+
+
+def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool) -> dict:
+    """Apply a committed run to the customer's site; returns counts per step."""
+    run = runs.get(conn, run_id)
+    if run["status"] != "committed":
+        raise RuntimeError(f"run {run_id} is {run['status']}: only a committed run is applied")
+    if run["lms_applied_at"] is not None:
+        return run["lms_counts"]
+    customer = run["customer"]
+    for name, step in STEPS:
+        with conn, conn.cursor() as cur:
+            runs.lock_customer(cur, customer)
+            cur.execute("SELECT 1 FROM sis.apply_steps WHERE run_id = %s AND step = %s",
+                        (run_id, name))
+            if cur.fetchone():
+                continue  # done before a crash or an earlier attempt
+            ctx = Context(cur, conn, PostgresSite(cur, customer), run_id, customer, mode,
+                          course_archiving)
+            step(ctx)
+            if ctx.outcomes:
+                execute_values(
+                    cur,
+                    "INSERT INTO sis.apply_outcomes (run_id, entity, record_key, outcome, detail)"
+                    " VALUES %s",
+                    [(run_id, o.entity, o.key, o.outcome, o.detail) for o in ctx.outcomes],
+                )
+            runs.record_step(cur, run_id, name, ctx.counts)
+        log.info("run %s: %s %s", run_id, name, ctx.counts)
+        faults.crash_point(f"apply:{name}:done")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT step, counts FROM sis.apply_steps WHERE run_id = %s", (run_id,))
+        counts = dict(cur.fetchall())
+        runs.update(cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=mode,
+                    lms_counts=counts)
+    return counts

@@ -1,0 +1,113 @@
+"""The LMS as sisflow sees it: one customer's site, changed in batches, always by sync key.
+
+Another LMS plugs in by implementing :class:`LmsSite`. Every operation takes a batch of rows
+and must be idempotent (applying a batch twice leaves what applying it once left), because a
+run killed half-way is started again from the last finished step. An operation never touches
+an object without a sync key: those are manual, made by people, and stay as they are.
+Operations return the rows they could not apply, as outcomes ("skipped": nothing in the LMS
+answers to that key; "failed": the LMS refused it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+
+class UserRow(NamedTuple):
+    sync_key: str
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    profile: str  # student, teacher, staff, admin, guest
+
+
+class UnitRow(NamedTuple):
+    sync_key: str
+    kind: str  # skoleeier, skole, trinn, basisgruppe
+    name: str
+    parent_key: str | None
+
+
+class TermRow(NamedTuple):
+    sync_key: str
+    name: str
+    begins: str | None
+    ends: str | None
+
+
+class CourseRow(NamedTuple):
+    sync_key: str
+    title: str
+    code: str | None
+    unit_key: str | None  # the hierarchy unit the course hangs under
+    term_key: str | None
+
+
+class MemberRow(NamedTuple):
+    """A user in a course (participant) or in a unit, with a role."""
+
+    group_key: str
+    user_key: str
+    role: str
+
+
+class Outcome(NamedTuple):
+    entity: str
+    key: str
+    outcome: str  # skipped or failed
+    detail: str
+
+
+class LmsSite(ABC):
+    """One customer's site in an LMS."""
+
+    site: str
+
+    @abstractmethod
+    def upsert_users(self, rows: list[UserRow]) -> list[Outcome]:
+        """Create or update accounts; an account in the trash comes back out of it."""
+
+    @abstractmethod
+    def trash_users(self, keys: list[str]) -> list[Outcome]:
+        """Move accounts to the trash (recoverable); never a hard delete."""
+
+    @abstractmethod
+    def upsert_units(self, rows: list[UnitRow]) -> list[Outcome]:
+        """Create or update hierarchy units and link them to their parents."""
+
+    @abstractmethod
+    def upsert_terms(self, rows: list[TermRow]) -> list[Outcome]:
+        """Create or update the terms the integration owns."""
+
+    @abstractmethod
+    def archive_terms_except(self, keys: list[str]) -> int:
+        """Archive the integration's terms whose key is not in ``keys``; how many."""
+
+    @abstractmethod
+    def upsert_courses(self, rows: list[CourseRow]) -> list[Outcome]:
+        """Create or update courses. An archived course stays archived and unlinked."""
+
+    @abstractmethod
+    def add_participants(self, rows: list[MemberRow]) -> list[Outcome]:
+        """Add synced participants to courses (a manual participant stays manual)."""
+
+    @abstractmethod
+    def add_unit_members(self, rows: list[MemberRow]) -> list[Outcome]:
+        """Add users to hierarchy units."""
+
+    @abstractmethod
+    def remove_memberships(self, rows: list[MemberRow]) -> list[Outcome]:
+        """Remove synced participants or unit members; manual participants stay."""
+
+    @abstractmethod
+    def retire_groups(self, keys: list[str], *, archive_courses: bool) -> list[Outcome]:
+        """A group left the file: remove its unit, or retire its course. Retiring a course
+        removes its hierarchy link and turns its synced participants into manual ones, who
+        keep access; with ``archive_courses`` an integration-created course is archived too."""
+
+    @abstractmethod
+    def snapshot(self) -> dict:
+        """The site as it stands: users, units, courses, participants and terms, without
+        names or emails (ids, keys, kinds, states and counts)."""

@@ -1,0 +1,308 @@
+"""The reference LMS: a customer's site kept in Postgres (schema ``lms``).
+
+Each batch is copied into a temporary table and applied with one or two set-based statements.
+The site writes through the caller's cursor, so the apply step commits the LMS changes and its
+own progress together.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from psycopg2 import sql
+
+from .adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
+
+_BATCH_TABLES = {
+    "users": ("sync_key", "username", "first_name", "last_name", "email", "profile"),
+    "units": ("sync_key", "kind", "name", "parent_key"),
+    "terms": ("sync_key", "name", "begins", "ends"),
+    "courses": ("sync_key", "title", "code", "unit_key", "term_key"),
+    "members": ("group_key", "user_key", "role"),
+    "keys": ("sync_key",),
+}
+
+
+class PostgresSite(LmsSite):
+    def __init__(self, cur, site: str):
+        self.cur = cur
+        self.site = site
+
+    # -- batches into temporary tables -------------------------------------------------------
+
+    def _load(self, name: str, rows) -> sql.Identifier:
+        table = sql.Identifier(f"_batch_{name}")
+        columns = _BATCH_TABLES[name]
+        self.cur.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DROP").format(
+                table, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c))
+                                          for c in columns)
+            )
+        )
+        self.cur.execute(sql.SQL("TRUNCATE {}").format(table))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for row in rows:
+            writer.writerow((row,) if isinstance(row, str) else row)
+        buffer.seek(0)
+        self.cur.copy_expert(
+            sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table).as_string(self.cur),
+            buffer,
+        )
+        return table
+
+    def _run(self, statement: str, table: sql.Identifier, **params):
+        self.cur.execute(sql.SQL(statement).format(batch=table), {"site": self.site, **params})
+
+    def _unmatched(self, entity: str, statement: str, table, outcome: str, detail: str):
+        self._run(statement, table)
+        return [Outcome(entity, key, outcome, detail) for (key,) in self.cur.fetchall()]
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def upsert_users(self, rows: list[UserRow]) -> list[Outcome]:
+        batch = self._load("users", rows)
+        self._run(
+            """
+            INSERT INTO lms.users (site, sync_key, username, first_name, last_name, email,
+                                   profile)
+            SELECT %(site)s, sync_key, username, first_name, last_name, email, profile
+            FROM {batch}
+            ON CONFLICT (site, sync_key) DO UPDATE SET
+                username = EXCLUDED.username, first_name = EXCLUDED.first_name,
+                last_name = EXCLUDED.last_name, email = EXCLUDED.email,
+                profile = EXCLUDED.profile, trashed_at = NULL, updated_at = now()
+            WHERE (lms.users.username, lms.users.first_name, lms.users.last_name,
+                   lms.users.email, lms.users.profile, lms.users.trashed_at)
+                  IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.first_name,
+                   EXCLUDED.last_name, EXCLUDED.email, EXCLUDED.profile, NULL)
+            """,
+            batch,
+        )
+        return []
+
+    def trash_users(self, keys: list[str]) -> list[Outcome]:
+        batch = self._load("keys", keys)
+        self._run(
+            "UPDATE lms.users u SET trashed_at = now(), updated_at = now() FROM {batch} b"
+            " WHERE u.site = %(site)s AND u.sync_key = b.sync_key AND u.trashed_at IS NULL",
+            batch,
+        )
+        return self._unmatched(
+            "person",
+            "SELECT b.sync_key FROM {batch} b WHERE NOT EXISTS (SELECT 1 FROM lms.users u"
+            " WHERE u.site = %(site)s AND u.sync_key = b.sync_key)",
+            batch, "skipped", "no account with this sync key",
+        )
+
+    # -- units and terms -----------------------------------------------------------------------
+
+    def upsert_units(self, rows: list[UnitRow]) -> list[Outcome]:
+        batch = self._load("units", rows)
+        self._run(
+            """
+            INSERT INTO lms.units (site, sync_key, kind, name, parent_key)
+            SELECT %(site)s, sync_key, kind, name, parent_key FROM {batch}
+            ON CONFLICT (site, sync_key) DO UPDATE SET
+                kind = EXCLUDED.kind, name = EXCLUDED.name, parent_key = EXCLUDED.parent_key,
+                removed_at = NULL, updated_at = now()
+            """,
+            batch,
+        )
+        # parents are linked by key, whatever order the batches came in
+        self._run(
+            "UPDATE lms.units u SET parent_id = p.id FROM lms.units p"
+            " WHERE u.site = %(site)s AND p.site = %(site)s AND p.sync_key = u.parent_key"
+            " AND u.parent_id IS DISTINCT FROM p.id",
+            batch,
+        )
+        return []
+
+    def upsert_terms(self, rows: list[TermRow]) -> list[Outcome]:
+        batch = self._load("terms", rows)
+        self._run(
+            """
+            INSERT INTO lms.terms (site, sync_key, name, begins, ends, created_by_integration)
+            SELECT %(site)s, sync_key, name, begins::date, ends::date, true FROM {batch}
+            ON CONFLICT (site, sync_key) DO UPDATE SET
+                name = EXCLUDED.name, begins = EXCLUDED.begins, ends = EXCLUDED.ends,
+                archived_at = NULL
+            """,
+            batch,
+        )
+        return []
+
+    def archive_terms_except(self, keys: list[str]) -> int:
+        batch = self._load("keys", keys)
+        self._run(
+            "UPDATE lms.terms t SET archived_at = now() WHERE t.site = %(site)s"
+            " AND t.created_by_integration AND t.archived_at IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM {batch} b WHERE b.sync_key = t.sync_key)",
+            batch,
+        )
+        return self.cur.rowcount
+
+    # -- courses -------------------------------------------------------------------------------
+
+    def upsert_courses(self, rows: list[CourseRow]) -> list[Outcome]:
+        batch = self._load("courses", rows)
+        self._run(
+            """
+            INSERT INTO lms.courses (site, sync_key, title, code, unit_id, term_id,
+                                     created_by_integration)
+            SELECT %(site)s, b.sync_key, b.title, b.code, u.id, t.id, true
+            FROM {batch} b
+            LEFT JOIN lms.units u ON u.site = %(site)s AND u.sync_key = b.unit_key
+            LEFT JOIN lms.terms t ON t.site = %(site)s AND t.sync_key = b.term_key
+            ON CONFLICT (site, sync_key) DO UPDATE SET
+                title = EXCLUDED.title, code = EXCLUDED.code, term_id = EXCLUDED.term_id,
+                -- an archived course stays archived and out of the hierarchy: only a person
+                -- restores it
+                unit_id = CASE WHEN lms.courses.state = 'archived' THEN lms.courses.unit_id
+                               ELSE EXCLUDED.unit_id END,
+                updated_at = now()
+            """,
+            batch,
+        )
+        return []
+
+    def retire_groups(self, keys: list[str], *, archive_courses: bool) -> list[Outcome]:
+        batch = self._load("keys", keys)
+        self._run(
+            """
+            WITH retired AS (
+                UPDATE lms.courses c SET
+                    unit_id = NULL,
+                    state = CASE WHEN %(archive)s AND c.created_by_integration
+                                 THEN 'archived' ELSE c.state END,
+                    archived_at = CASE WHEN %(archive)s AND c.created_by_integration
+                                       THEN now() ELSE c.archived_at END,
+                    updated_at = now()
+                FROM {batch} b
+                WHERE c.site = %(site)s AND c.sync_key = b.sync_key AND c.state = 'active'
+                RETURNING c.id
+            )
+            UPDATE lms.participants p SET synced = false
+            FROM retired WHERE p.course_id = retired.id AND p.synced
+            """,
+            batch, archive=archive_courses,
+        )
+        self._run(
+            """
+            WITH removed AS (
+                UPDATE lms.units u SET removed_at = now(), updated_at = now() FROM {batch} b
+                WHERE u.site = %(site)s AND u.sync_key = b.sync_key AND u.removed_at IS NULL
+                RETURNING u.id
+            )
+            DELETE FROM lms.unit_members m USING removed WHERE m.unit_id = removed.id
+            """,
+            batch,
+        )
+        return self._unmatched(
+            "group",
+            "SELECT b.sync_key FROM {batch} b WHERE NOT EXISTS (SELECT 1 FROM lms.courses c"
+            " WHERE c.site = %(site)s AND c.sync_key = b.sync_key) AND NOT EXISTS (SELECT 1"
+            " FROM lms.units u WHERE u.site = %(site)s AND u.sync_key = b.sync_key)",
+            batch, "skipped", "neither a course nor a unit in the LMS",
+        )
+
+    # -- memberships ---------------------------------------------------------------------------
+
+    def add_participants(self, rows: list[MemberRow]) -> list[Outcome]:
+        batch = self._load("members", rows)
+        self._run(
+            """
+            INSERT INTO lms.participants (course_id, user_id, role, synced)
+            SELECT c.id, u.id, b.role, true FROM {batch} b
+            JOIN lms.courses c ON c.site = %(site)s AND c.sync_key = b.group_key
+            JOIN lms.users u ON u.site = %(site)s AND u.sync_key = b.user_key
+            ON CONFLICT (course_id, user_id, role) DO NOTHING
+            """,
+            batch,
+        )
+        return self._missing_members(batch, "lms.courses", "course")
+
+    def add_unit_members(self, rows: list[MemberRow]) -> list[Outcome]:
+        batch = self._load("members", rows)
+        self._run(
+            """
+            INSERT INTO lms.unit_members (unit_id, user_id, role)
+            SELECT n.id, u.id, b.role FROM {batch} b
+            JOIN lms.units n ON n.site = %(site)s AND n.sync_key = b.group_key
+            JOIN lms.users u ON u.site = %(site)s AND u.sync_key = b.user_key
+            ON CONFLICT (unit_id, user_id, role) DO NOTHING
+            """,
+            batch,
+        )
+        return self._missing_members(batch, "lms.units", "unit")
+
+    def _missing_members(self, batch, groups_table: str, what: str) -> list[Outcome]:
+        self._run(
+            "SELECT b.group_key || '/' || b.user_key FROM {batch} b"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {groups_table} g"
+            "   WHERE g.site = %(site)s AND g.sync_key = b.group_key)"
+            " OR NOT EXISTS (SELECT 1 FROM lms.users u"
+            "   WHERE u.site = %(site)s AND u.sync_key = b.user_key)",
+            batch,
+        )
+        return [Outcome("membership", key, "failed", f"no such {what} or account")
+                for (key,) in self.cur.fetchall()]
+
+    def remove_memberships(self, rows: list[MemberRow]) -> list[Outcome]:
+        batch = self._load("members", rows)
+        self._run(
+            """
+            DELETE FROM lms.participants p USING {batch} b, lms.courses c, lms.users u
+            WHERE c.site = %(site)s AND c.sync_key = b.group_key
+              AND u.site = %(site)s AND u.sync_key = b.user_key
+              AND p.course_id = c.id AND p.user_id = u.id AND p.role = b.role AND p.synced
+            """,
+            batch,
+        )
+        self._run(
+            """
+            DELETE FROM lms.unit_members m USING {batch} b, lms.units n, lms.users u
+            WHERE n.site = %(site)s AND n.sync_key = b.group_key
+              AND u.site = %(site)s AND u.sync_key = b.user_key
+              AND m.unit_id = n.id AND m.user_id = u.id AND m.role = b.role
+            """,
+            batch,
+        )
+        return []
+
+    # -- looking at it -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        queries = {
+            "users": "SELECT id, sync_key, profile, sync_key IS NULL AS manual,"
+                     " trashed_at IS NOT NULL AS trashed FROM lms.users WHERE site = %(site)s"
+                     " ORDER BY id",
+            "units": "SELECT u.id, u.sync_key, u.kind, p.sync_key AS parent,"
+                     " u.removed_at IS NOT NULL AS removed FROM lms.units u"
+                     " LEFT JOIN lms.units p ON p.id = u.parent_id WHERE u.site = %(site)s"
+                     " ORDER BY u.id",
+            "terms": "SELECT id, sync_key, name, begins, ends, created_by_integration,"
+                     " archived_at IS NOT NULL AS archived FROM lms.terms"
+                     " WHERE site = %(site)s ORDER BY id",
+            "courses": "SELECT c.id, c.sync_key, c.title, c.state, c.created_by_integration,"
+                       " u.sync_key AS unit, t.sync_key AS term FROM lms.courses c"
+                       " LEFT JOIN lms.units u ON u.id = c.unit_id"
+                       " LEFT JOIN lms.terms t ON t.id = c.term_id"
+                       " WHERE c.site = %(site)s ORDER BY c.id",
+            "participants": "SELECT c.sync_key AS course, c.id AS course_id,"
+                            " u.sync_key AS user, u.id AS user_id, p.role, p.synced"
+                            " FROM lms.participants p JOIN lms.courses c ON c.id = p.course_id"
+                            " JOIN lms.users u ON u.id = p.user_id WHERE c.site = %(site)s"
+                            " ORDER BY 2, 4, 5",
+            "unit_members": "SELECT n.sync_key AS unit, u.sync_key AS user, m.role"
+                            " FROM lms.unit_members m JOIN lms.units n ON n.id = m.unit_id"
+                            " JOIN lms.users u ON u.id = m.user_id WHERE n.site = %(site)s"
+                            " ORDER BY 1, 2, 3",
+        }
+        result = {}
+        for name, query in queries.items():
+            self.cur.execute(query, {"site": self.site})
+            columns = [d[0] for d in self.cur.description]
+            result[name] = [dict(zip(columns, row, strict=True)) for row in self.cur.fetchall()]
+        return result

@@ -1,0 +1,40 @@
+"""Manual objects in a site, as people make them: for the demo and the tests.
+
+Administrators are made by hand on purpose (no sync key, so the integration never changes
+them); a first-grader made by hand without a sync key is the classic duplicate in waiting.
+"""
+
+from __future__ import annotations
+
+
+def seed_manual_objects(cur, site: str, *, first_grader: tuple[str, str] | None = None) -> dict:
+    """Two administrators, a manual course with one of them in it, and optionally a
+    first-grader made by hand (given name, family name); returns their ids."""
+    ids = {}
+    for n in (1, 2):
+        cur.execute(
+            "INSERT INTO lms.users (site, username, first_name, last_name, profile, last_login)"
+            " VALUES (%s, %s, 'Admin', %s, 'admin', now()) RETURNING id",
+            (site, f"admin{n}", f"Nummer {n}"),
+        )
+        ids[f"admin{n}"] = cur.fetchone()[0]
+    cur.execute(
+        "INSERT INTO lms.courses (site, title, code) VALUES (%s, 'Oppslagstavle for ansatte',"
+        " 'MANUELL') RETURNING id",
+        (site,),
+    )
+    ids["manual_course"] = cur.fetchone()[0]
+    cur.execute(
+        "INSERT INTO lms.participants (course_id, user_id, role, synced)"
+        " VALUES (%s, %s, 'instructor', false)",
+        (ids["manual_course"], ids["admin1"]),
+    )
+    if first_grader:
+        given, family = first_grader
+        cur.execute(
+            "INSERT INTO lms.users (site, username, first_name, last_name, profile)"
+            " VALUES (%s, %s, %s, %s, 'student') RETURNING id",
+            (site, "manuell.elev", given, family),
+        )
+        ids["manual_first_grader"] = cur.fetchone()[0]
+    return ids

@@ -1,0 +1,267 @@
+"""Applying change sets to the reference LMS site: sync-key rules, delay delete, archiving."""
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sisflow import apply, pipeline
+from sisflow.config import CustomerConfig, Window
+from sisflow.ims.generate import generate
+from sisflow.lms.postgres_site import PostgresSite
+from sisflow.lms.seed import seed_manual_objects
+
+from tests.factory import enterprise, group, member, membership, person, write
+
+DAY = date(2025, 9, 1)
+ON = CustomerConfig(id="kommune", course_archiving=True)
+OFF = CustomerConfig(id="kommune", course_archiving=False)
+
+
+def site(conn, name="kommune"):
+    """The site without database ids: what a person would see, comparable across sites."""
+    snap = PostgresSite(conn.cursor(), name).snapshot()
+    return {
+        "users": {(u["sync_key"], u["profile"], u["trashed"]) for u in snap["users"]
+                  if not u["manual"]},
+        "manual_users": {(u["id"], u["profile"], u["trashed"]) for u in snap["users"]
+                         if u["manual"]},
+        "units": {(u["sync_key"], u["kind"], u["parent"], u["removed"]) for u in snap["units"]},
+        "courses": {c["sync_key"] or f"manual-{c['id']}":
+                    (c["state"], c["unit"], c["term"], c["created_by_integration"])
+                    for c in snap["courses"]},
+        "participants": {(p["course"] or f"manual-{p['course_id']}", p["user"], p["role"],
+                          p["synced"]) for p in snap["participants"]},
+        "unit_members": {(m["unit"], m["user"], m["role"]) for m in snap["unit_members"]},
+        "terms": {(t["sync_key"], t["archived"]) for t in snap["terms"]},
+    }
+
+
+def school(*, pupils=("p1", "p2"), courses=("MAT-5A",), year=2025, teacher="t1"):
+    """A school with a class 5A, teaching groups, pupils and a teacher."""
+    begin, end = f"{year}-08-15", f"{year + 1}-06-20"
+    records = [person(p, "Elev", p.upper()) for p in pupils]
+    records.append(person(teacher, "Lærer", "Larsen"))
+    records += [
+        group("owner", "skoleeier", scheme="pifu-ims-go-org"),
+        group("school", "skole", parent="owner", scheme="pifu-ims-go-org", level="2"),
+        group("5A", "basisgruppe", parent="school", begin=begin, end=end),
+    ]
+    records += [group(c, "undervisningsgruppe", parent="school", begin=begin, end=end)
+                for c in courses]
+    records.append(membership("school", *(member(p) for p in pupils), member(teacher, "02")))
+    records.append(membership("5A", *(member(p) for p in pupils), member(teacher, "02")))
+    records += [membership(c, *(member(p) for p in pupils), member(teacher, "02"))
+                for c in courses]
+    return enterprise(*records)
+
+
+def run(conn, tmp_path, text, name, *, config=ON, on=DAY, **kw):
+    return pipeline.run(conn, "kommune", write(tmp_path, text, name), config=config, on=on, **kw)
+
+
+# -- first import and the sync-key rules ---------------------------------------------------------
+
+
+def test_first_import_builds_the_site(conn, tmp_path):
+    result = run(conn, tmp_path, school(), "day1.xml")
+    assert result["lms_applied_at"] is not None
+    s = site(conn)
+    assert s["users"] == {("p1", "student", False), ("p2", "student", False),
+                          ("t1", "teacher", False)}
+    assert s["units"] == {("owner", "skoleeier", None, False), ("school", "skole", "owner", False),
+                          ("5A", "basisgruppe", "school", False)}
+    assert s["courses"] == {"MAT-5A": ("active", "school", "2025-08-15..2026-06-20", True)}
+    assert s["participants"] == {("MAT-5A", "p1", "learner", True),
+                                 ("MAT-5A", "p2", "learner", True),
+                                 ("MAT-5A", "t1", "instructor", True)}
+    assert ("5A", "t1", "instructor") in s["unit_members"]
+    assert s["terms"] == {("2025-08-15..2026-06-20", False)}
+
+
+def test_manual_accounts_and_courses_are_never_touched(conn, tmp_path):
+    with conn, conn.cursor() as cur:
+        ids = seed_manual_objects(cur, "kommune", first_grader=("Elev", "P1"))
+    run(conn, tmp_path, school(), "day1.xml")
+    # the file's p1 has the same name as the hand-made first-grader: a second account is made
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, sync_key FROM lms.users WHERE first_name = 'Elev'"
+                    " AND last_name = 'P1' ORDER BY id")
+        assert cur.fetchall()[0] == (ids["manual_first_grader"], None)
+    run(conn, tmp_path, school(pupils=("p2",)), "day2.xml")  # p1 leaves
+    s = site(conn)
+    assert ("p1", "student", True) in s["users"]  # the synced p1 went to the trash
+    assert s["manual_users"] == {(ids["admin1"], "admin", False), (ids["admin2"], "admin", False),
+                                 (ids["manual_first_grader"], "student", False)}
+    assert (f"manual-{ids['manual_course']}", None, None, False) in {
+        (k, *v[1:]) for k, v in s["courses"].items()}
+    assert (f"manual-{ids['manual_course']}", None, "instructor", False) in {
+        (c, u, r, sy) for c, u, r, sy in s["participants"] if c.startswith("manual")}
+
+
+def test_a_person_leaving_goes_to_the_trash_and_comes_back_out(conn, tmp_path):
+    run(conn, tmp_path, school(), "day1.xml")
+    run(conn, tmp_path, school(pupils=("p1",)), "day2.xml")
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM lms.users WHERE site = 'kommune'")
+        assert cur.fetchone()[0] == 3  # nothing is ever hard-deleted
+    assert ("p2", "student", True) in site(conn)["users"]
+    assert ("MAT-5A", "p2", "learner", True) not in site(conn)["participants"]
+    run(conn, tmp_path, school(), "day3.xml")
+    assert ("p2", "student", False) in site(conn)["users"]
+
+
+def test_applying_a_run_twice_changes_nothing(conn, tmp_path):
+    result = run(conn, tmp_path, school(), "day1.xml")
+    before = site(conn)
+    assert apply.apply_run(conn, result["id"], mode="normal", course_archiving=True) == \
+        result["lms_counts"]
+    with conn, conn.cursor() as cur:  # forget that it was applied: every step runs again
+        cur.execute("DELETE FROM sis.apply_steps WHERE run_id = %s", (result["id"],))
+        cur.execute("UPDATE sis.runs SET lms_applied_at = NULL WHERE id = %s", (result["id"],))
+    apply.apply_run(conn, result["id"], mode="normal", course_archiving=True)
+    assert site(conn) == before
+
+
+def test_a_dry_run_applies_nothing(conn, tmp_path):
+    result = run(conn, tmp_path, school(), "day1.xml", dry_run=True)
+    assert result["status"] == "diffed" and result["lms_applied_at"] is None
+    assert site(conn)["users"] == set()
+
+
+# -- course and term archiving -------------------------------------------------------------------
+
+
+def test_archiving_on_archives_detaches_and_keeps_the_people(conn, tmp_path):
+    run(conn, tmp_path, school(courses=("MAT-5A", "NOR-5A")), "day1.xml")
+    run(conn, tmp_path, school(courses=("NOR-5A",)), "day2.xml")  # MAT-5A left the file
+    s = site(conn)
+    assert s["courses"]["MAT-5A"] == ("archived", None, "2025-08-15..2026-06-20", True)
+    assert {p for p in s["participants"] if p[0] == "MAT-5A"} == {
+        ("MAT-5A", "p1", "learner", False), ("MAT-5A", "p2", "learner", False),
+        ("MAT-5A", "t1", "instructor", False)}  # manual now: they keep access
+
+
+def test_an_archived_course_whose_group_returns_stays_archived_and_gets_new_people(
+        conn, tmp_path):
+    run(conn, tmp_path, school(courses=("MAT-5A", "NOR-5A")), "day1.xml")
+    run(conn, tmp_path, school(courses=("NOR-5A",)), "day2.xml")
+    back = school(pupils=("p1", "p3"), courses=("MAT-5A", "NOR-5A"))
+    run(conn, tmp_path, back, "day3.xml")
+    s = site(conn)
+    assert s["courses"]["MAT-5A"][0:2] == ("archived", None)  # never unarchived
+    mat = {p for p in s["participants"] if p[0] == "MAT-5A"}
+    assert ("MAT-5A", "p3", "learner", True) in mat  # the new member, synced
+    assert ("MAT-5A", "p2", "learner", False) in mat  # the old ones remain
+    assert ("MAT-5A", "p1", "learner", False) in mat
+
+
+def test_a_course_restored_by_hand_while_its_group_is_absent_is_left_alone(conn, tmp_path):
+    run(conn, tmp_path, school(courses=("MAT-5A", "NOR-5A")), "day1.xml")
+    run(conn, tmp_path, school(courses=("NOR-5A",)), "day2.xml")
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE lms.courses SET state = 'active', archived_at = NULL"
+                    " WHERE site = 'kommune' AND sync_key = 'MAT-5A'")
+    run(conn, tmp_path, school(pupils=("p1", "p2", "p4"), courses=("NOR-5A",)), "day3.xml")
+    assert site(conn)["courses"]["MAT-5A"][0] == "active"
+
+
+def test_archiving_off_detaches_and_keeps_the_course_active(conn, tmp_path):
+    run(conn, tmp_path, school(courses=("MAT-5A", "NOR-5A")), "day1.xml", config=OFF)
+    run(conn, tmp_path, school(courses=("NOR-5A",)), "day2.xml", config=OFF)
+    s = site(conn)
+    assert s["courses"]["MAT-5A"][0:2] == ("active", None)
+    assert all(not synced for c, _, _, synced in s["participants"] if c == "MAT-5A")
+
+
+def test_terms_no_longer_in_the_data_are_archived(conn, tmp_path):
+    run(conn, tmp_path, school(year=2025), "y1.xml")
+    nxt = school(year=2026, courses=("MAT-6A",))
+    run(conn, tmp_path, nxt, "y2.xml", on=date(2026, 8, 10))
+    assert site(conn)["terms"] == {("2025-08-15..2026-06-20", True),
+                                   ("2026-08-15..2027-06-20", False)}
+
+
+# -- delay delete --------------------------------------------------------------------------------
+
+WINDOW = CustomerConfig(id="kommune", delay_delete=[Window(start="2025-06-01", end="2025-08-31")])
+
+
+def test_delay_delete_holds_deletions_back_and_releases_them_once(conn, tmp_path):
+    run(conn, tmp_path, school(courses=("MAT-5A", "NOR-5A")), "d1.xml", config=WINDOW,
+        on=date(2025, 5, 20))
+    # in the window: p2 and MAT-5A leave, p3 arrives
+    during = run(conn, tmp_path, school(pupils=("p1", "p3"), courses=("NOR-5A",)), "d2.xml",
+                 config=WINDOW, on=date(2025, 6, 15))
+    assert during["lms_mode"] == "delay-delete"
+    s = site(conn)
+    assert ("p2", "student", False) in s["users"]  # not trashed yet
+    assert ("p3", "student", False) in s["users"]  # creations go through
+    assert s["courses"]["MAT-5A"][0] == "active"  # not archived yet
+    assert ("NOR-5A", "p2", "learner", True) in s["participants"]
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM sis.persons WHERE customer = 'kommune'"
+                    " AND sourcedid = 'p2'")
+        assert cur.fetchone()[0] == 0  # but the import database has the deletion
+
+    # the first run after the window: the deferred deletions are in its change set
+    after = run(conn, tmp_path, school(pupils=("p1", "p3"), courses=("NOR-5A",)), "d3.xml",
+                config=WINDOW, on=date(2025, 9, 1))
+    assert after["status"] == "committed"  # the same file, yet not "unchanged"
+    assert after["counts"]["person"]["delete"] == 1
+    assert after["counts"]["group"]["delete"] == 1
+    assert after["counts"]["membership"]["delete"] == during["counts"]["membership"]["delete"]
+    s = site(conn)
+    assert ("p2", "student", True) in s["users"]
+    assert s["courses"]["MAT-5A"][0] == "archived"
+    assert ("NOR-5A", "p2", "learner", True) not in s["participants"]
+
+    # exactly once: the next run releases nothing more
+    again = run(conn, tmp_path, school(pupils=("p1", "p3", "p5"), courses=("NOR-5A",)),
+                "d4.xml", config=WINDOW, on=date(2025, 9, 2))
+    assert again["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}
+
+
+def test_a_deferred_deletion_whose_object_came_back_is_dropped(conn, tmp_path):
+    run(conn, tmp_path, school(), "d1.xml", config=WINDOW, on=date(2025, 5, 20))
+    run(conn, tmp_path, school(pupils=("p1",)), "d2.xml", config=WINDOW, on=date(2025, 6, 15))
+    run(conn, tmp_path, school(), "d3.xml", config=WINDOW, on=date(2025, 7, 1))  # p2 is back
+    after = run(conn, tmp_path, school(pupils=("p1", "p2", "p3")), "d4.xml", config=WINDOW,
+                on=date(2025, 9, 1))
+    assert after["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}
+    assert after["lms_counts"]["deferred_settled"]["dropped"] >= 1
+    assert ("p2", "student", False) in site(conn)["users"]
+
+
+# -- a run killed half-way and started again -----------------------------------------------------
+
+
+SISFLOW = str(Path(sys.executable).with_name("sisflow"))
+
+
+@pytest.mark.parametrize("point", ["apply:memberships:batch", "apply:courses:done"])
+def test_a_run_killed_half_way_finishes_like_an_uninterrupted_one(conn, db_url, tmp_path, point):
+    first, second = tmp_path / "y1.xml", tmp_path / "y2.xml"
+    generate(first, seed=9, year=2025, size="tiny")
+    generate(second, seed=9, year=2026, size="tiny")
+    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url, "SISFLOW_HOME": str(tmp_path)}
+
+    def sisflow(customer, path, **extra):
+        return subprocess.run([SISFLOW, "run", customer, str(path), "--on", "2026-08-10"],
+                              env={**env, **extra}, capture_output=True, text=True, timeout=300)
+
+    for customer in ("killed", "calm"):
+        assert sisflow(customer, first).returncode == 0
+    killed = sisflow("killed", second, SISFLOW_CRASH_POINT=point)
+    assert killed.returncode == -signal.SIGKILL
+    assert sisflow("killed", second).returncode == 0  # started again
+    assert sisflow("calm", second).returncode == 0
+    assert site(conn, "killed") == site(conn, "calm")
+    with conn.cursor() as cur:
+        cur.execute("SELECT status, lms_applied_at IS NOT NULL FROM sis.runs"
+                    " WHERE customer = 'killed' ORDER BY id")
+        # the restart finished the killed run's apply, then saw the same file once more
+        assert cur.fetchall() == [("committed", True), ("committed", True), ("unchanged", False)]
