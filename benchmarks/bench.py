@@ -1,9 +1,10 @@
-"""Speed and memory of reading, staging and diffing, for three municipality sizes.
+"""Speed and memory of an import, for three municipality sizes.
 
-Prints one row per size: file size, raw lxml iterparse time over the same file (the floor),
-read+stage time and its ratio to the floor, rows per second, diff time for a first import and
-for the next school year (rollover), commit time, and peak RSS of the sisflow process (the
-Postgres server is a process of its own and not counted).
+Per size, three runs of one customer, each timed step by step: the first import into an empty
+LMS site, a day where 1% of the memberships left, and the next school year (rollover). Printed:
+file size, raw lxml iterparse time over the same file (the floor), read+stage time and its
+ratio to the floor, diff, commit (import database) and apply (LMS) times, the total from
+reading to applied, and peak RSS of the sisflow process (Postgres is a process of its own).
 
 Each size runs in a fresh subprocess so that peak RSS is that size's alone. Files are
 generated once into $SISFLOW_HOME/bench and reused. The database is the embedded one (or
@@ -24,18 +25,25 @@ from pathlib import Path
 
 from lxml import etree
 from sisflow import pipeline, settings, state
+from sisflow.config import CustomerConfig
 from sisflow.ims import generate as gen
+from sisflow.lms.postgres_site import forget_site
 
 YEAR = 2025
 
 
-def _file(size: str, year: int) -> Path:
+def _file(size: str, year: int, drop_every: int = 0) -> Path:
     folder = settings.home() / "bench"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{size}-{year}.xml"
+    path = folder / f"{size}-{year}{f'-drop{drop_every}' if drop_every else ''}.xml"
     if not path.exists():
-        gen.generate(path, seed=1, year=year, size=size)
+        gen.generate(path, seed=1, year=year, size=size, drop_every=drop_every)
     return path
+
+
+def _files(size: str) -> dict[str, Path]:
+    return {"first import": _file(size, YEAR), "1% churn": _file(size, YEAR, drop_every=100),
+            "rollover": _file(size, YEAR + 1)}
 
 
 def raw_iterparse(path: Path) -> float:
@@ -50,55 +58,49 @@ def raw_iterparse(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def _timed_run(conn, customer: str, path: Path, config: CustomerConfig) -> dict:
+    times = {}
+    t = time.perf_counter()
+    run = pipeline.stage(conn, customer, path)
+    times["stage"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run = pipeline.compute_diff(conn, run["id"])
+    times["diff"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pipeline.commit(conn, run["id"])
+    times["commit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pipeline.apply_to_lms(conn, run["id"], config, "normal")
+    times["apply"] = time.perf_counter() - t
+    times["total"] = sum(times.values())
+    times["changes"] = sum(sum(c.values()) for c in run["counts"].values())
+    times["records"] = run["records"]
+    return times
+
+
 def one(size: str) -> dict:
     from sisflow.db.connection import connect
 
-    first, second = _file(size, YEAR), _file(size, YEAR + 1)
+    files = _files(size)
     conn = connect()
     customer = f"bench-{size}"
-    with conn, conn.cursor() as cur:
-        state.forget(cur, customer)
-    floor = min(raw_iterparse(first) for _ in range(2))
+    config = CustomerConfig(id=customer)
 
-    t = time.perf_counter()
-    staged = pipeline.stage(conn, customer, first)
-    stage_s = time.perf_counter() - t
-    t = time.perf_counter()
-    pipeline.compute_diff(conn, staged["id"])
-    diff_first_s = time.perf_counter() - t
-    t = time.perf_counter()
-    pipeline.commit(conn, staged["id"])
-    commit_first_s = time.perf_counter() - t
+    def reset():
+        with conn, conn.cursor() as cur:
+            state.forget(cur, customer)
+            forget_site(cur, customer)
 
-    t = time.perf_counter()
-    staged2 = pipeline.stage(conn, customer, second)
-    stage2_s = time.perf_counter() - t
-    t = time.perf_counter()
-    diffed2 = pipeline.compute_diff(conn, staged2["id"])
-    diff_rollover_s = time.perf_counter() - t
-    t = time.perf_counter()
-    pipeline.commit(conn, staged2["id"])
-    commit_rollover_s = time.perf_counter() - t
-
-    rows = sum(staged["records"].values())
-    changes = sum(sum(c.values()) for c in diffed2["counts"].values())
-    with conn, conn.cursor() as cur:
-        state.forget(cur, customer)
+    reset()
+    floor = min(raw_iterparse(files["first import"]) for _ in range(2))
+    runs = {name: _timed_run(conn, customer, path, config) for name, path in files.items()}
+    reset()
     conn.close()
     return {
         "size": size,
-        "mb": first.stat().st_size / 1e6,
-        "records": staged["records"],
+        "mb": files["first import"].stat().st_size / 1e6,
         "iterparse_s": floor,
-        "stage_s": stage_s,
-        "ratio": stage_s / floor,
-        "rows_per_s": rows / stage_s,
-        "diff_first_s": diff_first_s,
-        "commit_first_s": commit_first_s,
-        "stage_rollover_s": stage2_s,
-        "diff_rollover_s": diff_rollover_s,
-        "rollover_changes": changes,
-        "commit_rollover_s": commit_rollover_s,
+        "runs": runs,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -111,22 +113,25 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one)))
         return
-    header = (f"{'size':<7}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
-              f"{'iterparse s':>12}{'read+stage s':>13}{'ratio':>6}{'rows/s':>9}"
-              f"{'diff 1st s':>11}{'commit s':>9}{'rollover: stage s':>18}{'diff s':>7}"
-              f"{'changes':>9}{'peak RSS MB':>12}")
-    print(header)
+    print(f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
+          f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'commit':>7}{'apply':>7}"
+          f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}")
     for size in args.sizes.split(","):
-        _file(size, YEAR), _file(size, YEAR + 1)  # generated outside the measured process
+        _files(size)  # generated outside the measured process
         out = subprocess.run([sys.executable, __file__, "--one", size], check=True,
                              capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        n = r["records"]
-        print(f"{size:<7}{r['mb']:>8.1f}{n['person']:>9}{n['group']:>8}{n['membership']:>9}"
-              f"{r['iterparse_s']:>12.2f}{r['stage_s']:>13.2f}{r['ratio']:>6.2f}"
-              f"{r['rows_per_s']:>9.0f}{r['diff_first_s']:>11.2f}{r['commit_first_s']:>9.2f}"
-              f"{r['stage_rollover_s']:>18.2f}{r['diff_rollover_s']:>7.2f}"
-              f"{r['rollover_changes']:>9}{r['peak_rss_mb']:>12.0f}", flush=True)
+        for name, t in r["runs"].items():
+            n = t["records"]
+            first = name == "first import"
+            mb = f"{r['mb']:.1f}" if first else ""
+            floor = f"{r['iterparse_s']:.2f}" if first else ""
+            ratio = f"{t['stage'] / r['iterparse_s']:.1f}" if first else ""
+            rss = f"{r['peak_rss_mb']:.0f}" if first else ""
+            print(f"{size:<7}{name:<14}{mb:>8}{n['person']:>9}{n['group']:>8}"
+                  f"{n['membership']:>9}{floor:>10}{t['stage']:>7.2f}{ratio:>6}"
+                  f"{t['diff']:>7.2f}{t['commit']:>7.2f}{t['apply']:>7.2f}{t['total']:>7.2f}"
+                  f"{t['changes']:>9}{rss:>12}", flush=True)
 
 
 if __name__ == "__main__":

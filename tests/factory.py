@@ -67,3 +67,12 @@ def write(folder: Path, text: str, name: str = "export.xml", encoding: str = "ut
     path = Path(folder) / name
     path.write_bytes(text.encode(encoding))
     return path
+
+
+def lenient(customer: str = "kommune", **settings):
+    """A customer whose filter holds nothing: for tests about other rules than the filter."""
+    from sisflow.config import CustomerConfig
+
+    no_limits = {"person": {}, "group": {}, "membership": {}, "min_share": 0}
+    return CustomerConfig.model_validate(
+        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}, **settings})

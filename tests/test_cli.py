@@ -70,6 +70,37 @@ def test_diff_prints_counts_and_applies_nothing(export, db_url, tmp_path):
     assert again["counts"] == data["counts"]  # nothing was applied by the first
 
 
+def test_run_applies_and_lms_state_shows_the_site_without_personal_data(export, db_url,
+                                                                        tmp_path):
+    env = {"SISFLOW_DATABASE_URL": db_url}
+    dry = sisflow("run", "kommune", export, "--dry-run", "--json", env_extra=env, home=tmp_path)
+    assert json.loads(dry.stdout)["lms_applied_at"] is None
+    empty = json.loads(sisflow("lms-state", "kommune", "--json", env_extra=env).stdout)
+    assert empty["users"] == []
+    out = sisflow("run", "kommune", export, "--on", "2025-09-01", "--json", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["lms_counts"]["users"]["applied"] == 1
+    state_out = sisflow("lms-state", "kommune", "--json", env_extra=env)
+    data = json.loads(state_out.stdout)
+    assert [(u["sync_key"], u["profile"]) for u in data["users"]] == [("p1", "student")]
+    for secret in ("Åse", "Ødegård", "aase@skole.no"):
+        assert secret not in state_out.stdout
+    text = sisflow("lms-state", "kommune", env_extra=env).stdout
+    assert "users: 1 (0 manual, 0 in the trash)" in text
+
+
+def test_run_in_a_pause_window_reads_nothing(tmp_path, db_url):
+    customers = tmp_path / "customers"
+    customers.mkdir()
+    (customers / "kommune.yaml").write_text(
+        "pause:\n  - {start: 2025-07-01, end: 2025-07-31}\n", encoding="utf-8")
+    missing = tmp_path / "never-read.xml"  # a paused run must not even open the file
+    env = {"SISFLOW_DATABASE_URL": db_url, "SISFLOW_CUSTOMERS_DIR": str(customers)}
+    out = sisflow("run", "kommune", missing, "--on", "2025-07-15", env_extra=env, home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "paused until 2025-07-31" in out.stdout
+
+
 def test_generate_writes_a_file_that_reads(tmp_path):
     out_file = tmp_path / "tiny.xml"
     out = sisflow("generate", "--size", "tiny", "--seed", "5", "-o", out_file)
@@ -85,4 +116,6 @@ def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "first import" in out.stdout and "rollover" in out.stdout
     assert out.stdout.count(": committed") == 2
+    assert "(3 manual" in out.stdout  # two administrators and a first-grader made by hand
+    assert "archived" in out.stdout
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sisflow import pipeline, state
 
-from tests.factory import enterprise, group, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, write
 
 PERSON_IDS = [f"p{i}" for i in range(8)]
 GROUP_IDS = [f"g{i}" for i in range(4)]
@@ -47,9 +47,9 @@ def test_applying_the_diff_of_a_and_b_to_a_gives_b(conn, tmp_path, a, b):
     path_a = write(tmp_path, a, f"a{n}.xml")
     path_b = write(tmp_path, b, f"b{n}.xml")
     moved, fresh = f"moved-{n}", f"fresh-{n}"
-    pipeline.run(conn, moved, path_a)
-    result = pipeline.run(conn, moved, path_b)
-    pipeline.run(conn, fresh, path_b)
+    pipeline.run(conn, moved, path_a, config=lenient(moved))
+    result = pipeline.run(conn, moved, path_b, config=lenient(moved))
+    pipeline.run(conn, fresh, path_b, config=lenient(fresh))
     with conn.cursor() as cur:
         assert state.snapshot(cur, moved) == state.snapshot(cur, fresh)
     if a == b:

@@ -3,7 +3,11 @@
 import pytest
 from sisflow import pipeline, state
 
-from tests.factory import enterprise, group, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, write
+
+
+def run_file(conn, customer, path, **kw):
+    return pipeline.run(conn, customer, path, config=lenient(customer), **kw)
 
 
 def staged_tables(conn, run_id=None):
@@ -33,7 +37,7 @@ def school(*persons_in_5a, extra_groups=(), email_p1="p1@skole.no"):
 
 def test_first_import_creates_everything_and_records_the_file(conn, tmp_path):
     path = write(tmp_path, school("p1", "p2"))
-    run = pipeline.run(conn, "kommune", path, dry_run=True)
+    run = run_file(conn, "kommune", path, dry_run=True)
     assert run["status"] == "diffed"
     assert run["counts"] == {
         "person": {"create": 3, "update": 0, "delete": 0},
@@ -50,10 +54,10 @@ def test_first_import_creates_everything_and_records_the_file(conn, tmp_path):
 
 
 def test_full_file_diff_creates_updates_and_deletes(conn, tmp_path):
-    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
+    run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
     day2 = school("p1", extra_groups=[group("6A", parent="school")], email_p1="new@skole.no")
     day2 = day2.replace(person("p2", "Bjørn", "Sæther"), "")  # p2 left
-    run = pipeline.run(conn, "kommune", write(tmp_path, day2, "day2.xml"), dry_run=True)
+    run = run_file(conn, "kommune", write(tmp_path, day2, "day2.xml"), dry_run=True)
     assert run["counts"] == {
         "person": {"create": 0, "update": 1, "delete": 1},
         "group": {"create": 1, "update": 0, "delete": 0},
@@ -66,10 +70,10 @@ def test_full_file_diff_creates_updates_and_deletes(conn, tmp_path):
 
 
 def test_rerun_on_the_same_file_gives_the_same_change_set(conn, tmp_path):
-    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
+    run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
     path = write(tmp_path, school("p1"), "day2.xml")
-    first = pipeline.run(conn, "kommune", path, dry_run=True)
-    again = pipeline.run(conn, "kommune", path, dry_run=True)
+    first = run_file(conn, "kommune", path, dry_run=True)
+    again = run_file(conn, "kommune", path, dry_run=True)
     assert again["id"] == first["id"] and again["counts"] == first["counts"]
 
 
@@ -90,9 +94,9 @@ def test_a_file_staged_again_after_a_crash_gives_the_same_change_set(conn, tmp_p
 
 def test_an_unchanged_file_is_recognised_by_its_checksum(conn, tmp_path):
     path = write(tmp_path, school("p1", "p2"))
-    first = pipeline.run(conn, "kommune", path)
+    first = run_file(conn, "kommune", path)
     copy = write(tmp_path, path.read_text(encoding="utf-8"), "renamed.xml")
-    second = pipeline.run(conn, "kommune", copy)
+    second = run_file(conn, "kommune", copy)
     assert second["status"] == "unchanged"
     assert second["same_as_run"] == first["id"]
     assert all(v == 0 for c in second["counts"].values() for v in c.values())
@@ -100,10 +104,10 @@ def test_an_unchanged_file_is_recognised_by_its_checksum(conn, tmp_path):
 
 
 def test_a_rejected_file_stages_nothing_and_says_why(conn, tmp_path):
-    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "good.xml"))
+    run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "good.xml"))
     before = state.snapshot(conn.cursor(), "kommune")
     text = school("p1").replace("</enterprise>", "<person>")  # cut off
-    run = pipeline.run(conn, "kommune", write(tmp_path, text, "cut.xml"))
+    run = run_file(conn, "kommune", write(tmp_path, text, "cut.xml"))
     assert run["status"] == "rejected"
     assert run["fatal"]["line"] > 1 and "not well-formed" in run["fatal"]["reason"]
     assert staged_tables(conn) == []
@@ -112,7 +116,7 @@ def test_a_rejected_file_stages_nothing_and_says_why(conn, tmp_path):
 
 def test_problems_are_stored_with_the_run(conn, tmp_path):
     text = school("p1", "ghost")
-    run = pipeline.run(conn, "kommune", write(tmp_path, text), dry_run=True)
+    run = run_file(conn, "kommune", write(tmp_path, text), dry_run=True)
     assert run["skipped"]["membership"] == 1
     with conn.cursor() as cur:
         cur.execute("SELECT entity, record_id, reason FROM sis.problems WHERE run_id = %s",
@@ -121,9 +125,9 @@ def test_problems_are_stored_with_the_run(conn, tmp_path):
 
 
 def test_a_new_file_supersedes_the_pending_run(conn, tmp_path):
-    held = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
+    held = run_file(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
     assert len(staged_tables(conn, held["id"])) == 3
-    newer = pipeline.run(conn, "kommune", write(tmp_path, school("p2"), "b.xml"), dry_run=True)
+    newer = run_file(conn, "kommune", write(tmp_path, school("p2"), "b.xml"), dry_run=True)
     assert pipeline.summary(conn, held["id"])["status"] == "superseded"
     assert staged_tables(conn, held['id']) == []
     assert newer["status"] == "diffed"
@@ -133,9 +137,9 @@ def test_a_new_file_supersedes_the_pending_run(conn, tmp_path):
 
 def test_the_last_committed_file_again_supersedes_a_pending_run(conn, tmp_path):
     a = write(tmp_path, school("p1", "p2"), "a.xml")
-    pipeline.run(conn, "kommune", a)
-    held = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
-    again = pipeline.run(conn, "kommune", a)  # the SIS sends yesterday's file again
+    run_file(conn, "kommune", a)
+    held = run_file(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
+    again = run_file(conn, "kommune", a)  # the SIS sends yesterday's file again
     assert again["status"] == "unchanged"
     assert pipeline.summary(conn, held["id"])["status"] == "superseded"
     with pytest.raises(RuntimeError, match="only a diffed run"):
@@ -143,8 +147,8 @@ def test_the_last_committed_file_again_supersedes_a_pending_run(conn, tmp_path):
 
 
 def test_commit_happens_once_and_other_customers_do_not_disturb_it(conn, tmp_path):
-    a = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
-    other = pipeline.run(conn, "other", write(tmp_path, school("p2"), "b.xml"))
+    a = run_file(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
+    other = run_file(conn, "other", write(tmp_path, school("p2"), "b.xml"))
     assert other["status"] == "committed"
     assert pipeline.commit(conn, a["id"])["status"] == "committed"
     before = state.snapshot(conn.cursor(), "kommune")
@@ -153,8 +157,8 @@ def test_commit_happens_once_and_other_customers_do_not_disturb_it(conn, tmp_pat
 
 
 def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path):
-    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "a.xml"))
-    held = pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
+    run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "a.xml"))
+    held = run_file(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
     with conn, conn.cursor() as cur:  # another writer moved the state on in the meantime
         cur.execute("INSERT INTO sis.runs (customer, status, file_path, file_name)"
                     " VALUES ('kommune', 'committed', 'x', 'x')")
@@ -164,8 +168,8 @@ def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path)
 
 def test_customers_do_not_see_each_other(conn, tmp_path):
     path = write(tmp_path, school("p1", "p2"))
-    pipeline.run(conn, "north", path)
-    south = pipeline.run(conn, "south", path)
+    run_file(conn, "north", path)
+    south = run_file(conn, "south", path)
     assert south["status"] == "committed"  # same file, other customer: not "unchanged"
     assert south["counts"]["person"]["create"] == 3
 
@@ -179,7 +183,7 @@ def test_customer_ids_are_checked(conn, tmp_path):
 
 
 def test_delta_file_follows_recstatus_and_cascades_deletes(conn, tmp_path):
-    pipeline.run(conn, "kommune", write(tmp_path, school("p1", "p2"), "full.xml"))
+    run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "full.xml"))
     delta = enterprise(
         person("p3", "Ny", "Elev", recstatus=1),
         person("p1", "Åse", "Ødegård", email="changed@skole.no", recstatus=2),
@@ -187,7 +191,7 @@ def test_delta_file_follows_recstatus_and_cascades_deletes(conn, tmp_path):
         membership("5A", member("p3", "01", recstatus=1)),
         kind="delta",
     )
-    run = pipeline.run(conn, "kommune", write(tmp_path, delta, "delta.xml"))
+    run = run_file(conn, "kommune", write(tmp_path, delta, "delta.xml"))
     assert run["counts"] == {
         "person": {"create": 1, "update": 1, "delete": 1},
         "group": {"create": 0, "update": 0, "delete": 0},
@@ -202,12 +206,12 @@ def test_delta_file_follows_recstatus_and_cascades_deletes(conn, tmp_path):
 
 
 def test_delta_membership_naming_nobody_known_is_skipped(conn, tmp_path):
-    pipeline.run(conn, "kommune", write(tmp_path, school("p1"), "full.xml"))
+    run_file(conn, "kommune", write(tmp_path, school("p1"), "full.xml"))
     delta = enterprise(
         membership("5A", member("p2", "01", recstatus=1), member("ghost", "01", recstatus=1)),
         kind="delta",
     )
-    run = pipeline.run(conn, "kommune", write(tmp_path, delta, "delta.xml"))
+    run = run_file(conn, "kommune", write(tmp_path, delta, "delta.xml"))
     assert run["counts"]["membership"]["create"] == 1  # p2 exists in the current state
     assert run["skipped"]["membership"] == 1
     with conn.cursor() as cur:

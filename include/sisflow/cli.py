@@ -83,6 +83,7 @@ def _print_run(r: dict) -> None:
         print("  skipped:      " + _per_entity(r["skipped"]))
     if r["counts"]:
         print(_counts_table(r["counts"]))
+    _print_verdict(r)
     if r.get("lms_counts"):
         print("  applied to the LMS (applied/deferred/skipped/failed per step):")
         for step, c in r["lms_counts"].items():
@@ -110,7 +111,12 @@ def cmd_diff(args) -> int:
 
 def cmd_run(args) -> int:
     conn = _connect()
-    result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on)
+    try:
+        result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on,
+                              rollover=args.rollover)
+    except pipeline.RolloverTooEarly as err:
+        print(err, file=sys.stderr)
+        return EXIT_FATAL
     if args.json:
         _print_json(result)
     else:
@@ -120,6 +126,68 @@ def cmd_run(args) -> int:
 
 def _size(value: str) -> str | int:
     return int(value) if value.isdigit() else value
+
+
+def _print_verdict(r: dict) -> None:
+    verdict = r.get("verdict")
+    if not verdict:
+        return
+    if verdict["passed"]:
+        print(f"  filter ({verdict['profile']} profile): passed")
+        return
+    print(f"  filter ({verdict['profile']} profile): HELD")
+    for trip in verdict["trips"]:
+        print(f"    - {trip['text']}")
+    decision = r.get("decision")
+    if decision:
+        who = f" by {decision['decided_by']}" if decision["decided_by"] else ""
+        print(f"  decision: {decision['decision']}{who} via {decision['via']} "
+              f"at {decision['decided_at']:%Y-%m-%d %H:%M}"
+              + (f": {decision['reason']}" if decision["reason"] else ""))
+    elif r["status"] == "held":
+        print(f"  waiting for a person until {r['deadline']:%Y-%m-%d %H:%M} UTC: check the change"
+              f" with the customer, then\n    sisflow filter open {r['id']} --by NAME --reason "
+              f"TEXT   (or reject), or answer the approval task of the run in Airflow")
+
+
+def cmd_filter(args) -> int:
+    conn = _connect()
+    if args.action == "show":
+        result = pipeline.summary(conn, args.run)
+    else:
+        if not (args.by and args.reason):
+            print("--by and --reason are required to open or reject a held run", file=sys.stderr)
+            return 2
+        decision = "opened" if args.action == "open" else "rejected"
+        try:
+            result = pipeline.decide(conn, args.run, decision, by=args.by, reason=args.reason,
+                                     via="cli")
+        except RuntimeError as err:
+            print(err, file=sys.stderr)
+            return EXIT_FATAL
+    if args.json:
+        _print_json(result)
+    else:
+        _print_run(result)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from . import config as cfg
+
+    if args.action == "schema":
+        out = Path(args.out or cfg.customers_dir() / "customer.schema.json")
+        out.write_text(json.dumps(cfg.json_schema(), indent=2, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        print(f"wrote {out}")
+        return 0
+    configs, errors = cfg.load_all()
+    for c in configs:
+        print(f"ok      {c.id}")
+    for err in errors:
+        for problem in err.problems:
+            print(f"INVALID {err.path}: {problem}")
+    return 1 if errors else 0
 
 
 def cmd_lms_state(args) -> int:
@@ -159,6 +227,7 @@ def cmd_generate(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job on embedded defaults: a demo municipality's first import, then rollover."""
+    from .lms.postgres_site import forget_site
     from .lms.seed import seed_manual_objects
 
     landing = settings.home() / "landing" / "demo"
@@ -170,14 +239,7 @@ def cmd_demo(args) -> int:
     first_grader = next(p for p in first["persons"] if p["id"].startswith(f"elev-{year}-"))
     with conn, conn.cursor() as cur:
         state.forget(cur, "demo")  # every demo tells the same story from the start
-        cur.execute("DELETE FROM lms.participants WHERE course_id IN"
-                    " (SELECT id FROM lms.courses WHERE site = 'demo')")
-        for table in ("unit_members", "courses", "terms", "units", "users"):
-            cur.execute(
-                f"DELETE FROM lms.{table} WHERE "
-                + ("unit_id IN (SELECT id FROM lms.units WHERE site = 'demo')"
-                   if table == "unit_members" else "site = 'demo'")
-            )
+        forget_site(cur, "demo")
         seed_manual_objects(cur, "demo",
                             first_grader=(first_grader["given"], first_grader["family"]))
     print("The demo site starts with two administrators, a course and a first-grader made by "
@@ -187,7 +249,9 @@ def cmd_demo(args) -> int:
         gen.generate(path, seed=args.seed, year=school_year, size=size)
         title = "first import" if step == 0 else "next school year (rollover)"
         print(f"== {title}: school year {school_year}/{school_year + 1}")
-        result = pipeline.run(conn, "demo", path, on=date(school_year, 8, 10))
+        # the second year is the rollover, triggered on a date the operator chose
+        result = pipeline.run(conn, "demo", path, on=date(school_year, 8, 10),
+                              rollover=step == 1)
         _print_run(result)
         print()
     args.customer, args.json = "demo", False
@@ -229,8 +293,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="compute everything, commit nothing")
     p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
                    help="the date the customer's calendar is read for (default today)")
+    p.add_argument("--rollover", action="store_true",
+                   help="a rollover run: the rollover filter profile, not before the earliest "
+                        "rollover date")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("filter", help="a run's filter verdict; open or reject a held run")
+    p.add_argument("action", choices=["show", "open", "reject"])
+    p.add_argument("run", type=int)
+    p.add_argument("--by", help="who decides (stored with the decision)")
+    p.add_argument("--reason", help="why (stored with the decision)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_filter)
+
+    p = sub.add_parser("config", help="check the customer files, or write their JSON Schema")
+    p.add_argument("action", choices=["check", "schema"])
+    p.add_argument("-o", "--out", help="where to write the schema")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("lms-state", help="print a customer's LMS site as it stands")
     p.add_argument("customer")

@@ -1,27 +1,34 @@
 """Per-customer configuration: one YAML file per customer, validated with pydantic.
 
-The customers folder is ``SISFLOW_CUSTOMERS_DIR``, else ``customers/`` in the project.
-Secrets never live here: connections and keys come from Airflow or the environment.
+The customers folder is ``SISFLOW_CUSTOMERS_DIR``, else ``customers/`` in the project. Secrets
+never live here: a source names an Airflow connection id, and the connection holds the
+credentials. ``customers/customer.schema.json`` is the JSON Schema for editors
+(``sisflow config schema`` writes it).
 """
 
 from __future__ import annotations
 
 import os
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROJECT = Path(__file__).resolve().parents[2]
 CUSTOMER_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class Window(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Window(_Strict):
     """A period of days; both ends are included (Europe/Oslo dates)."""
 
-    model_config = ConfigDict(extra="forbid")
     start: date
     end: date
 
@@ -34,22 +41,162 @@ class Window(BaseModel):
     def __contains__(self, day: date) -> bool:
         return self.start <= day <= self.end
 
+    def overlaps(self, other: Window) -> bool:
+        return self.start <= other.end and other.start <= self.end
 
-class CustomerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+class SisVendor(StrEnum):
+    VISMA_FLYT_SKOLE = "Visma Flyt Skole"
+    IST_EXTENS = "IST Extens"
+    IST_EVERYDAY = "IST Everyday"
+    SKOLEADMIN = "SkoleAdmin/Hypernet"
+    OTHER = "other"
+
+
+class Source(_Strict):
+    """Where the SIS export is fetched: a folder, an SFTP server or an HTTP endpoint."""
+
+    kind: Literal["folder", "sftp", "http"] = "folder"
+    conn_id: str | None = Field(None, description="Airflow connection id (credentials live there)")
+    path: str | None = Field(None, description="folder, or remote path for sftp")
+    url: str | None = Field(None, description="URL or endpoint path for http")
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.kind == "folder" and not self.path:
+            raise ValueError("a folder source needs a path")
+        if self.kind == "sftp" and not (self.conn_id and self.path):
+            raise ValueError("an sftp source needs a conn_id and a path")
+        if self.kind == "http" and not (self.conn_id or self.url):
+            raise ValueError("an http source needs a conn_id or a url")
+        return self
+
+
+class Schedule(_Strict):
+    cron: str = Field("0 5 * * *", description="when the import runs, five-field cron")
+    timezone: Literal["Europe/Oslo"] = "Europe/Oslo"
+
+    @model_validator(mode="after")
+    def _cron(self):
+        fields = self.cron.split()
+        if len(fields) != 5:
+            raise ValueError(f"cron '{self.cron}' must have five fields")
+        return self
+
+
+class Limit(_Strict):
+    """A threshold as a count, a percentage of the current size, or both (either trips)."""
+
+    count: Annotated[int, Field(ge=0)] | None = None
+    percent: Annotated[float, Field(ge=0)] | None = None
+
+
+class EntityLimits(_Strict):
+    create: Limit | None = None
+    update: Limit | None = None
+    delete: Limit | None = None
+
+
+class FilterProfile(_Strict):
+    person: EntityLimits = EntityLimits()
+    group: EntityLimits = EntityLimits()
+    membership: EntityLimits = EntityLimits()
+    #: the guard against an empty or nearly empty file: it must hold at least this share of
+    #: the persons (and groups) the customer has now
+    min_share: Annotated[float, Field(ge=0, le=100)] = 50.0
+
+
+def _strict_profile() -> FilterProfile:
+    return FilterProfile(
+        person=EntityLimits(update=Limit(count=500, percent=10),
+                            delete=Limit(count=200, percent=5)),
+        group=EntityLimits(delete=Limit(count=50, percent=10)),
+        membership=EntityLimits(delete=Limit(count=2000, percent=10)),
+        min_share=80,
+    )
+
+
+def _rollover_profile() -> FilterProfile:
+    # at rollover most classes and teaching groups are replaced by new ones: what is guarded is
+    # losing people, and a file from the wrong year or an empty one (min_share)
+    return FilterProfile(
+        person=EntityLimits(update=Limit(percent=60), delete=Limit(percent=25)),
+        min_share=60,
+    )
+
+
+class FilterConfig(_Strict):
+    default: FilterProfile = Field(default_factory=_strict_profile)
+    rollover: FilterProfile = Field(default_factory=_rollover_profile)
+    #: a held run that nobody opens or rejects within this many hours is aborted
+    deadline_hours: Annotated[float, Field(gt=0)] = 48
+
+
+class CustomerConfig(_Strict):
     id: Annotated[str, Field(pattern=CUSTOMER_ID)]
     name: str | None = None
-    #: archive an integration-created course whose group left the file (else: detach it)
-    course_archiving: bool = True
+    sis_vendor: SisVendor = SisVendor.OTHER
+    source: Source | None = None
+    schedule: Schedule = Schedule()
+    #: the active school year, e.g. {start: 2025-08-15, end: 2026-06-19}
+    school_year: Window | None = None
+    #: nothing is fetched and nothing changes in the LMS, not even creations
+    pause: list[Window] = []
     #: deletions reach the import database but are held back from the LMS
     delay_delete: list[Window] = []
-    #: nothing is fetched and nothing changes in the LMS
-    pause: list[Window] = []
+    #: summer teaching: the integration cannot be paused
+    summer_school: bool = False
+    filter: FilterConfig = FilterConfig()
+    #: archive an integration-created course whose group left the file (else: detach it)
+    course_archiving: bool = True
+    recipients: list[Annotated[str, Field(pattern=EMAIL)]] = []
+    inactive_months: Literal[6, 12] = 12
+
+    @model_validator(mode="after")
+    def _calendar(self):
+        if self.summer_school and self.pause:
+            raise ValueError("a summer-school customer cannot be paused: remove the pause windows")
+        windows = [("pause", w) for w in self.pause] + [("delay_delete", w)
+                                                        for w in self.delay_delete]
+        for i, (kind_a, a) in enumerate(windows):
+            for kind_b, b in windows[i + 1:]:
+                if a.overlaps(b):
+                    raise ValueError(f"{kind_a} {a.start}..{a.end} overlaps "
+                                     f"{kind_b} {b.start}..{b.end}")
+        return self
+
+
+class ConfigError(Exception):
+    """A customer file is not valid: the message names the file, the field and the reason."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path, self.problems = path, problems
+        super().__init__(f"{path}: " + "; ".join(problems))
 
 
 def customers_dir() -> Path:
     return Path(os.environ.get("SISFLOW_CUSTOMERS_DIR") or PROJECT / "customers")
+
+
+def _parse(path: Path, customer: str) -> CustomerConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(err, "problem", err)
+        raise ConfigError(path, [f"{where}not valid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["the file must hold a mapping of settings"])
+    data.setdefault("id", customer)
+    if data["id"] != customer:
+        raise ConfigError(path, [f"id: '{data['id']}' differs from the file name '{customer}'"])
+    try:
+        return CustomerConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(path, [
+            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in err.errors()
+        ]) from None
 
 
 def load_customer(customer: str, folder: Path | None = None) -> CustomerConfig:
@@ -57,6 +204,22 @@ def load_customer(customer: str, folder: Path | None = None) -> CustomerConfig:
     path = (folder or customers_dir()) / f"{customer}.yaml"
     if not path.exists():
         return CustomerConfig(id=customer)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    data.setdefault("id", customer)
-    return CustomerConfig.model_validate(data)
+    return _parse(path, customer)
+
+
+def load_all(folder: Path | None = None) -> tuple[list[CustomerConfig], list[ConfigError]]:
+    """Every customer file in the folder: the valid ones, and the errors of the others (a
+    broken file never stops the rest from loading)."""
+    configs, errors = [], []
+    for path in sorted((folder or customers_dir()).glob("*.yaml")):
+        try:
+            configs.append(_parse(path, path.stem))
+        except ConfigError as err:
+            errors.append(err)
+    return configs, errors
+
+
+def json_schema() -> dict:
+    schema = CustomerConfig.model_json_schema()
+    schema["title"] = "sisflow customer"
+    return schema

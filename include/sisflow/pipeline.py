@@ -11,9 +11,10 @@ import hashlib
 import logging
 import os
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from . import apply, calendar, diff, runs, staging, state
+from . import filter as filter_
 from .config import CustomerConfig, load_customer
 from .ims.reader import ImsReader
 from .ims.records import FatalFileError
@@ -43,8 +44,12 @@ def summary(conn, run_id: int) -> dict:
     run = runs.get(conn, run_id)
     keys = ("id", "customer", "status", "file_name", "file_size", "sha256", "datasource",
             "file_datetime", "file_type", "records", "skipped", "problem_counts", "fatal",
-            "counts", "base_run", "same_as_run", "lms_applied_at", "lms_mode", "lms_counts")
-    return {k: run[k] for k in keys}
+            "counts", "base_run", "same_as_run", "lms_applied_at", "lms_mode", "lms_counts",
+            "base_counts", "profile", "verdict", "held_at", "deadline")
+    result = {k: run[k] for k in keys}
+    with conn.cursor() as cur:
+        result["decision"] = filter_.stored_decision(cur, run_id)
+    return result
 
 
 def stage(conn, customer: str, path: str | os.PathLike, *, allow_unchanged: bool = True) -> dict:
@@ -123,21 +128,94 @@ def compute_diff(conn, run_id: int, *, release_deferred: bool = True) -> dict:
     with conn, conn.cursor() as cur:
         runs.lock_customer(cur, run["customer"])
         committed = runs.latest(cur, run["customer"], ("committed",))
+        cur.execute(
+            "SELECT (SELECT count(*) FROM sis.persons WHERE customer = %(c)s),"
+            " (SELECT count(*) FROM sis.groups WHERE customer = %(c)s),"
+            " (SELECT count(*) FROM sis.memberships WHERE customer = %(c)s)",
+            {"c": run["customer"]},
+        )
+        base = dict(zip(("person", "group", "membership"), cur.fetchone(), strict=True))
         counts = diff.compute(cur, run_id, run["customer"], run["file_type"],
                               release_deferred=release_deferred)
-        runs.update(cur, run_id, status="diffed", counts=counts,
+        runs.update(cur, run_id, status="diffed", counts=counts, base_counts=base,
                     base_run=committed["id"] if committed else None)
     log.info("run %s diffed: %s", run_id, counts)
     return summary(conn, run_id)
 
 
+def judge(conn, run_id: int, config: CustomerConfig, *, rollover: bool = False,
+          now: datetime | None = None) -> dict:
+    """Put a diffed run through the filter (once). A run over a threshold is held: it waits
+    for a person's decision until its deadline."""
+    run = runs.get(conn, run_id)
+    if run["status"] != "diffed" or run["verdict"] is not None:
+        return summary(conn, run_id)
+    name = "rollover" if rollover else "default"
+    profile = config.filter.rollover if rollover else config.filter.default
+    kept = None
+    if run["file_type"] == "full":
+        kept = {e: run["records"][e] - run["skipped"][e] for e in ("person", "group")}
+    verdict = filter_.judge(run["counts"], run["base_counts"], kept, profile, name)
+    now = now or datetime.now(UTC)
+    with conn, conn.cursor() as cur:
+        if verdict.passed:
+            runs.update(cur, run_id, profile=name, verdict=verdict.as_dict())
+        else:
+            runs.update(cur, run_id, profile=name, verdict=verdict.as_dict(), status="held",
+                        held_at=now,
+                        deadline=now + timedelta(hours=config.filter.deadline_hours))
+            log.warning("run %s held by the filter: %s rule(s) tripped", run_id,
+                        len(verdict.trips))
+    return summary(conn, run_id)
+
+
+def decide(conn, run_id: int, decision: str, *, by: str | None, reason: str | None,
+           via: str) -> dict:
+    """Open or reject a held run (the first decision stands); a rejected run is aborted."""
+    if decision not in ("opened", "rejected", "expired"):
+        raise ValueError(f"decision {decision!r}: opened, rejected or expired")
+    run = runs.get(conn, run_id)
+    if run["status"] != "held":
+        raise RuntimeError(f"run {run_id} is {run['status']}: only a held run takes a decision")
+    with conn, conn.cursor() as cur:
+        runs.lock_customer(cur, run["customer"])
+        stored = filter_.record_decision(cur, run_id, decision, by=by, reason=reason, via=via)
+        if stored["decision"] != "opened":
+            runs.update(cur, run_id, status="aborted")
+    log.info("run %s: filter %s via %s", run_id, stored["decision"], stored["via"])
+    return summary(conn, run_id)
+
+
+def expire_if_due(conn, run_id: int, now: datetime | None = None) -> dict:
+    """A held run nobody decided on by its deadline is aborted."""
+    run = runs.get(conn, run_id)
+    now = now or datetime.now(UTC)
+    if run["status"] == "held" and run["deadline"] and now >= run["deadline"]:
+        with conn.cursor() as cur:
+            undecided = filter_.stored_decision(cur, run_id) is None
+        if undecided:
+            return decide(conn, run_id, "expired", by=None, reason="deadline passed",
+                          via="deadline")
+    return summary(conn, run_id)
+
+
 def commit(conn, run_id: int) -> dict:
-    """Move the customer's current state forward by the run's change set (once)."""
+    """Move the customer's current state forward by the run's change set (once). Only a run
+    that the filter passed, or that a person opened, is committed."""
     run = runs.get(conn, run_id)
     if run["status"] in ("committed", "unchanged"):
         return summary(conn, run_id)
-    if run["status"] != "diffed":
+    opened = False
+    if run["status"] == "held":
+        with conn.cursor() as cur:
+            decision = filter_.stored_decision(cur, run_id)
+        opened = decision is not None and decision["decision"] == "opened"
+        if not opened:
+            raise RuntimeError(f"run {run_id} is held by the filter and not opened")
+    elif run["status"] != "diffed":
         raise RuntimeError(f"run {run_id} is {run['status']}: only a diffed run can be committed")
+    elif not (run["verdict"] or {}).get("passed"):
+        raise RuntimeError(f"run {run_id} has not passed the filter")
     with conn, conn.cursor() as cur:
         runs.lock_customer(cur, run["customer"])
         committed = runs.latest(cur, run["customer"], ("committed",))
@@ -184,21 +262,29 @@ def _deferred_waiting(conn, customer: str) -> bool:
         return cur.fetchone()[0]
 
 
+class RolloverTooEarly(Exception):
+    pass
+
+
 def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = None,
-        config: CustomerConfig | None = None) -> dict:
-    """One import without Airflow: calendar, read, stage, diff, commit, apply to the LMS.
+        config: CustomerConfig | None = None, rollover: bool = False) -> dict:
+    """One import without Airflow: calendar, read, stage, diff, filter, commit, apply.
 
     ``on`` is the date the calendar is asked about (default: today in Europe/Oslo). A dry run
-    computes the change set and applies nothing.
+    computes the change set and the filter's verdict, and applies nothing. A rollover run is
+    judged by the rollover profile and refused before the earliest rollover date. A held run
+    stops; running the same file again after ``sisflow filter open`` goes on from there.
     """
     config = config or load_customer(customer)
     day = on or calendar.today()
     cal = calendar.state_on(config, day)
-    calendar_info = {"date": day.isoformat(), "mode": cal.mode,
-                     "until": cal.until.isoformat() if cal.until else None}
+    calendar_info = {"date": day.isoformat(), **cal.as_dict()}
     if cal.mode == calendar.PAUSED:
         log.info("%s is paused until %s: nothing fetched or applied", customer, cal.until)
         return {"customer": customer, "status": "paused", "calendar": calendar_info}
+    if rollover and day < cal.earliest_rollover:
+        raise RolloverTooEarly(
+            f"{customer}: rollover is allowed from {cal.earliest_rollover}, not on {day}")
     if not dry_run:
         _finish_pending_apply(conn, customer, config, cal.mode)
     release = cal.mode == calendar.NORMAL
@@ -206,7 +292,13 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
                    allow_unchanged=not (release and _deferred_waiting(conn, customer)))
     if result["status"] == "staged":
         result = compute_diff(conn, result["id"], release_deferred=release)
-    if result["status"] == "diffed" and not dry_run:
+    if result["status"] == "diffed":
+        result = judge(conn, result["id"], config, rollover=rollover)
+    if result["status"] == "held":
+        result = expire_if_due(conn, result["id"])
+    go = result["status"] == "diffed" or (
+        result["status"] == "held" and (result["decision"] or {}).get("decision") == "opened")
+    if go and not dry_run:
         commit(conn, result["id"])
         result = apply_to_lms(conn, result["id"], config, cal.mode)
     result["calendar"] = calendar_info

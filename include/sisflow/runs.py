@@ -1,8 +1,9 @@
 """Runs: one file for one customer, from arrival to commit, as rows in ``sis.runs``.
 
-Status goes reading -> staged -> diffed -> committed; a file rejected whole ends as
-``rejected``; a file identical to the last committed one ends as ``unchanged``; a pending run
-that a newer file replaces ends as ``superseded``.
+Status goes reading -> staged -> diffed -> committed, with ``held`` after diffed when the filter
+holds the run (until it is opened; rejected or expired, it ends as ``aborted``). A file
+rejected whole ends as ``rejected``; a file identical to the last committed one ends as
+``unchanged``; a pending run that a newer file replaces ends as ``superseded``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 
 from psycopg2.extras import RealDictCursor
 
-PENDING = ("reading", "staged", "diffed")
+PENDING = ("reading", "staged", "diffed", "held")
 
 
 def lock_customer(cur, customer: str) -> None:

@@ -250,8 +250,11 @@ def _group_xml(g: dict, source: str) -> str:
     return "".join(parts)
 
 
-def write_year(m: Municipality, year: int, out) -> dict[str, int]:
-    """Write school year ``year`` to the text stream ``out``; returns record counts."""
+def write_year(m: Municipality, year: int, out, *, drop_every: int = 0) -> dict[str, int]:
+    """Write school year ``year`` to the text stream ``out``; returns record counts.
+
+    ``drop_every`` leaves out every n-th member (1% with 100): a day's churn, for benchmarks.
+    """
     data = build_year(m, year)
     source = escape(m.datasource)
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
@@ -272,6 +275,9 @@ def write_year(m: Municipality, year: int, out) -> dict[str, int]:
             continue
         chunk = ["<membership><sourcedid><source>", source, "</source><id>", escape(group_id),
                  "</id></sourcedid>"]
+        if drop_every:
+            group_members = [gm for i, gm in enumerate(group_members, n_members + 1)
+                             if i % drop_every]
         for person_id, roletype in group_members:
             chunk += ["<member><sourcedid><source>", source, "</source><id>", person_id,
                       "</id></sourcedid><idtype>1</idtype><role roletype=\"", roletype,
@@ -284,8 +290,9 @@ def write_year(m: Municipality, year: int, out) -> dict[str, int]:
             "membership": n_members}
 
 
-def generate(path, *, seed: int = 1, year: int = 2025, size: str | int = "small") -> dict[str, int]:
+def generate(path, *, seed: int = 1, year: int = 2025, size: str | int = "small",
+             drop_every: int = 0) -> dict[str, int]:
     """Write one school year of a synthetic municipality to ``path``."""
     pupils = SIZES[size] if isinstance(size, str) else int(size)
     with open(path, "w", encoding="utf-8", newline="\n") as out:
-        return write_year(Municipality(seed, pupils), year, out)
+        return write_year(Municipality(seed, pupils), year, out, drop_every=drop_every)

@@ -50,6 +50,9 @@ class PostgresSite(LmsSite):
             sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table).as_string(self.cur),
             buffer,
         )
+        # without statistics the planner takes a 50,000-row batch for a handful of rows and
+        # joins it to a million participants row by row
+        self.cur.execute(sql.SQL("ANALYZE {}").format(table))
         return table
 
     def _run(self, statement: str, table: sql.Identifier, **params):
@@ -306,3 +309,14 @@ class PostgresSite(LmsSite):
             columns = [d[0] for d in self.cur.description]
             result[name] = [dict(zip(columns, row, strict=True)) for row in self.cur.fetchall()]
         return result
+
+
+def forget_site(cur, site: str) -> None:
+    """Remove a whole site, manual objects included (demo and benchmark resets only)."""
+    params = {"site": site}
+    cur.execute("DELETE FROM lms.participants WHERE course_id IN"
+                " (SELECT id FROM lms.courses WHERE site = %(site)s)", params)
+    cur.execute("DELETE FROM lms.unit_members WHERE unit_id IN"
+                " (SELECT id FROM lms.units WHERE site = %(site)s)", params)
+    for table in ("courses", "terms", "units", "users"):
+        cur.execute(f"DELETE FROM lms.{table} WHERE site = %(site)s", params)

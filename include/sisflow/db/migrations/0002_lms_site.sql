@@ -33,12 +33,16 @@ CREATE TABLE lms.units (
 );
 CREATE UNIQUE INDEX units_sync_key ON lms.units (site, sync_key);
 
+-- Memberships have no foreign keys: their per-row triggers cost as much as the inserts of a
+-- million participants, users and courses are never hard-deleted (trash, archive), and rows
+-- are only ever inserted by joining the users and courses or units they name.
 CREATE TABLE lms.unit_members (
-    unit_id bigint NOT NULL REFERENCES lms.units (id),
-    user_id bigint NOT NULL REFERENCES lms.users (id),
+    unit_id bigint NOT NULL,
+    user_id bigint NOT NULL,
     role    text NOT NULL,
     PRIMARY KEY (unit_id, user_id, role)
 );
+CREATE INDEX unit_members_user ON lms.unit_members (user_id);
 
 CREATE TABLE lms.terms (
     id          bigserial PRIMARY KEY,
@@ -69,8 +73,8 @@ CREATE TABLE lms.courses (
 CREATE UNIQUE INDEX courses_sync_key ON lms.courses (site, sync_key);
 
 CREATE TABLE lms.participants (
-    course_id bigint NOT NULL REFERENCES lms.courses (id),
-    user_id   bigint NOT NULL REFERENCES lms.users (id),
+    course_id bigint NOT NULL,
+    user_id   bigint NOT NULL,
     role      text NOT NULL,          -- learner, instructor, ... (IMS roletype)
     synced    boolean NOT NULL,       -- false: manual, the integration leaves it alone
     PRIMARY KEY (course_id, user_id, role)
