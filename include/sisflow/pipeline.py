@@ -67,7 +67,7 @@ def stage(conn, customer: str, path: str | os.PathLike, *, allow_unchanged: bool
     with conn, conn.cursor() as cur:
         runs.lock_customer(cur, customer)
         last = runs.latest(cur, customer)
-        if last and last["sha256"] == sha256 and last["status"] in ("staged", "diffed"):
+        if last and last["sha256"] == sha256 and last["status"] in ("staged", "diffed", "held"):
             log.info("run %s: same file as the pending run, resumed", last["id"])
             return summary(conn, last["id"])
         # a newer file replaces whatever was pending (held at the filter, say): only the
