@@ -290,15 +290,33 @@ STEPS: list[tuple[str, Callable[[Context], None]]] = [
 ]
 
 
-def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool) -> dict:
-    """Apply a committed run to the customer's site; returns counts per step."""
+def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
+              only: tuple[str, ...] | None = None) -> dict:
+    """Apply a committed run to the customer's site; returns counts per step.
+
+    ``only`` runs some of the steps (an Airflow task per phase); the steps before them must be
+    done. The run counts as applied once every step is done.
+    """
     run = runs.get(conn, run_id)
     if run["status"] != "committed":
         raise RuntimeError(f"run {run_id} is {run['status']}: only a committed run is applied")
     if run["lms_applied_at"] is not None:
         return run["lms_counts"]
     customer = run["customer"]
+    names = [name for name, _ in STEPS]
+    if only:
+        unknown = set(only) - set(names)
+        if unknown:
+            raise ValueError(f"unknown apply steps {sorted(unknown)}")
+        before = names[: min(names.index(n) for n in only)]
+        with conn.cursor() as cur:
+            cur.execute("SELECT step FROM sis.apply_steps WHERE run_id = %s", (run_id,))
+            missing = set(before) - {row[0] for row in cur.fetchall()}
+        if missing:
+            raise RuntimeError(f"run {run_id}: steps {sorted(missing)} must be applied first")
     for name, step in STEPS:
+        if only and name not in only:
+            continue
         with conn, conn.cursor() as cur:
             runs.lock_customer(cur, customer)
             cur.execute("SELECT 1 FROM sis.apply_steps WHERE run_id = %s AND step = %s",
@@ -321,6 +339,7 @@ def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool) -> dict:
     with conn, conn.cursor() as cur:
         cur.execute("SELECT step, counts FROM sis.apply_steps WHERE run_id = %s", (run_id,))
         counts = dict(cur.fetchall())
-        runs.update(cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=mode,
-                    lms_counts=counts)
+        if set(counts) == set(names):
+            runs.update(cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=mode,
+                        lms_counts=counts)
     return counts

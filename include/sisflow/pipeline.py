@@ -231,13 +231,15 @@ def commit(conn, run_id: int) -> dict:
     return summary(conn, run_id)
 
 
-def apply_to_lms(conn, run_id: int, config: CustomerConfig, mode: str) -> dict:
+def apply_to_lms(conn, run_id: int, config: CustomerConfig, mode: str,
+                 only: tuple[str, ...] | None = None) -> dict:
     """Apply a committed run to the customer's LMS site (resumes where a crash left it)."""
-    apply.apply_run(conn, run_id, mode=mode, course_archiving=config.course_archiving)
+    apply.apply_run(conn, run_id, mode=mode, course_archiving=config.course_archiving,
+                    only=only)
     return summary(conn, run_id)
 
 
-def _finish_pending_apply(conn, customer: str, config: CustomerConfig, mode: str) -> None:
+def finish_pending_apply(conn, customer: str, config: CustomerConfig, mode: str) -> None:
     """A run committed to the import database but not (fully) applied to the LMS is finished
     before the next file: the LMS must not skip a change set."""
     with conn.cursor() as cur:
@@ -286,7 +288,7 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
         raise RolloverTooEarly(
             f"{customer}: rollover is allowed from {cal.earliest_rollover}, not on {day}")
     if not dry_run:
-        _finish_pending_apply(conn, customer, config, cal.mode)
+        finish_pending_apply(conn, customer, config, cal.mode)
     release = cal.mode == calendar.NORMAL
     result = stage(conn, customer, path,
                    allow_unchanged=not (release and _deferred_waiting(conn, customer)))

@@ -1,0 +1,59 @@
+"""The DAG module as Airflow parses it: ids, schedules, settings, broken files, no I/O."""
+
+import psycopg2
+import pytest
+
+from tests.dags.conftest import dagbag
+
+GOOD = "name: Nordby kommune\nschedule: {cron: '15 5 * * 1-5'}\nsource: {kind: folder, path: /x}\n"
+
+
+def test_every_customer_gets_an_import_and_a_rollover_dag(customers):
+    customers("nordby", GOOD)
+    customers("sorby", "sis_vendor: IST Extens\n")
+    bag = dagbag()
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {"sisflow_import__nordby", "sisflow_rollover__nordby",
+                             "sisflow_import__sorby", "sisflow_rollover__sorby"}
+    dag = bag.dags["sisflow_import__nordby"]
+    assert dag.timetable.summary == "15 5 * * 1-5"
+    assert str(dag.timetable._timezone.name) == "Europe/Oslo"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert {"sisflow", "import", "nordby"} <= set(dag.tags)
+    assert {t.owner for t in dag.tasks} == {"integration-ops"}
+    assert "Filter thresholds" in dag.doc_md and "person | delete | 200 | 5%" in dag.doc_md
+    assert type(bag.dags["sisflow_rollover__nordby"].timetable).__name__ == "NullTimetable"
+    assert set(dag.params) == {"dry_run", "file", "date"}
+
+
+def test_a_broken_customer_file_never_stops_the_others(customers):
+    customers("nordby", GOOD)
+    customers("broken", "inactive_months: 7\n")
+    bag = dagbag()
+    assert bag.import_errors == {}
+    assert "sisflow_import__nordby" in bag.dags
+    broken = bag.dags["sisflow_import__broken"]
+    assert [t.task_id for t in broken.tasks] == ["invalid_configuration"]
+    assert "inactive_months" in broken.doc_md and "config-error" in broken.tags
+
+
+def test_parsing_touches_no_database(customers, monkeypatch):
+    customers("nordby", GOOD)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the DAG file connected to a database while parsed")
+
+    monkeypatch.setattr(psycopg2, "connect", refuse)
+    bag = dagbag()
+    assert bag.import_errors == {} and "sisflow_import__nordby" in bag.dags
+
+
+@pytest.mark.parametrize("dag_id", ["sisflow_import__nordby", "sisflow_rollover__nordby"])
+def test_the_gate_is_a_human_in_the_loop_task_with_the_deadline(customers, dag_id):
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    customers("nordby", GOOD + "filter: {deadline_hours: 6}\n")
+    dag = dagbag().dags[dag_id]
+    approval = dag.get_task("approval")
+    assert isinstance(approval, HITLOperator)
+    assert approval.response_timeout.total_seconds() == 6 * 3600
