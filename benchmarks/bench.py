@@ -65,7 +65,8 @@ def _timed_run(conn, customer: str, path: Path, config: CustomerConfig) -> dict:
     times["stage"] = time.perf_counter() - t
     t = time.perf_counter()
     run = pipeline.compute_diff(conn, run["id"])
-    times["diff"] = time.perf_counter() - t
+    pipeline.judge(conn, run["id"], config)
+    times["diff"] = time.perf_counter() - t  # with the filter's verdict
     t = time.perf_counter()
     pipeline.commit(conn, run["id"])
     times["commit"] = time.perf_counter() - t
@@ -84,7 +85,10 @@ def one(size: str) -> dict:
     files = _files(size)
     conn = connect()
     customer = f"bench-{size}"
-    config = CustomerConfig(id=customer)
+    # speed, not the filter, is measured here: a customer whose filter holds nothing
+    no_limits = {"person": {}, "group": {}, "membership": {}, "min_share": 0}
+    config = CustomerConfig.model_validate(
+        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}})
 
     def reset():
         with conn, conn.cursor() as cur:
@@ -105,14 +109,43 @@ def one(size: str) -> dict:
     }
 
 
+def dag_parse(n: int) -> float:
+    """Seconds for Airflow to load the DAG folder with ``n`` customer files, Airflow's own import
+    included, in a fresh process (as the DAG processor does)."""
+    import os
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sisflow-customers-"))
+    for i in range(n):
+        (folder / f"kunde{i:04d}.yaml").write_text(
+            f"name: Kunde {i}\nsource: {{kind: folder, path: /data/kunde{i}}}\n"
+            f"delay_delete:\n  - {{start: 2026-06-20, end: 2026-08-14}}\n", encoding="utf-8")
+    code = ("import time; t = time.perf_counter(); import airflow; a = time.perf_counter() - t; "
+            "from airflow.dag_processing.dagbag import DagBag; "
+            "b = DagBag(dag_folder='dags'); assert not b.import_errors, b.import_errors; "
+            "print(a, time.perf_counter() - t, len(b.dags))")
+    env = {**os.environ, "SISFLOW_CUSTOMERS_DIR": str(folder),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[1])
+    airflow_s, total_s, dags = out.stdout.strip().splitlines()[-1].split()
+    print(f"DAG folder with {n} customer files: {dags} DAGs loaded in {float(total_s):.2f} s "
+          f"({float(airflow_s):.2f} s of it importing Airflow)")
+    return float(total_s)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,medium,large")
+    parser.add_argument("--dags", type=int, default=500, help="customer files for the DAG "
+                        "parse measurement (0: skip)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one)))
         return
+    if args.dags:
+        dag_parse(args.dags)
     print(f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
           f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'commit':>7}{'apply':>7}"
           f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}")

@@ -41,3 +41,14 @@ def test_outlook_lists_the_coming_spans():
     assert [(a.isoformat(), b.isoformat(), m) for a, b, m in spans] == [
         ("2026-06-01", "2026-06-19", NORMAL), ("2026-06-20", "2026-06-30", DELAY_DELETE),
         ("2026-07-01", "2026-07-31", PAUSED), ("2026-08-01", "2026-08-31", NORMAL)]
+
+
+def test_the_picture_has_a_row_per_customer_and_marks_the_rollover():
+    from sisflow.calendar_view import as_html
+
+    other = CustomerConfig(id="annen", name="Åsen kommune")
+    html = as_html([CFG, other], date(2026, 6, 1), days=92)
+    assert html.count("<tr><th class='name'>") == 2 and "Åsen kommune" in html
+    assert html.count('class="paused') == 31  # July, ends included
+    assert html.count('class="delay-delete') == 11
+    assert 'class="normal r" title="2026-08-01' in html  # 1 August for both

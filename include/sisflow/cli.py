@@ -190,6 +190,25 @@ def cmd_config(args) -> int:
     return 1 if errors else 0
 
 
+def cmd_calendar(args) -> int:
+    from . import calendar, calendar_view
+    from . import config as cfg
+
+    start = args.start or calendar.today()
+    if args.customer:
+        print(calendar_view.as_text(cfg.load_customer(args.customer), start, args.days))
+        return 0
+    configs, errors = cfg.load_all()
+    for c in configs:
+        print(calendar_view.as_text(c, start, args.days))
+    out = Path(args.html or settings.home() / "calendars.html")
+    out.write_text(calendar_view.as_html(configs, start, args.days), encoding="utf-8")
+    print(f"\nall customers: {out}")
+    for err in errors:
+        print(f"INVALID {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def cmd_lms_state(args) -> int:
     from .lms.postgres_site import PostgresSite
 
@@ -311,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check", "schema"])
     p.add_argument("-o", "--out", help="where to write the schema")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("calendar", help="the coming months per customer (HTML for all)")
+    p.add_argument("customer", nargs="?")
+    p.add_argument("--from", dest="start", type=date.fromisoformat, metavar="DATE")
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--html", help="where to write the picture of all customers")
+    p.set_defaults(func=cmd_calendar)
 
     p = sub.add_parser("lms-state", help="print a customer's LMS site as it stands")
     p.add_argument("customer")

@@ -57,3 +57,10 @@ def test_the_gate_is_a_human_in_the_loop_task_with_the_deadline(customers, dag_i
     approval = dag.get_task("approval")
     assert isinstance(approval, HITLOperator)
     assert approval.response_timeout.total_seconds() == 6 * 3600
+
+
+def test_a_worker_parses_only_the_dag_it_runs(customers, monkeypatch):
+    customers("nordby", GOOD)
+    customers("sorby", GOOD)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "sisflow_import__sorby")
+    assert set(dagbag().dags) == {"sisflow_import__sorby"}
