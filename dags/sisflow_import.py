@@ -260,20 +260,42 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             return run
 
         @task(trigger_rule="all_done", retries=0)
-        def report() -> dict:
-            from sisflow import pipeline
+        def report(params=None) -> dict:
+            """Exactly one status email per run, whatever happened (no retries: a SendGrid
+            error is retried inside the sender, then fails this task loudly)."""
+            from sisflow import calendar, pipeline
+            from sisflow.airflow_connections import sendgrid_settings
+            from sisflow.config import load_customer
+            from sisflow.report.email import SendGrid
 
             context = get_current_context()
-            staged = context["ti"].xcom_pull(task_ids="read_and_stage")
-            if not staged:
-                outcome = context["ti"].xcom_pull(task_ids="paused") or {"status": "failed"}
-                print(f"{customer}: {outcome['status']}")
-                return outcome
-            run = pipeline.summary(_conn(), staged["run_id"])
-            print(f"{customer}: run {run['id']} {run['status']}; changes {run['counts']}; "
-                  f"LMS {'applied' if run['lms_applied_at'] else 'not applied'}")
-            return {"run_id": run["id"], "status": run["status"],
-                    "applied": run["lms_applied_at"] is not None}
+            ti, dag_run = context["ti"], context["dag_run"]
+            states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
+            states = states.get(dag_run.run_id, {})
+            # tasks that failed themselves (upstream_failed ones are consequences); the approval
+            # task fails at its deadline, and that outcome is "expired", not a failure
+            failed = sorted(t for t, s in states.items() if s == "failed" and t != "approval")
+            config = load_customer(customer)
+            day = _day(params)
+            staged = ti.xcom_pull(task_ids="read_and_stage")
+            settings = sendgrid_settings()
+            sender = None
+            if settings:
+                sender = SendGrid(settings["api_key"], host=settings["host"],
+                                  **({"from_email": settings["from_email"]}
+                                     if settings["from_email"] else {}))
+            base = context["conf"].get("api", "base_url", fallback="") if "conf" in context \
+                else ""
+            status = pipeline.send_status(
+                _conn(), config, staged["run_id"] if staged else None,
+                calendar={"date": day.isoformat(),
+                          **calendar.state_on(config, day).as_dict()},
+                failed_task=failed[0] if failed else None,
+                airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
+                         "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"},
+                sender=sender)
+            print(f"{customer}: {status['subject']} -> {status['sent']}")
+            return status
 
         gate = check_calendar()
         fetched = fetch()

@@ -117,10 +117,15 @@ def cmd_run(args) -> int:
     except pipeline.RolloverTooEarly as err:
         print(err, file=sys.stderr)
         return EXIT_FATAL
+    from .config import load_customer
+
+    status = pipeline.send_status(conn, load_customer(args.customer), result.get("id"),
+                                  calendar=result.get("calendar"))
     if args.json:
-        _print_json(result)
+        _print_json({**result, "email": status})
     else:
         _print_run(result)
+        print(f"status email: {status['subject']}\n  -> {status['sent']}")
     return EXIT_FATAL if result["status"] == "rejected" else 0
 
 

@@ -309,3 +309,16 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
 
 def _no_changes() -> dict:
     return {e: dict.fromkeys(diff.OPS, 0) for e in ("person", "group", "membership")}
+
+
+def send_status(conn, config: CustomerConfig, run_id: int | None, *, calendar: dict | None = None,
+                failed_task: str | None = None, airflow: dict | None = None,
+                sender=None) -> dict:
+    """Build the run's status email and send it (to the outbox unless a sender is given)."""
+    from .report.build import build
+    from .report.email import Outbox
+
+    report = build(conn, config, run_id, calendar=calendar, failed_task=failed_task,
+                   airflow=airflow)
+    where = (sender or Outbox()).send(report)
+    return {"outcome": report.outcome, "subject": report.subject, "sent": where}

@@ -39,10 +39,30 @@ def kommune(airflow_db, db_url, customers, tmp_path, monkeypatch):
     return configure, export
 
 
+def emails() -> list:
+    """The status emails in the outbox (no SendGrid connection here: the embedded default)."""
+    import os
+    from pathlib import Path
+
+    outbox = Path(os.environ["SISFLOW_HOME"]) / "outbox" / "kommune"
+    return sorted(outbox.glob("*.eml")) if outbox.exists() else []
+
+
 def run_dag(date: str, dag_id: str = "sisflow_import__kommune"):
+    """Run the DAG once; every run must leave exactly one status email."""
+    before = len(emails())
     dag = dagbag().dags[dag_id]
     run = dag.test(run_conf={"date": date})
+    assert len(emails()) == before + 1
     return run.state, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def last_subject() -> str:
+    import email
+    import email.policy
+
+    newest = max(emails(), key=lambda p: p.stat().st_mtime_ns)
+    return email.message_from_bytes(newest.read_bytes(), policy=email.policy.default)["Subject"]
 
 
 def query(db_url, sql, *args):
@@ -144,6 +164,7 @@ def test_normal_run_applies_to_the_lms(kommune, db_url):
     assert airflow_run["dag_id"] == "sisflow_import__kommune"
     persons = query(db_url, "SELECT count(*) FROM sis.persons")[0][0]
     assert query(db_url, "SELECT count(*) FROM lms.users")[0][0] == persons
+    assert ": applied:" in last_subject()
 
 
 def test_paused_nothing_is_fetched_or_applied(kommune, db_url):
@@ -156,6 +177,7 @@ def test_paused_nothing_is_fetched_or_applied(kommune, db_url):
     assert tis["report"] == "success"
     assert query(db_url, "SELECT count(*) FROM sis.runs") == [(0,)]
     assert query(db_url, "SELECT count(*) FROM lms.users") == [(0,)]
+    assert "paused until 2025-07-31" in last_subject()
 
 
 def test_delay_delete_holds_deletions_back_from_the_lms(kommune, db_url):
@@ -169,6 +191,7 @@ def test_delay_delete_holds_deletions_back_from_the_lms(kommune, db_url):
     assert tis["delay_delete"] == "success" and tis["normal"] == "skipped"
     assert trashed(db_url) == 0
     assert query(db_url, "SELECT count(*) > 0 FROM sis.deferred_deletions") == [(True,)]
+    assert "deletions held back until 2026-08-14" in last_subject()
 
 
 STRICT = "{person: {delete: {count: 1}}, min_share: 0}"
@@ -197,6 +220,7 @@ def test_held_then_approved_goes_through(held):
     assert tis["approval"] == "success" and tis["apply_removals"] == "success"
     assert decision(held) == [("opened", "kari", "checked with the school", "airflow")]
     assert trashed(held) > 0
+    assert "applied after the filter was opened" in last_subject()
 
 
 def test_held_then_rejected_touches_nothing(held):
@@ -208,6 +232,7 @@ def test_held_then_rejected_touches_nothing(held):
     assert decision(held) == [("rejected", "kari", "wrong school year", "airflow")]
     assert query(held, "SELECT status FROM sis.runs ORDER BY id DESC LIMIT 1") == [("aborted",)]
     assert trashed(held) == 0
+    assert "the held import was rejected" in last_subject()
 
 
 def test_no_answer_before_the_deadline_aborts(held, kommune):
@@ -221,3 +246,4 @@ def test_no_answer_before_the_deadline_aborts(held, kommune):
     assert state == "failed"  # the run shows that it was aborted
     assert decision(held) == [("expired", None, "no answer before the deadline", "deadline")]
     assert trashed(held) == 0
+    assert "no decision before the deadline" in last_subject()

@@ -1,0 +1,95 @@
+"""Status emails: rendered from Jinja2 templates (HTML with inline styles, and plain text), and
+sent through SendGrid, or written as .eml files into the outbox when no SendGrid connection
+is configured (the embedded default)."""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from .. import settings
+from .build import Report
+
+log = logging.getLogger(__name__)
+
+_ENV = Environment(loader=PackageLoader("sisflow.report", "templates"),
+                   autoescape=select_autoescape(enabled_extensions=("html.j2",)),
+                   undefined=StrictUndefined, trim_blocks=False)
+DEFAULT_FROM = "sisflow@localhost"
+
+
+def render(report: Report) -> tuple[str, str]:
+    """(html, text) of the status email."""
+    return (_ENV.get_template("status.html.j2").render(r=report),
+            _ENV.get_template("status.txt.j2").render(r=report))
+
+
+class Outbox:
+    """Writes each email as an .eml file under ``$SISFLOW_HOME/outbox/<customer>/``."""
+
+    def __init__(self, folder: Path | None = None, from_email: str = DEFAULT_FROM):
+        self.folder = folder or settings.home() / "outbox"
+        self.from_email = from_email
+
+    def send(self, report: Report) -> str:
+        html, text = render(report)
+        msg = EmailMessage()
+        msg["Subject"] = report.subject
+        msg["From"] = self.from_email
+        msg["To"] = ", ".join(report.recipients) or "undisclosed-recipients:;"
+        msg["Date"] = formatdate(localtime=True)
+        msg["Message-ID"] = make_msgid(domain="sisflow")
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        folder = self.folder / report.customer
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"run-{report.run['id']}" if report.run else f"{report.outcome}-{time.time_ns()}"
+        path = folder / f"{name}.eml"
+        # SMTP line endings; long subjects stay on one line (RFC 5322 allows 998 characters)
+        path.write_bytes(msg.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998)))
+        log.info("status email for %s written to %s", report.customer, path)
+        return str(path)
+
+
+class SendGrid:
+    """SendGrid's own client, with the host overridable (tests point it at a local server)."""
+
+    def __init__(self, api_key: str, *, host: str | None = None,
+                 from_email: str = DEFAULT_FROM, attempts: int = 3, wait: float = 1.0):
+        self.api_key, self.host, self.from_email = api_key, host, from_email
+        self.attempts, self.wait = attempts, wait
+
+    def send(self, report: Report) -> str:
+        from sendgrid import SendGridAPIClient
+        from sendgrid.helpers.mail import Mail
+
+        if not report.recipients:
+            raise ValueError(f"{report.customer} has no status email recipients")
+        html, text = render(report)
+        mail = Mail(from_email=self.from_email, to_emails=report.recipients,
+                    subject=report.subject, plain_text_content=text, html_content=html)
+        kwargs = {"host": self.host} if self.host else {}
+        client = SendGridAPIClient(api_key=self.api_key, **kwargs)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = client.send(mail)
+                if response.status_code >= 300:
+                    raise RuntimeError(f"SendGrid answered {response.status_code}")
+                log.info("status email for %s sent (SendGrid %s)", report.customer,
+                         response.status_code)
+                return f"sendgrid:{response.status_code}"
+            except Exception as err:
+                if attempt == self.attempts:
+                    raise RuntimeError(
+                        f"status email for {report.customer} not sent after {attempt} "
+                        f"attempts: {err}") from err
+                log.warning("SendGrid attempt %s for %s failed: %s", attempt, report.customer,
+                            type(err).__name__)
+                time.sleep(self.wait * attempt)
+        raise AssertionError("unreachable")
