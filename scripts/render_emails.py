@@ -1,0 +1,88 @@
+"""Render one status email per outcome to HTML files and, where Chromium is installed, to PNG
+screenshots, to look at them as a person would.
+
+    python scripts/render_emails.py [OUT_FOLDER]     (default: $SISFLOW_HOME/emails)
+
+Runs a small synthetic customer through each outcome on the import database (the embedded one
+unless SISFLOW_DATABASE_URL is set); the customer "email-gallery" is reset first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from sisflow import pipeline, settings, state
+from sisflow.config import CustomerConfig
+from sisflow.db.connection import connect
+from sisflow.ims.generate import generate
+from sisflow.lms.postgres_site import forget_site
+from sisflow.report.build import build
+from sisflow.report.email import render
+
+CUSTOMER = "email-gallery"
+
+
+def config(**extra) -> CustomerConfig:
+    return CustomerConfig.model_validate({
+        "id": CUSTOMER, "name": "Galleri kommune", "recipients": ["drift@galleri.kommune.no"],
+        "filter": {"default": {"person": {"delete": {"count": 3, "percent": 5}},
+                               "membership": {"delete": {"count": 400}}, "min_share": 50}},
+        **extra})
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else settings.home() / "emails"
+    out.mkdir(parents=True, exist_ok=True)
+    files = out / "files"
+    files.mkdir(exist_ok=True)
+    for year in (2025, 2026):
+        generate(files / f"{year}.xml", seed=11, year=year, size="tiny")
+    (files / "cut.xml").write_bytes((files / "2025.xml").read_bytes()[:5000])
+    conn = connect()
+    with conn, conn.cursor() as cur:
+        state.forget(cur, CUSTOMER)
+        forget_site(cur, CUSTOMER)
+    cfg = config()
+
+    rendered = []
+
+    def case(name, file, on, cfg=cfg, decide=None):
+        """Run the file, then render the email as it stands right after that run."""
+        result = pipeline.run(conn, CUSTOMER, files / file, config=cfg, on=on)
+        report = build(conn, cfg, result.get("id"), calendar=result.get("calendar"))
+        html, text = render(report)
+        (out / f"{name}.html").write_text(html, encoding="utf-8")
+        (out / f"{name}.txt").write_text(text, encoding="utf-8")
+        rendered.append(name)
+        print(f"{name:<16} {report.subject}")
+        if decide:
+            pipeline.decide(conn, result["id"], decide, by="kari.nordmann",
+                            reason="confirmed with the school owner", via="cli")
+
+    case("applied", "2025.xml", date(2025, 9, 1))
+    case("nothing-changed", "2025.xml", date(2025, 9, 2))
+    case("rejected-file", "cut.xml", date(2025, 9, 3))
+    case("held", "2026.xml", date(2026, 8, 10), decide="opened")
+    case("opened", "2026.xml", date(2026, 8, 10))
+    case("paused", "2026.xml", date(2027, 7, 10),
+         cfg=config(pause=[{"start": "2027-07-01", "end": "2027-07-31"}]))
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        print("chromium not found: HTML only (apt-get install chromium for screenshots)")
+        return
+    for name in rendered:
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--disable-quic", "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={out / '.chromium'}", "--window-size=700,1200",
+                        f"--screenshot={out / f'{name}.png'}", (out / f"{name}.html").as_uri()],
+                       check=True, capture_output=True, timeout=60)
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()
