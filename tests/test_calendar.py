@@ -52,3 +52,15 @@ def test_the_picture_has_a_row_per_customer_and_marks_the_rollover():
     assert html.count('class="paused') == 31  # July, ends included
     assert html.count('class="delay-delete') == 11
     assert 'class="normal r" title="2026-08-01' in html  # 1 August for both
+
+
+def test_the_next_scheduled_run_is_in_oslo_time():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sisflow.calendar import next_run
+
+    cfg = CustomerConfig.model_validate({"id": "k", "schedule": {"cron": "30 4 * * 1-5"}})
+    friday_evening = datetime(2026, 3, 27, 20, 0, tzinfo=ZoneInfo("Europe/Oslo"))
+    assert next_run(cfg, friday_evening) == datetime(2026, 3, 30, 4, 30,
+                                                     tzinfo=ZoneInfo("Europe/Oslo"))

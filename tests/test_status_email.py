@@ -67,6 +67,7 @@ def test_applied(conn, tmp_path, first):
     assert "a.xml" in text and first["sha256"] in text and "sas@test.kommune.no" in text
     assert "names person 'ghost'" not in text and "unknown person 'ghost'" in text  # example
     assert "line " in text
+    assert "Next scheduled run: " in text and "Europe/Oslo" in text
 
 
 def test_nothing_changed(conn, tmp_path, first):

@@ -76,3 +76,12 @@ def outlook(config: CustomerConfig, start: date, days: int = 120) -> list[tuple[
         else:
             spans.append((day, day, mode))
     return spans
+
+
+def next_run(config: CustomerConfig, after: datetime | None = None) -> datetime:
+    """When the customer's import runs next, in its time zone."""
+    from croniter import croniter
+
+    tz = ZoneInfo(config.schedule.timezone)
+    return croniter(config.schedule.cron, (after or datetime.now(tz)).astimezone(tz)).get_next(
+        datetime)

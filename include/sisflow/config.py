@@ -78,9 +78,10 @@ class Schedule(_Strict):
 
     @model_validator(mode="after")
     def _cron(self):
-        fields = self.cron.split()
-        if len(fields) != 5:
-            raise ValueError(f"cron '{self.cron}' must have five fields")
+        from croniter import croniter
+
+        if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
+            raise ValueError(f"cron '{self.cron}' is not a valid five-field cron expression")
         return self
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..calendar import next_run
 from ..config import CustomerConfig
 
 MAX_EXAMPLES = 20
@@ -120,7 +121,7 @@ def build(conn, config: CustomerConfig, run_id: int | None, *, calendar: dict | 
         deferred_waiting=deferred, problems=problems,
         limits=_limits(run, config) if run and run.get("counts") else [],
         airflow=airflow, recipients=list(config.recipients),
-        next_run=f"{config.schedule.cron} ({config.schedule.timezone})",
+        next_run=f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
     )
     report.next_steps = _next_steps(report)
     return report
