@@ -118,4 +118,6 @@ def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
     assert out.stdout.count(": committed") == 2
     assert "(3 manual" in out.stdout  # two administrators and a first-grader made by hand
     assert "archived" in out.stdout
+    outbox = tmp_path / "home" / "outbox" / "demo"
+    assert len(list(outbox.glob("*.eml"))) == 2  # one status email per run
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()

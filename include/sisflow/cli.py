@@ -251,6 +251,7 @@ def cmd_generate(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job on embedded defaults: a demo municipality's first import, then rollover."""
+    from .config import load_customer
     from .lms.postgres_site import forget_site
     from .lms.seed import seed_manual_objects
 
@@ -277,6 +278,9 @@ def cmd_demo(args) -> int:
         result = pipeline.run(conn, "demo", path, on=date(school_year, 8, 10),
                               rollover=step == 1)
         _print_run(result)
+        status = pipeline.send_status(conn, load_customer("demo"), result.get("id"),
+                                      calendar=result.get("calendar"))
+        print(f"  status email: {status['subject']}\n    -> {status['sent']}")
         print()
     args.customer, args.json = "demo", False
     cmd_lms_state(args)
