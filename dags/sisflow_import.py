@@ -40,6 +40,15 @@ def _day(params) -> date:
     return date.fromisoformat(params["date"]) if params.get("date") else today()
 
 
+def _calendar(customer: str, params):
+    """The customer's file as it is now, and its calendar on the run's date."""
+    from sisflow.calendar import state_on
+    from sisflow.config import load_customer
+
+    config = load_customer(customer)
+    return config, state_on(config, _day(params))
+
+
 def _mode(context) -> str:
     """normal or delay-delete: whichever of the two branch tasks ran."""
     return next(m for m in context["ti"].xcom_pull(task_ids=["normal", "delay_delete"]) if m)
@@ -96,9 +105,8 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         @task.branch
         def check_calendar(params=None) -> str:
             from sisflow import calendar
-            from sisflow.config import load_customer
 
-            state = calendar.state_on(load_customer(customer), _day(params))
+            _, state = _calendar(customer, params)
             if state.mode == calendar.PAUSED:
                 return "paused"
             if rollover and _day(params) < state.earliest_rollover:
@@ -107,10 +115,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
 
         @task
         def paused(params=None) -> dict:
-            from sisflow import calendar
-            from sisflow.config import load_customer
-
-            state = calendar.state_on(load_customer(customer), _day(params))
+            _, state = _calendar(customer, params)
             print(f"{customer} is paused until {state.until}: nothing fetched, nothing applied")
             return {"status": "paused", "until": state.until.isoformat()}
 
@@ -140,11 +145,10 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         @task
         def diff(staged: dict, params=None) -> dict:
             from sisflow import calendar, pipeline
-            from sisflow.config import load_customer
 
             if staged["status"] not in ("staged", "diffed", "held"):
                 return staged
-            state = calendar.state_on(load_customer(customer), _day(params))
+            _, state = _calendar(customer, params)
             result = pipeline.compute_diff(_conn(), staged["run_id"],
                                            release_deferred=state.mode == calendar.NORMAL)
             return {"run_id": result["id"], "status": result["status"], "counts": result["counts"]}
@@ -210,9 +214,8 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         @task.branch(trigger_rule="none_failed_min_one_success")
         def choose_mode(params=None) -> str:
             from sisflow import calendar
-            from sisflow.config import load_customer
 
-            state = calendar.state_on(load_customer(customer), _day(params))
+            _, state = _calendar(customer, params)
             if params.get("dry_run"):
                 return "report"
             return "delay_delete" if state.mode == calendar.DELAY_DELETE else "normal"
@@ -263,9 +266,8 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         def report(params=None) -> dict:
             """Exactly one status email per run, whatever happened (no retries: a SendGrid
             error is retried inside the sender, then fails this task loudly)."""
-            from sisflow import calendar, pipeline
+            from sisflow import pipeline
             from sisflow.airflow_connections import sendgrid_settings
-            from sisflow.config import load_customer
             from sisflow.report.email import SendGrid
 
             context = get_current_context()
@@ -275,8 +277,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             # tasks that failed themselves (upstream_failed ones are consequences); the approval
             # task fails at its deadline, and that outcome is "expired", not a failure
             failed = sorted(t for t, s in states.items() if s == "failed" and t != "approval")
-            config = load_customer(customer)
-            day = _day(params)
+            config, state = _calendar(customer, params)
             staged = ti.xcom_pull(task_ids="read_and_stage")
             settings = sendgrid_settings()
             sender = None
@@ -288,8 +289,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
                 else ""
             status = pipeline.send_status(
                 _conn(), config, staged["run_id"] if staged else None,
-                calendar={"date": day.isoformat(),
-                          **calendar.state_on(config, day).as_dict()},
+                calendar={"date": _day(params).isoformat(), **state.as_dict()},
                 failed_task=failed[0] if failed else None,
                 airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
                          "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"},

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from . import faults, runs
 from .calendar import DELAY_DELETE, NORMAL
-from .entities import ENTITIES
+from .entities import BY_NAME, ENTITIES, deferred_match
 from .lms.adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
 from .lms.postgres_site import PostgresSite
 
@@ -78,9 +79,9 @@ class Context:
         self.counts["applied"] += len(batch) - len(failed)
         faults.crash_point(f"apply:{step}:batch")
 
-    def defer(self, entity: str, keys_sql: str) -> None:
+    def defer(self, entity: str) -> None:
         """Keep the run's deletions of ``entity`` back from the LMS (delay delete)."""
-        spec = next(e for e in ENTITIES if e.name == entity)
+        spec = BY_NAME[entity]
         key_object = ", ".join(f"'{k}', ch.{k}" for k in spec.key)
         key_text = " || '/' || ".join(f"ch.{k}::text" for k in spec.key)
         self.cur.execute(
@@ -88,7 +89,7 @@ class Context:
             INSERT INTO sis.deferred_deletions (customer, entity, record_key, deferred_run)
             SELECT %(customer)s, '{entity}', jsonb_build_object({key_object}), %(run)s
             FROM sis.{entity}_changes ch
-            WHERE ch.run_id = %(run)s AND ch.op = 'delete' AND {keys_sql}
+            WHERE ch.run_id = %(run)s AND ch.op = 'delete'
             ON CONFLICT DO NOTHING
             """,
             self.params,
@@ -98,7 +99,7 @@ class Context:
             INSERT INTO sis.apply_outcomes (run_id, entity, record_key, outcome, detail)
             SELECT %(run)s, '{entity}', {key_text}, 'deferred', 'delay delete'
             FROM sis.{entity}_changes ch
-            WHERE ch.run_id = %(run)s AND ch.op = 'delete' AND {keys_sql}
+            WHERE ch.run_id = %(run)s AND ch.op = 'delete'
             """,
             self.params,
         )
@@ -210,7 +211,7 @@ def _memberships(ctx: Context) -> None:
     ctx.counts["skipped"] += ctx.cur.rowcount
     # an update to status 0 (inactive) takes the member out at once; deletions may wait
     if ctx.mode == DELAY_DELETE:
-        ctx.defer("membership", "TRUE")
+        ctx.defer("membership")
         removals = "ch.op = 'update' AND ch.status = 0"
     else:
         removals = "(ch.op = 'delete' OR ch.op = 'update' AND ch.status = 0)"
@@ -223,7 +224,7 @@ def _memberships(ctx: Context) -> None:
 
 def _groups_removed(ctx: Context) -> None:
     if ctx.mode == DELAY_DELETE:
-        ctx.defer("group", "TRUE")
+        ctx.defer("group")
         return
     query = "SELECT sourcedid FROM sis.group_changes WHERE run_id = %(run)s AND op = 'delete'"
     archive = ctx.course_archiving
@@ -234,7 +235,7 @@ def _groups_removed(ctx: Context) -> None:
 
 def _users_removed(ctx: Context) -> None:
     if ctx.mode == DELAY_DELETE:
-        ctx.defer("person", "TRUE")
+        ctx.defer("person")
         return
     query = "SELECT sourcedid FROM sis.person_changes WHERE run_id = %(run)s AND op = 'delete'"
     for batch in ctx.rows(query, lambda key: key):
@@ -247,30 +248,28 @@ def _deferred_settled(ctx: Context) -> None:
     if ctx.mode != NORMAL:
         return
     for entity in ENTITIES:
-        match = " AND ".join(
-            f"x.{k}::text = d.record_key->>'{k}'" for k in entity.key
-        )
+        names = {"entity": sql.Literal(entity.name), "changes": entity.changes,
+                 "table": entity.table}
         ctx.cur.execute(
-            f"""
+            sql.SQL("""
             UPDATE sis.deferred_deletions d SET applied_run = %(run)s
-            FROM sis.{entity.name}_changes x
-            WHERE d.customer = %(customer)s AND d.entity = '{entity.name}'
+            FROM {changes} x
+            WHERE d.customer = %(customer)s AND d.entity = {entity}
               AND d.applied_run IS NULL AND d.dropped_run IS NULL
               AND x.run_id = %(run)s AND x.op = 'delete' AND x.released_from IS NOT NULL
               AND {match}
-            """,
+            """).format(match=deferred_match(entity, "x"), **names),
             ctx.params,
         )
         ctx.counts["released"] = ctx.counts.get("released", 0) + ctx.cur.rowcount
-        current = " AND ".join(f"c.{k}::text = d.record_key->>'{k}'" for k in entity.key)
         ctx.cur.execute(
-            f"""
+            sql.SQL("""
             UPDATE sis.deferred_deletions d SET dropped_run = %(run)s
-            WHERE d.customer = %(customer)s AND d.entity = '{entity.name}'
+            WHERE d.customer = %(customer)s AND d.entity = {entity}
               AND d.applied_run IS NULL AND d.dropped_run IS NULL
-              AND EXISTS (SELECT 1 FROM sis.{entity.name}s c
-                          WHERE c.customer = %(customer)s AND {current})
-            """,
+              AND EXISTS (SELECT 1 FROM {table} c
+                          WHERE c.customer = %(customer)s AND {match})
+            """).format(match=deferred_match(entity, "c"), **names),
             ctx.params,
         )
         ctx.counts["dropped"] = ctx.counts.get("dropped", 0) + ctx.cur.rowcount

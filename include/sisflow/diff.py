@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
-from .entities import ENTITIES, GROUP, MEMBERSHIP, PERSON, Entity, idents, key_match
+from .entities import (
+    ENTITIES,
+    GROUP,
+    MEMBERSHIP,
+    PERSON,
+    Entity,
+    deferred_match,
+    idents,
+    key_match,
+)
 
 OPS = ("create", "update", "delete")
 
@@ -103,16 +112,6 @@ def _release_deferred(entity: Entity) -> sql.Composed:
         sql.SQL("(d.record_key->>{})::{}").format(sql.Literal(k), sql.SQL(casts.get(k, "text")))
         for k in entity.key
     )
-    match_current = sql.SQL(" AND ").join(
-        sql.SQL("c.{k}::text = d.record_key->>{lit}").format(k=sql.Identifier(k),
-                                                            lit=sql.Literal(k))
-        for k in entity.key
-    )
-    match_changes = sql.SQL(" AND ").join(
-        sql.SQL("x.{k}::text = d.record_key->>{lit}").format(k=sql.Identifier(k),
-                                                            lit=sql.Literal(k))
-        for k in entity.key
-    )
     return sql.SQL(
         """
         INSERT INTO {changes} (run_id, op, {key_columns}, released_from)
@@ -128,7 +127,8 @@ def _release_deferred(entity: Entity) -> sql.Composed:
         """
     ).format(changes=entity.changes, key_columns=idents(entity.key), keys=keys,
              entity=sql.Literal(entity.name), table=entity.table,
-             match_current=match_current, match_changes=match_changes)
+             match_current=deferred_match(entity, "c"),
+             match_changes=deferred_match(entity, "x"))
 
 
 def compute(cur, run_id: int, customer: str, file_type: str, *,

@@ -64,6 +64,15 @@ def idents(names, prefix: str | None = None) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
+def deferred_match(entity: Entity, alias: str) -> sql.Composed:
+    """``alias.k1::text = d.record_key->>'k1' AND ...``: a row against the deferred deletion
+    ``d`` (sis.deferred_deletions keeps the key as a JSON object)."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("{}::text = d.record_key->>{}").format(sql.Identifier(alias, k), sql.Literal(k))
+        for k in entity.key
+    )
+
+
 def key_match(entity: Entity, left: str, right: str) -> sql.Composed:
     """``l.k1 = r.k1 AND l.k2 = r.k2``."""
     return sql.SQL(" AND ").join(

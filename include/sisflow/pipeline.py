@@ -14,6 +14,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 from . import apply, calendar, diff, runs, staging, state
+from . import config as config_module
 from . import filter as filter_
 from .config import CustomerConfig, load_customer
 from .ims.reader import ImsReader
@@ -21,7 +22,7 @@ from .ims.records import FatalFileError
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+CUSTOMER_ID = re.compile(config_module.CUSTOMER_ID)
 
 
 def _check_customer(customer: str) -> None:

@@ -65,14 +65,11 @@ def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
 
 def forget(cur, customer: str) -> None:
     """Remove a customer's runs, change sets, staging tables and current state (demo resets)."""
+    from .staging import drop
+
     cur.execute("SELECT id FROM sis.runs WHERE customer = %s", (customer,))
     for (run_id,) in cur.fetchall():
-        cur.execute(
-            sql.SQL(" ").join(
-                sql.SQL("DROP TABLE IF EXISTS {};").format(e.staged(run_id))
-                for e in (PERSON, GROUP, MEMBERSHIP)
-            )
-        )
+        drop(cur, run_id)
     for entity in (MEMBERSHIP, GROUP, PERSON):
         cur.execute(sql.SQL("DELETE FROM {} WHERE customer = %s").format(entity.table), (customer,))
         cur.execute(
