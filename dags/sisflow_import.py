@@ -3,29 +3,49 @@
     sisflow_import__<customer>     on the customer's schedule
     sisflow_rollover__<customer>   by hand, on the date the operator chooses (rollover profile)
 
-Parsing reads the customer files and nothing else: no database, no network. The tasks call
-``sisflow.pipeline`` with small arguments (a customer id, a path, a run id) and pass small
-results over XCom; the data stays in Postgres and in the landing zone. A broken customer file
-gives that customer a one-task DAG that fails with the file's error, and never stops the other
-customers' DAGs from loading.
+    begin -> fetch -> stage_and_judge -> (approval) -> decide -> apply -> finish
+
+Each task is a call or two into ``sisflow.pipeline``, the same phases ``sisflow run`` runs;
+the run's plan (date, calendar mode, run id) travels over XCom. Parsing reads the customer
+files and nothing else: no database, no network. A broken customer file gives that customer
+a one-task DAG that fails with the file's error; the other customers' DAGs load as usual.
 """
 
 from __future__ import annotations
 
-import json
+from contextlib import contextmanager
 from datetime import date, timedelta
 
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import DAG, Param, dag, get_current_context, get_parsing_context, task
+from airflow.sdk import DAG, Param, dag, get_parsing_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
+from sisflow.airflow_api import OPEN, REJECT
 from sisflow.config import ConfigError, CustomerConfig, load_all
 
 OWNER = "integration-ops"
-OPEN, REJECT = "Open the filter", "Reject"
-FIRST_STEPS = ("users", "units", "terms", "courses")
-ARCHIVE_STEPS = ("groups_removed",)
-LAST_STEPS = ("memberships", "users_removed", "deferred_settled")
+
+
+@contextmanager
+def _step(ti, conn=None):
+    """Refusals end the task at once, without retries (skipped when nothing is wrong, e.g.
+    another run is busy); any error is kept for the status email. The connection is closed."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from sisflow.errors import Refusal
+
+    try:
+        yield
+    except Refusal as err:
+        ti.xcom_push(key="refusal", value=err.as_dict())
+        if err.fails_the_run:
+            raise AirflowFailException(str(err)) from None
+        raise AirflowSkipException(str(err)) from None
+    except Exception as err:
+        ti.xcom_push(key="error", value={"task": ti.task_id,
+                                          "reason": f"{type(err).__name__}: {err}"})
+        raise
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 def _conn():
@@ -34,35 +54,32 @@ def _conn():
     return connect()
 
 
-def _day(params) -> date:
-    from sisflow.calendar import today
+def _plan(ti):
+    from sisflow.pipeline import Plan
 
-    return date.fromisoformat(params["date"]) if params.get("date") else today()
-
-
-def _calendar(customer: str, params):
-    """The customer's file as it is now, and its calendar on the run's date."""
-    from sisflow.calendar import state_on
-    from sisflow.config import load_customer
-
-    config = load_customer(customer)
-    return config, state_on(config, _day(params))
+    data = ti.xcom_pull(task_ids="stage_and_judge", key="plan") or ti.xcom_pull(task_ids="begin")
+    return Plan.from_dict(data) if data else None
 
 
-def _mode(context) -> str:
-    """normal or delay-delete: whichever of the two branch tasks ran."""
-    return next(m for m in context["ti"].xcom_pull(task_ids=["normal", "delay_delete"]) if m)
+def _sender():
+    """SendGrid when the ``sisflow_sendgrid`` connection exists, else the outbox."""
+    from sisflow.airflow_connections import sendgrid_settings
+    from sisflow.report.email import SendGrid
+
+    settings = sendgrid_settings()
+    if not settings:
+        return None
+    extra = {"from_email": settings["from_email"]} if settings["from_email"] else {}
+    return SendGrid(settings["api_key"], host=settings["host"], **extra)
 
 
 def _doc(config: CustomerConfig, rollover: bool) -> str:
-    profile = config.filter.rollover if rollover else config.filter.default
-    rows = []
-    for entity in ("person", "group", "membership"):
-        for op in ("create", "update", "delete"):
-            limit = getattr(getattr(profile, entity), op)
-            if limit:
-                rows.append(f"| {entity} | {op} | {limit.count if limit.count is not None else ''}"
-                            f" | {f'{limit.percent:g}%' if limit.percent is not None else ''} |")
+    from sisflow.filter import limits, profile_for
+
+    name, profile = profile_for(config, rollover)
+    rows = [f"| {e} | {op} | {'' if lim.count is None else lim.count} |"
+            f" {'' if lim.percent is None else f'{lim.percent:g}%'} |"
+            for e, op, lim in limits(profile)]
     windows = [f"- pause {w.start} to {w.end}" for w in config.pause]
     windows += [f"- delay delete {w.start} to {w.end}" for w in config.delay_delete]
     kind = "Rollover (by hand, rollover filter profile)" if rollover else "Import"
@@ -73,7 +90,7 @@ def _doc(config: CustomerConfig, rollover: bool) -> str:
         f"{'yes' if config.summer_school else 'no'}.",
         "## Calendar (days inclusive, Europe/Oslo)",
         *(windows or ["- no windows"]),
-        "## Filter thresholds (count and/or share of the current size)",
+        f"## Filter thresholds, {name} profile (count and/or share of the current size)",
         "| entity | operation | count | percent |", "|---|---|---|---|", *rows,
         f"Files holding less than {profile.min_share:g}% of the current persons or groups are held."
         f" A held run waits {config.filter.deadline_hours:g} hours for a decision:"
@@ -98,232 +115,126 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             "file": Param(None, type=["null", "string"],
                           description="import this file instead of fetching the newest"),
             "date": Param(None, type=["null", "string"], format="date",
-                          description="read the calendar for this date instead of today"),
+                          description="read the calendar for this date instead of the run's"),
         },
     )
     def customer_dag():
-        @task.branch
-        def check_calendar(params=None) -> str:
-            from sisflow import calendar
-
-            _, state = _calendar(customer, params)
-            if state.mode == calendar.PAUSED:
-                return "paused"
-            if rollover and _day(params) < state.earliest_rollover:
-                raise ValueError(f"rollover is allowed from {state.earliest_rollover}")
-            return "fetch"
-
-        @task
-        def paused(params=None) -> dict:
-            _, state = _calendar(customer, params)
-            print(f"{customer} is paused until {state.until}: nothing fetched, nothing applied")
-            return {"status": "paused", "until": state.until.isoformat()}
-
-        @task
-        def fetch(params=None) -> str:
-            from sisflow.config import load_customer
-            from sisflow.sources import folder
-
-            source = load_customer(customer).source
-            if source and source.kind != "folder" and not params.get("file"):
-                raise NotImplementedError(f"{source.kind} sources are not built yet")
-            return str(folder.fetch(customer, source.path if source else "", params.get("file")))
-
-        @task
-        def read_and_stage(path: str) -> dict:
-            from sisflow import pipeline
-
-            conn = _conn()
-            result = pipeline.stage(conn, customer, path)
-            context = get_current_context()
-            with conn, conn.cursor() as cur:
-                cur.execute("UPDATE sis.runs SET airflow_run = %s WHERE id = %s",
-                            (json.dumps({"dag_id": context["dag"].dag_id,
-                                         "run_id": context["run_id"]}), result["id"]))
-            return {"run_id": result["id"], "status": result["status"]}
-
-        @task
-        def diff(staged: dict, params=None) -> dict:
+        @task(retries=0)
+        def begin(params=None, dag_run=None, ti=None) -> dict:
+            """The date (the form's, else the run's logical date in the customer's time zone),
+            the calendar, the lease, and the apply an earlier run left half-way."""
+            from airflow.configuration import conf
             from sisflow import calendar, pipeline
 
-            if staged["status"] not in ("staged", "diffed", "held"):
-                return staged
-            _, state = _calendar(customer, params)
-            result = pipeline.compute_diff(_conn(), staged["run_id"],
-                                           release_deferred=state.mode == calendar.NORMAL)
-            return {"run_id": result["id"], "status": result["status"], "counts": result["counts"]}
+            moment = dag_run.logical_date or dag_run.run_after
+            day = (date.fromisoformat(params["date"]) if params.get("date")
+                   else calendar.day_of(moment, config))
+            base = conf.get("api", "base_url", fallback="").rstrip("/")
+            airflow = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
+                       "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"}
+            holder = pipeline.airflow_holder(dag_run.dag_id, dag_run.run_id)
+            with _step(ti, conn := _conn()):
+                return pipeline.begin(conn, customer, holder=holder[0], description=holder[1],
+                                      day=day, rollover=rollover, dry_run=params["dry_run"],
+                                      airflow=airflow).as_dict()
+
+        @task
+        def fetch(plan: dict, params=None, ti=None) -> str:
+            from airflow.sdk.exceptions import AirflowSkipException
+            from sisflow import pipeline
+
+            plan = pipeline.Plan.from_dict(plan)
+            if plan.outcome == "paused":
+                raise AirflowSkipException(f"paused until {plan.calendar['until']}: "
+                                           "nothing fetched, nothing applied")
+            with _step(ti):
+                return pipeline.fetch(plan, file=params.get("file"))
 
         @task.branch
-        def filter(diffed: dict) -> str:  # noqa: A001 (the task's name in the UI)
-            from sisflow import pipeline
-            from sisflow.config import load_customer
+        def stage_and_judge(plan: dict, path: str, ti=None) -> str:
+            from sisflow import filter as filter_
+            from sisflow import pipeline, runs
 
-            if diffed["status"] not in ("diffed", "held"):
-                return "report"  # rejected or unchanged: nothing to judge
-            result = pipeline.judge(_conn(), diffed["run_id"], load_customer(customer),
-                                    rollover=rollover)
-            return "describe_hold" if result["status"] == "held" else "choose_mode"
+            with _step(ti, conn := _conn()):
+                plan = pipeline.stage_and_judge(conn, pipeline.Plan.from_dict(plan), path,
+                                                sender=_sender())
+                ti.xcom_push(key="plan", value=plan.as_dict())
+                run = runs.summary(conn, plan.run_id)
+                if run["status"] == "held":
+                    ti.xcom_push(key="held", value=filter_.explain(run))
+                    return "approval"
+                return "decide" if pipeline.goes_on(run) else "finish"
 
         approval = HITLOperator(
             task_id="approval",
-            subject=f"{customer}: the filter holds this import",
-            body="{{ ti.xcom_pull(task_ids='describe_hold') }}",
+            subject=f"{customer}: the filter holds this {kind}",
+            body="{{ ti.xcom_pull(task_ids='stage_and_judge', key='held') }}",
             options=[OPEN, REJECT],
+            defaults=[REJECT],  # taken at the deadline, with no one as the responder
             params={"reason": Param("", type="string", description="why (kept with the run)")},
             response_timeout=timedelta(hours=config.filter.deadline_hours),
             retries=0,
         )
 
-        @task
-        def describe_hold(diffed: dict) -> str:
-            from sisflow import pipeline
+        @task.branch(trigger_rule="none_failed_min_one_success", retries=0)
+        def decide(ti=None) -> str:
+            """The person's answer, recorded in the run's one decision record (a contradicting
+            earlier decision, from the command line say, refuses it)."""
+            from sisflow import pipeline, runs
 
-            run = pipeline.summary(_conn(), diffed["run_id"])
-            lines = [f"Run {run['id']} ({run['file_name']}) is held by the filter "
-                     f"({run['verdict']['profile']} profile):"]
-            lines += [f"- {t['text']}" for t in run["verdict"]["trips"]]
-            lines.append("Check the change with the customer, then open the filter or reject. "
-                         f"CLI: sisflow filter open {run['id']} --by NAME --reason TEXT")
-            return "\n".join(lines)
-
-        @task.branch(trigger_rule="all_done", retries=0)
-        def decide(diffed: dict | None) -> str:
-            """The one place a decision on a held run is stored, however it was made."""
-            from sisflow import pipeline
-
-            if not diffed:  # paused, or nothing was staged: there is nothing to decide
-                return "report"
-            conn = _conn()
-            run = pipeline.summary(conn, diffed["run_id"])
-            if run["status"] == "held" and run["decision"] is None:
-                context = get_current_context()
-                answer = context["ti"].xcom_pull(task_ids="approval")
-                if answer:  # answered in the Airflow UI (or its REST API)
-                    by = (answer.get("responded_by_user") or {}).get("name")
-                    reason = (answer.get("params_input") or {}).get("reason") or None
-                    choice = "opened" if answer["chosen_options"] == [OPEN] else "rejected"
-                    run = pipeline.decide(conn, run["id"], choice, by=by, reason=reason,
-                                          via="airflow")
-                else:  # the approval task timed out at the deadline (or failed)
-                    run = pipeline.decide(conn, run["id"], "expired", by=None,
-                                          reason="no answer before the deadline", via="deadline")
-            passed = run["status"] == "diffed"  # the filter passed: nothing was held
-            opened = (run["decision"] or {}).get("decision") == "opened"
-            return "choose_mode" if passed or opened else "report"
-
-        @task.branch(trigger_rule="none_failed_min_one_success")
-        def choose_mode(params=None) -> str:
-            from sisflow import calendar
-
-            _, state = _calendar(customer, params)
-            if params.get("dry_run"):
-                return "report"
-            return "delay_delete" if state.mode == calendar.DELAY_DELETE else "normal"
+            plan = _plan(ti)
+            answer = ti.xcom_pull(task_ids="approval")
+            with _step(ti, conn := _conn()):
+                if answer:
+                    user = answer.get("responded_by_user")
+                    choice = ("expired" if user is None else
+                              "opened" if answer["chosen_options"] == [OPEN] else "rejected")
+                    pipeline.decide(conn, plan.run_id, choice,
+                                    by=user["name"] if user else None,
+                                    reason=(answer.get("params_input") or {}).get("reason")
+                                    or ("no answer before the deadline" if user is None else None),
+                                    via="airflow" if user else "deadline")
+                return "apply" if pipeline.goes_on(runs.summary(conn, plan.run_id)) else "finish"
 
         @task
-        def normal() -> str:
-            return "normal"
-
-        @task
-        def delay_delete() -> str:
-            return "delay-delete"
-
-        @task(trigger_rule="none_failed_min_one_success")
-        def apply() -> int:
-            # the run id comes from XCom, not an argument: an argument would make diff an
-            # upstream, and "one success" would then let apply run when no mode was chosen
+        def apply(ti=None) -> None:
             from sisflow import pipeline
-            from sisflow.config import load_customer
 
-            context = get_current_context()
-            run_id = context["ti"].xcom_pull(task_ids="read_and_stage")["run_id"]
-            conn, config, mode = _conn(), load_customer(customer), _mode(context)
-            # an earlier run that failed half-way through the LMS is finished first
-            pipeline.finish_pending_apply(conn, customer, config, mode)
-            pipeline.commit(conn, run_id)
-            pipeline.apply_to_lms(conn, run_id, config, mode, only=FIRST_STEPS)
-            return run_id
-
-        @task
-        def archive_courses(run: int) -> int:
-            from sisflow import pipeline
-            from sisflow.config import load_customer
-
-            pipeline.apply_to_lms(_conn(), run, load_customer(customer),
-                                  _mode(get_current_context()), only=ARCHIVE_STEPS)
-            return run
-
-        @task
-        def apply_removals(run: int) -> int:
-            from sisflow import pipeline
-            from sisflow.config import load_customer
-
-            pipeline.apply_to_lms(_conn(), run, load_customer(customer),
-                                  _mode(get_current_context()), only=LAST_STEPS)
-            return run
+            with _step(ti, conn := _conn()):
+                pipeline.apply(conn, _plan(ti))
 
         @task(trigger_rule="all_done", retries=0)
-        def report(params=None) -> dict:
-            """Exactly one status email per run, whatever happened (no retries: a SendGrid
-            error is retried inside the sender, then fails this task loudly)."""
+        def finish(dag_run=None, ti=None) -> dict:
+            """Exactly one final status email per run, whatever happened; the lease is given
+            back. The run fails here when a task failed (the email says where and why)."""
+            from airflow.sdk.exceptions import AirflowFailException
             from sisflow import pipeline
-            from sisflow.airflow_connections import sendgrid_settings
-            from sisflow.report.email import SendGrid
 
-            context = get_current_context()
-            ti, dag_run = context["ti"], context["dag_run"]
+            tasks = ["begin", "fetch", "stage_and_judge", "approval", "decide", "apply"]
             states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
             states = states.get(dag_run.run_id, {})
-            # tasks that failed themselves (upstream_failed ones are consequences); the approval
-            # task fails at its deadline, and that outcome is "expired", not a failure
-            failed = sorted(t for t, s in states.items() if s == "failed" and t != "approval")
-            config, state = _calendar(customer, params)
-            staged = ti.xcom_pull(task_ids="read_and_stage")
-            settings = sendgrid_settings()
-            sender = None
-            if settings:
-                sender = SendGrid(settings["api_key"], host=settings["host"],
-                                  **({"from_email": settings["from_email"]}
-                                     if settings["from_email"] else {}))
-            base = context["conf"].get("api", "base_url", fallback="") if "conf" in context \
-                else ""
-            status = pipeline.send_status(
-                _conn(), config, staged["run_id"] if staged else None,
-                calendar={"date": _day(params).isoformat(), **state.as_dict()},
-                failed_task=failed[0] if failed else None,
-                airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
-                         "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"},
-                sender=sender)
-            print(f"{customer}: {status['subject']} -> {status['sent']}")
-            return status
+            failed = [t for t in tasks if states.get(t) == "failed"]
+            refusal = next((r for r in ti.xcom_pull(task_ids=tasks, key="refusal") or [] if r),
+                           None)
+            error = next((e for e in ti.xcom_pull(task_ids=tasks, key="error") or [] if e), None)
+            if failed and not refusal and not error:
+                error = {"task": failed[0], "reason": "see the task's log"}
+            with _step(ti, conn := _conn()):
+                result = pipeline.finish(conn, _plan(ti), customer=customer, refusal=refusal,
+                                         failed=error, sender=_sender())
+            print(f"{customer}: {result['email']['subject']} -> {result['email']['sent']}")
+            if failed:
+                raise AirflowFailException(
+                    f"the run stopped at {failed[0]}: {(refusal or error)['reason']}"
+                    " (the status email was sent)")
+            return {"outcome": result["outcome"], "run": result["id"]}
 
-        gate = check_calendar()
-        fetched = fetch()
-        diffed = diff(read_and_stage(fetched))
-        judged = filter(diffed)
-        pause_note = paused()
-        gate >> [pause_note, fetched]
-        hold = describe_hold(diffed)
-        judged >> hold >> approval
-        decided = decide(diffed)
-        approval >> decided
-        mode = choose_mode()
-        judged >> mode
-        decided >> mode
-        applied = apply()
-        modes = [normal(), delay_delete()]
-        mode >> modes >> applied
-        archived = archive_courses(applied)
-        done = apply_removals(archived)
-        finish = report()
-        # report hangs off every path (a branch skips the direct downstream it did not choose,
-        # unless it lies on the chosen path)
-        [done, judged, decided, mode, pause_note] >> finish
-        # the run fails when any task failed; report runs whatever happened
-        end = EmptyOperator(task_id="end", trigger_rule="none_failed")
-        everything = [gate, fetched, diffed, judged, hold, approval, decided, mode, *modes,
-                      applied, archived, done, finish]
-        everything >> end
+        plan = begin()
+        judged = stage_and_judge(plan, fetch(plan))
+        decided, done = decide(), finish()
+        judged >> approval >> decided
+        judged >> decided >> apply() >> done
+        judged >> done  # unchanged, rejected file, dry run: nothing to decide or apply
 
     return customer_dag()
 

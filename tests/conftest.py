@@ -20,6 +20,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "reference" / "pifu-ims"
 
 
+@pytest.fixture(autouse=True)
+def state_folder(tmp_path, monkeypatch):
+    """Every test has a state folder of its own: runs write their status emails there."""
+    monkeypatch.setenv("SISFLOW_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 @pytest.fixture(scope="session")
 def pg_server_url():
     url = os.environ.get("SISFLOW_TEST_DATABASE_URL")
@@ -64,15 +71,28 @@ def template_db(pg_server_url):
 
 
 @pytest.fixture
-def db_url(pg_server_url, template_db):
-    name = f"sisflow_test_{uuid.uuid4().hex[:10]}"
+def new_db(pg_server_url, template_db):
+    """Makes fresh migrated databases (one per door of a two-door test); returns their URLs."""
     admin = _admin(pg_server_url)
+    names = []
+
+    def make() -> str:
+        name = f"sisflow_test_{uuid.uuid4().hex[:10]}"
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+        names.append(name)
+        return _with_db(pg_server_url, name)
+
+    yield make
     with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    yield _with_db(pg_server_url, name)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for name in names:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.close()
+
+
+@pytest.fixture
+def db_url(new_db):
+    return new_db()
 
 
 @pytest.fixture

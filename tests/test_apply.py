@@ -128,7 +128,7 @@ def test_applying_a_run_twice_changes_nothing(conn, tmp_path):
 
 def test_a_dry_run_applies_nothing(conn, tmp_path):
     result = run(conn, tmp_path, school(), "day1.xml", dry_run=True)
-    assert result["status"] == "diffed" and result["lms_applied_at"] is None
+    assert result["status"] == "dry-run" and result["lms_applied_at"] is None
     assert site(conn)["users"] == set()
 
 

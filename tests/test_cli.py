@@ -64,7 +64,7 @@ def test_diff_prints_counts_and_applies_nothing(export, db_url, tmp_path):
     out = sisflow("diff", "kommune", export, "--json", env_extra=env, home=tmp_path)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["status"] == "diffed"
+    assert data["status"] == "dry-run"
     assert data["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}
     again = json.loads(sisflow("diff", "kommune", export, "--json", env_extra=env).stdout)
     assert again["counts"] == data["counts"]  # nothing was applied by the first

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import pytest
 from sisflow import pipeline
 from sisflow.config import CustomerConfig
+from sisflow.errors import ContradictingDecision, NotDecidable
 
 from tests.factory import enterprise, group, member, membership, person, write
 
@@ -18,6 +19,11 @@ DAY = date(2025, 9, 1)
 def school(*pupils):
     return enterprise(*(person(p) for p in pupils), group("5A"),
                       membership("5A", *(member(p) for p in pupils)))
+
+
+def a_plan(conn):
+    return pipeline.begin(conn, "kommune", holder="test", description="a test", day=DAY,
+                          config=STRICT)
 
 
 def lms_users(conn):
@@ -62,28 +68,32 @@ def test_rejected_the_run_is_aborted_and_the_lms_untouched(conn, held):
     rejected = pipeline.decide(conn, result["id"], "rejected", by="kari", reason="wrong file",
                                via="cli")
     assert rejected["status"] == "aborted"
-    with pytest.raises(RuntimeError, match="only a held run"):
-        pipeline.decide(conn, result["id"], "opened", by="ola", reason="oops", via="cli")
-    with pytest.raises(RuntimeError):
-        pipeline.commit(conn, result["id"])
+    with pytest.raises(ContradictingDecision, match="already rejected by kari via cli"):
+        pipeline.decide(conn, result["id"], "opened", by="ola", reason="oops", via="airflow")
+    again = pipeline.decide(conn, result["id"], "rejected", by="ola", reason="x", via="airflow")
+    assert again["decision"]["decided_by"] == "kari"  # the same answer again: the first stands
+    with pytest.raises(NotDecidable):
+        pipeline.commit(conn, a_plan(conn), result["id"])
     assert all(not trashed for _, trashed in lms_users(conn))
 
 
 def test_no_answer_before_the_deadline_aborts_the_run(conn, held):
-    result, _ = held
+    result, path = held
     minute = timedelta(minutes=1)
-    early = pipeline.expire_if_due(conn, result["id"], now=result["deadline"] - minute)
-    assert early["status"] == "held"
-    late = pipeline.expire_if_due(conn, result["id"], now=result["deadline"])
-    assert late["status"] == "aborted"
+    early = pipeline.run(conn, "kommune", path, config=STRICT, on=DAY,
+                         now=result["deadline"] - minute)
+    assert early["status"] == "held" and early["id"] == result["id"]
+    late = pipeline.run(conn, "kommune", path, config=STRICT, on=DAY, now=result["deadline"])
+    assert late["status"] == "aborted" and late["id"] == result["id"]
+    assert late["outcome"] == "expired"
     assert (late["decision"]["decision"], late["decision"]["via"]) == ("expired", "deadline")
     assert all(not trashed for _, trashed in lms_users(conn))
 
 
 def test_a_held_run_cannot_be_committed_unopened(conn, held):
     result, _ = held
-    with pytest.raises(RuntimeError, match="held by the filter"):
-        pipeline.commit(conn, result["id"])
+    with pytest.raises(NotDecidable, match="held and was not passed or opened"):
+        pipeline.commit(conn, a_plan(conn), result["id"])
 
 
 def test_the_deadline_is_checked_when_the_same_file_comes_again(conn, held):

@@ -1,13 +1,42 @@
 """Staging, diff and commit against a real Postgres, through the pipeline functions."""
 
+from datetime import date
+
 import pytest
-from sisflow import pipeline, state
+from sisflow import pipeline, runs, state
+from sisflow.errors import InvalidCustomer, NotDecidable, RunSuperseded
 
 from tests.factory import enterprise, group, lenient, member, membership, person, write
 
 
 def run_file(conn, customer, path, **kw):
     return pipeline.run(conn, customer, path, config=lenient(customer), **kw)
+
+
+def plan(conn, customer="kommune", **kw):
+    """A real run's plan: the phases below are the ones the CLI and the DAG tasks call."""
+    return pipeline.begin(conn, customer, holder="test", description="a test",
+                          day=date(2025, 9, 1), config=lenient(customer), **kw)
+
+
+def handing_over(conn, p):
+    """Give ``p``'s lease back for the duration of a ``with`` block (another run goes)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def block():
+        runs.release(conn, p.customer, p.holder)
+        yield
+        runs.acquire(conn, p.customer, p.holder, p.description, process=False)
+
+    return block()
+
+
+def judged(conn, p, path):
+    """Stage, diff and judge a file under plan ``p``; returns the run's summary."""
+    run = pipeline.stage(conn, p, path)
+    run = pipeline.compute_diff(conn, p, run["id"])
+    return pipeline.judge(conn, p, run["id"], lenient(p.customer))
 
 
 def staged_tables(conn, run_id=None):
@@ -38,7 +67,7 @@ def school(*persons_in_5a, extra_groups=(), email_p1="p1@skole.no"):
 def test_first_import_creates_everything_and_records_the_file(conn, tmp_path):
     path = write(tmp_path, school("p1", "p2"))
     run = run_file(conn, "kommune", path, dry_run=True)
-    assert run["status"] == "diffed"
+    assert run["status"] == "dry-run"
     assert run["counts"] == {
         "person": {"create": 3, "update": 0, "delete": 0},
         "group": {"create": 3, "update": 0, "delete": 0},
@@ -69,22 +98,27 @@ def test_full_file_diff_creates_updates_and_deletes(conn, tmp_path):
         assert cur.fetchall() == [("delete", "p2", None), ("update", "p1", ["email"])]
 
 
-def test_rerun_on_the_same_file_gives_the_same_change_set(conn, tmp_path):
+def test_a_dry_run_again_gives_the_same_change_set_and_is_never_resumed(conn, tmp_path):
     run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
     path = write(tmp_path, school("p1"), "day2.xml")
     first = run_file(conn, "kommune", path, dry_run=True)
     again = run_file(conn, "kommune", path, dry_run=True)
-    assert again["id"] == first["id"] and again["counts"] == first["counts"]
+    assert again["counts"] == first["counts"]
+    assert again["id"] != first["id"] and first["status"] == again["status"] == "dry-run"
+    real = run_file(conn, "kommune", path)  # a real run starts afresh, not from a dry run
+    assert real["id"] not in (first["id"], again["id"]) and real["status"] == "committed"
+    assert staged_tables(conn) == []
 
 
 def test_a_file_staged_again_after_a_crash_gives_the_same_change_set(conn, tmp_path):
     path = write(tmp_path, school("p1", "p2"))
-    staged = pipeline.stage(conn, "kommune", path)
+    p = plan(conn)
+    staged = pipeline.stage(conn, p, path)
     assert staged["status"] == "staged"  # as if the process died before the diff
-    first = pipeline.compute_diff(conn, staged["id"])
+    first = pipeline.compute_diff(conn, p, staged["id"])
     with conn, conn.cursor() as cur:  # forget the diff, as if it crashed half-way
         cur.execute("UPDATE sis.runs SET status = 'staged' WHERE id = %s", (staged["id"],))
-    again = pipeline.compute_diff(conn, staged["id"])
+    again = pipeline.compute_diff(conn, p, staged["id"])
     assert again["counts"] == first["counts"]
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM sis.membership_changes WHERE run_id = %s",
@@ -125,45 +159,67 @@ def test_problems_are_stored_with_the_run(conn, tmp_path):
 
 
 def test_a_new_file_supersedes_the_pending_run(conn, tmp_path):
-    held = run_file(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
-    assert len(staged_tables(conn, held["id"])) == 3
-    newer = run_file(conn, "kommune", write(tmp_path, school("p2"), "b.xml"), dry_run=True)
-    assert pipeline.summary(conn, held["id"])["status"] == "superseded"
-    assert staged_tables(conn, held['id']) == []
+    p = plan(conn)
+    pending = judged(conn, p, write(tmp_path, school("p1"), "a.xml"))
+    assert pending["status"] == "diffed" and len(staged_tables(conn, pending["id"])) == 3
+    newer = judged(conn, p, write(tmp_path, school("p2"), "b.xml"))
+    assert runs.summary(conn, pending["id"])["status"] == "superseded"
+    assert staged_tables(conn, pending["id"]) == []
     assert newer["status"] == "diffed"
-    with pytest.raises(RuntimeError, match="only a diffed run"):
-        pipeline.commit(conn, held["id"])
+    with pytest.raises(RunSuperseded, match="superseded by a newer file"):
+        pipeline.commit(conn, p, pending["id"])  # never revived
 
 
 def test_the_last_committed_file_again_supersedes_a_pending_run(conn, tmp_path):
     a = write(tmp_path, school("p1", "p2"), "a.xml")
     run_file(conn, "kommune", a)
-    held = run_file(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
-    again = run_file(conn, "kommune", a)  # the SIS sends yesterday's file again
+    p = plan(conn)
+    pending = judged(conn, p, write(tmp_path, school("p1"), "b.xml"))
+    with handing_over(conn, p):
+        again = run_file(conn, "kommune", a)  # the SIS sends yesterday's file again
     assert again["status"] == "unchanged"
-    assert pipeline.summary(conn, held["id"])["status"] == "superseded"
-    with pytest.raises(RuntimeError, match="only a diffed run"):
-        pipeline.commit(conn, held["id"])
+    assert runs.summary(conn, pending["id"])["status"] == "superseded"
+    with pytest.raises(RunSuperseded):
+        pipeline.commit(conn, p, pending["id"])
+
+
+def test_a_dry_run_never_supersedes_a_pending_run(conn, tmp_path):
+    p = plan(conn)
+    pending = judged(conn, p, write(tmp_path, school("p1"), "a.xml"))
+    with handing_over(conn, p):
+        dry = run_file(conn, "kommune", write(tmp_path, school("p2"), "b.xml"), dry_run=True)
+    assert dry["status"] == "dry-run" and dry["counts"]["person"]["create"] == 3
+    assert runs.summary(conn, pending["id"])["status"] == "diffed"
+    assert pipeline.commit(conn, p, pending["id"])["status"] == "committed"
 
 
 def test_commit_happens_once_and_other_customers_do_not_disturb_it(conn, tmp_path):
-    a = run_file(conn, "kommune", write(tmp_path, school("p1"), "a.xml"), dry_run=True)
+    p = plan(conn)
+    a = judged(conn, p, write(tmp_path, school("p1"), "a.xml"))
     other = run_file(conn, "other", write(tmp_path, school("p2"), "b.xml"))
     assert other["status"] == "committed"
-    assert pipeline.commit(conn, a["id"])["status"] == "committed"
+    assert pipeline.commit(conn, p, a["id"])["status"] == "committed"
     before = state.snapshot(conn.cursor(), "kommune")
-    assert pipeline.commit(conn, a["id"])["status"] == "committed"  # again: a no-op
+    assert pipeline.commit(conn, p, a["id"])["status"] == "committed"  # again: a no-op
     assert state.snapshot(conn.cursor(), "kommune") == before
 
 
 def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path):
     run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "a.xml"))
-    held = run_file(conn, "kommune", write(tmp_path, school("p1"), "b.xml"), dry_run=True)
+    p = plan(conn)
+    pending = judged(conn, p, write(tmp_path, school("p1"), "b.xml"))
     with conn, conn.cursor() as cur:  # another writer moved the state on in the meantime
         cur.execute("INSERT INTO sis.runs (customer, status, file_path, file_name)"
                     " VALUES ('kommune', 'committed', 'x', 'x')")
-    with pytest.raises(RuntimeError, match="diffed against run"):
-        pipeline.commit(conn, held["id"])
+    with pytest.raises(RunSuperseded, match="diffed against run"):
+        pipeline.commit(conn, p, pending["id"])
+
+
+def test_an_unjudged_run_is_not_committed(conn, tmp_path):
+    p = plan(conn)
+    staged = pipeline.stage(conn, p, write(tmp_path, school("p1"), "a.xml"))
+    with pytest.raises(NotDecidable, match="not passed or opened"):
+        pipeline.commit(conn, p, staged["id"])
 
 
 def test_customers_do_not_see_each_other(conn, tmp_path):
@@ -175,8 +231,10 @@ def test_customers_do_not_see_each_other(conn, tmp_path):
 
 
 def test_customer_ids_are_checked(conn, tmp_path):
-    with pytest.raises(ValueError, match="customer id"):
-        pipeline.stage(conn, "../etc", write(tmp_path, school("p1")))
+    with pytest.raises(InvalidCustomer, match="customer id"):
+        pipeline.begin(conn, "../etc", holder="test", description="a test")
+    result = pipeline.run(conn, "../etc", write(tmp_path, school("p1")))
+    assert result["refusal"]["outcome"] == "invalid-customer" and result["id"] is None
 
 
 # -- delta files -----------------------------------------------------------------------------

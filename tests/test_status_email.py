@@ -33,14 +33,16 @@ def school(*pupils, bad=False):
     return enterprise(*people, group("5A"), membership("5A", *members))
 
 
-def send(conn, tmp_path, cfg, result, **kw):
-    outbox = Outbox(tmp_path / "outbox")
-    status = pipeline.send_status(conn, cfg, result.get("id"), calendar=result.get("calendar"),
-                                  sender=outbox, **kw)
-    with open(status["sent"], "rb") as eml:
+def read(path):
+    with open(path, "rb") as eml:
         msg = email.message_from_bytes(eml.read(), policy=email.policy.default)
-    return status, msg, msg.get_body(("plain",)).get_content(), \
-        msg.get_body(("html",)).get_content()
+    return msg, msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+
+
+def send(conn, tmp_path, cfg, result):
+    """The status email the run sent (to the outbox of the test's state folder)."""
+    status = result["email"]
+    return (status, *read(status["sent"]))
 
 
 def run(conn, tmp_path, text, name, cfg=None, on=DAY, **kw):
@@ -98,10 +100,8 @@ def test_held_carries_the_verdict_and_how_to_open(conn, tmp_path, held):
 ])
 def test_after_a_decision(conn, tmp_path, held, decision, outcome, subject):
     pipeline.decide(conn, held["id"], decision, by="kari", reason="sjekket", via="cli")
-    if decision == "opened":  # the same command goes on from where it was held
-        result = run(conn, tmp_path, school("p1", bad=True), "b.xml")
-    else:  # the decided run itself (the same file again would be a new run, held again)
-        result = pipeline.summary(conn, held["id"])
+    # what `sisflow filter open|reject` does next, when no Airflow run waits for the answer
+    result = pipeline.resume(conn, held["id"], config=config())
     status, msg, text, html = send(conn, tmp_path, config(), result)
     assert status["outcome"] == outcome
     check(msg, text, html, subject)
@@ -136,9 +136,12 @@ def test_rejected_file(conn, tmp_path):
 
 
 def test_failed_task(conn, tmp_path, first):
-    status, msg, text, html = send(conn, tmp_path, config(), first, failed_task="apply")
+    plan = pipeline.Plan.from_dict({**first["plan"], "run_id": first["id"]})
+    status = pipeline.notify(conn, plan, config(), sender=Outbox(tmp_path / "outbox"),
+                             failed={"task": "apply", "reason": "OperationalError: LMS down"})
     assert status["outcome"] == "failed"
-    check(msg, text, html, "FAILED: apply")
+    msg, text, html = read(status["sent"])
+    check(msg, text, html, "FAILED at apply: OperationalError: LMS down")
 
 
 def test_one_customers_email_holds_nothing_of_another(conn, tmp_path, first):
@@ -175,12 +178,11 @@ def sendgrid_server():
     server.shutdown()
 
 
-def test_sendgrid_request_is_valid(conn, tmp_path, held, sendgrid_server):
+def test_sendgrid_request_is_valid(conn, tmp_path, first, sendgrid_server):
     host, seen, _ = sendgrid_server
-    status = pipeline.send_status(conn, config(), held["id"],
-                                  sender=SendGrid("SG.test-key", host=host,
-                                                  from_email="sisflow@drift.no"))
-    assert status["sent"] == "sendgrid:202"
+    held = run(conn, tmp_path, school("p1", bad=True), "b.xml",
+               sender=SendGrid("SG.test-key", host=host, from_email="sisflow@drift.no"))
+    assert held["status"] == "held"
     (request,) = seen
     assert request["path"] == "/v3/mail/send"
     assert request["auth"] == "Bearer SG.test-key"
@@ -197,9 +199,10 @@ def test_a_sendgrid_error_is_retried_then_fails_loudly(conn, tmp_path, first, se
     host, seen, codes = sendgrid_server
     codes.extend([500, 500, 500])
     sender = SendGrid("SG.test-key", host=host, attempts=3, wait=0.01)
+    again = school("p1", "p2", "p3", bad=True)
     with pytest.raises(RuntimeError, match="not sent after 3 attempts"):
-        pipeline.send_status(conn, config(), first["id"], sender=sender)
+        run(conn, tmp_path, again, "a2.xml", sender=sender)
     assert len(seen) == 3
-    codes.extend([500])
-    assert pipeline.send_status(conn, config(), first["id"], sender=sender)["sent"] == \
-        "sendgrid:202"  # one failure, then through on the retry
+    codes.extend([500])  # one failure, then through on the retry; the customer is not locked
+    assert run(conn, tmp_path, again, "a3.xml", sender=sender)["email"]["sent"] == \
+        "sendgrid:202"

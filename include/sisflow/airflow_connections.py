@@ -1,5 +1,5 @@
 """The one module under include/ that touches Airflow: Airflow connections turned into the
-plain settings that senders take. Imported only by tasks, at run time."""
+plain settings that senders and the Airflow API client take. Imported at run time only."""
 
 from __future__ import annotations
 
@@ -22,3 +22,23 @@ def sendgrid_settings(conn_id: str = SENDGRID_CONN_ID) -> dict | None:
         host = f"{conn.schema or 'https'}://{host}"
     return {"api_key": conn.password, "host": host,
             "from_email": conn.extra_dejson.get("from_email")}
+
+
+def airflow_api_settings(conn_id: str) -> dict | None:
+    """URL, login and password of Airflow's own REST API (connection type http), for the
+    command line to answer approval tasks; None without the connection or without Airflow."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:
+        return None
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 (not found, or no Airflow configuration at hand)
+        return None
+    host = conn.host or "localhost"
+    if "://" not in host:
+        host = f"{conn.schema or 'http'}://{host}"
+    if conn.port:
+        host = f"{host}:{conn.port}"
+    return {"url": host.rstrip("/"), "username": conn.login or "",
+            "password": conn.password or ""}

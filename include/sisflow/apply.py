@@ -22,12 +22,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from . import faults, runs
+from . import deferred, faults, runs
 from .calendar import DELAY_DELETE, NORMAL
-from .entities import BY_NAME, ENTITIES, deferred_match
 from .lms.adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
 from .lms.postgres_site import PostgresSite
 
@@ -81,29 +79,7 @@ class Context:
 
     def defer(self, entity: str) -> None:
         """Keep the run's deletions of ``entity`` back from the LMS (delay delete)."""
-        spec = BY_NAME[entity]
-        key_object = ", ".join(f"'{k}', ch.{k}" for k in spec.key)
-        key_text = " || '/' || ".join(f"ch.{k}::text" for k in spec.key)
-        self.cur.execute(
-            f"""
-            INSERT INTO sis.deferred_deletions (customer, entity, record_key, deferred_run)
-            SELECT %(customer)s, '{entity}', jsonb_build_object({key_object}), %(run)s
-            FROM sis.{entity}_changes ch
-            WHERE ch.run_id = %(run)s AND ch.op = 'delete'
-            ON CONFLICT DO NOTHING
-            """,
-            self.params,
-        )
-        self.cur.execute(
-            f"""
-            INSERT INTO sis.apply_outcomes (run_id, entity, record_key, outcome, detail)
-            SELECT %(run)s, '{entity}', {key_text}, 'deferred', 'delay delete'
-            FROM sis.{entity}_changes ch
-            WHERE ch.run_id = %(run)s AND ch.op = 'delete'
-            """,
-            self.params,
-        )
-        self.counts["deferred"] += self.cur.rowcount
+        self.counts["deferred"] += deferred.defer(self.cur, self.run_id, self.customer, entity)
 
 
 # -- the steps, in order -------------------------------------------------------------------------
@@ -247,32 +223,7 @@ def _deferred_settled(ctx: Context) -> None:
     whose object came back in the meantime are dropped."""
     if ctx.mode != NORMAL:
         return
-    for entity in ENTITIES:
-        names = {"entity": sql.Literal(entity.name), "changes": entity.changes,
-                 "table": entity.table}
-        ctx.cur.execute(
-            sql.SQL("""
-            UPDATE sis.deferred_deletions d SET applied_run = %(run)s
-            FROM {changes} x
-            WHERE d.customer = %(customer)s AND d.entity = {entity}
-              AND d.applied_run IS NULL AND d.dropped_run IS NULL
-              AND x.run_id = %(run)s AND x.op = 'delete' AND x.released_from IS NOT NULL
-              AND {match}
-            """).format(match=deferred_match(entity, "x"), **names),
-            ctx.params,
-        )
-        ctx.counts["released"] = ctx.counts.get("released", 0) + ctx.cur.rowcount
-        ctx.cur.execute(
-            sql.SQL("""
-            UPDATE sis.deferred_deletions d SET dropped_run = %(run)s
-            WHERE d.customer = %(customer)s AND d.entity = {entity}
-              AND d.applied_run IS NULL AND d.dropped_run IS NULL
-              AND EXISTS (SELECT 1 FROM {table} c
-                          WHERE c.customer = %(customer)s AND {match})
-            """).format(match=deferred_match(entity, "c"), **names),
-            ctx.params,
-        )
-        ctx.counts["dropped"] = ctx.counts.get("dropped", 0) + ctx.cur.rowcount
+    ctx.counts.update(deferred.settle(ctx.cur, ctx.run_id, ctx.customer))
 
 
 STEPS: list[tuple[str, Callable[[Context], None]]] = [
@@ -290,11 +241,12 @@ STEPS: list[tuple[str, Callable[[Context], None]]] = [
 
 
 def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
-              only: tuple[str, ...] | None = None) -> dict:
+              only: tuple[str, ...] | None = None, holder: str | None = None) -> dict:
     """Apply a committed run to the customer's site; returns counts per step.
 
-    ``only`` runs some of the steps (an Airflow task per phase); the steps before them must be
-    done. The run counts as applied once every step is done.
+    ``only`` runs some of the steps; the steps before them must be done. The run counts as
+    applied once every step is done. Each step's transaction is guarded by ``holder``'s lease
+    on the customer (:func:`sisflow.runs.guard`).
     """
     run = runs.get(conn, run_id)
     if run["status"] != "committed":
@@ -317,7 +269,7 @@ def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
         if only and name not in only:
             continue
         with conn, conn.cursor() as cur:
-            runs.lock_customer(cur, customer)
+            runs.guard(cur, customer, holder)
             cur.execute("SELECT 1 FROM sis.apply_steps WHERE run_id = %s AND step = %s",
                         (run_id, name))
             if cur.fetchone():
@@ -339,6 +291,6 @@ def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
         cur.execute("SELECT step, counts FROM sis.apply_steps WHERE run_id = %s", (run_id,))
         counts = dict(cur.fetchall())
         if set(counts) == set(names):
-            runs.update(cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=mode,
+            runs.update(cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=str(mode),
                         lms_counts=counts)
     return counts

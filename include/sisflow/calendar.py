@@ -10,25 +10,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from .config import CustomerConfig, SisVendor, Window
 
 OSLO = ZoneInfo("Europe/Oslo")
 
-NORMAL, PAUSED, DELAY_DELETE = "normal", "paused", "delay-delete"
+
+
+class Mode(StrEnum):
+    """What the calendar allows on a day."""
+
+    NORMAL = "normal"
+    PAUSED = "paused"  # nothing is fetched, nothing changes in the LMS
+    DELAY_DELETE = "delay-delete"  # deletions wait; creations and updates go through
+
+
+NORMAL, PAUSED, DELAY_DELETE = Mode.NORMAL, Mode.PAUSED, Mode.DELAY_DELETE
 
 
 @dataclass(frozen=True)
 class CalendarState:
-    mode: str  # normal, paused or delay-delete
+    mode: Mode
     until: date | None  # the last day of the window, inclusive
     school_year: Window
     earliest_rollover: date
 
     def as_dict(self) -> dict:
         return {
-            "mode": self.mode,
+            "mode": str(self.mode),
             "until": self.until.isoformat() if self.until else None,
             "school_year": [self.school_year.start.isoformat(), self.school_year.end.isoformat()],
             "earliest_rollover": self.earliest_rollover.isoformat(),
@@ -37,6 +48,11 @@ class CalendarState:
 
 def today() -> date:
     return datetime.now(OSLO).date()
+
+
+def day_of(moment: datetime, config: CustomerConfig) -> date:
+    """The customer's calendar day at a moment (an Airflow run's logical date, say)."""
+    return moment.astimezone(ZoneInfo(config.schedule.timezone)).date()
 
 
 def school_year_on(config: CustomerConfig, day: date) -> Window:

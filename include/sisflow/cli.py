@@ -65,15 +65,24 @@ def cmd_validate(args) -> int:
     return 0 if result.ok else EXIT_FATAL
 
 
+EXIT_REFUSED = 3  # the run was refused on purpose (too early, busy, contradicting decision)
+
+
 def _print_run(r: dict) -> None:
     cal = r.get("calendar")
-    if r["status"] == "paused":
-        print(f"{r['customer']}: paused until {cal['until']} (on {cal['date']}): "
-              "nothing fetched or applied")
+    if r.get("refusal"):
+        print(f"{r['customer']}: REFUSED ({r['refusal']['outcome']}): {r['refusal']['reason']}")
+    if r["id"] is None:
+        if r["status"] == "paused":
+            print(f"{r['customer']}: paused until {cal['until']} (on {cal['date']}): "
+                  "nothing fetched or applied")
+        _print_email(r)
         return
     print(f"run {r['id']} for {r['customer']}: {r['status']} ({r['file_name']})")
     if cal and cal["mode"] != "normal":
         print(f"  calendar on {cal['date']}: {cal['mode']} until {cal['until']}")
+    for done in r.get("finished") or []:
+        print(f"  finished the LMS apply of run {done['run']} first ({done['changes']} changes)")
     if r["fatal"]:
         print(f"  rejected: line {r['fatal'].get('line')}: {r['fatal'].get('reason')}")
     if r["same_as_run"]:
@@ -91,6 +100,19 @@ def _print_run(r: dict) -> None:
                             if k not in ("applied", "deferred", "skipped", "failed"))
             print(f"    {step:<17}{c['applied']:>8}{c['deferred']:>8}{c['skipped']:>8}"
                   f"{c['failed']:>8}{extra}")
+    _print_email(r)
+
+
+def _print_email(r: dict) -> None:
+    email = r.get("email")
+    if email and email.get("sent"):
+        print(f"status email: {email['subject']}\n  -> {email['sent']}")
+
+
+def _exit_code(r: dict) -> int:
+    if r.get("refusal"):
+        return EXIT_REFUSED
+    return EXIT_FATAL if r["status"] == "rejected" else 0
 
 
 def _connect():
@@ -106,27 +128,18 @@ def cmd_diff(args) -> int:
         _print_json(result)
     else:
         _print_run(result)
-    return EXIT_FATAL if result["status"] == "rejected" else 0
+    return _exit_code(result)
 
 
 def cmd_run(args) -> int:
     conn = _connect()
-    try:
-        result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on,
-                              rollover=args.rollover)
-    except pipeline.RolloverTooEarly as err:
-        print(err, file=sys.stderr)
-        return EXIT_FATAL
-    from .config import load_customer
-
-    status = pipeline.send_status(conn, load_customer(args.customer), result.get("id"),
-                                  calendar=result.get("calendar"))
+    result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on,
+                          rollover=args.rollover)
     if args.json:
-        _print_json({**result, "email": status})
+        _print_json(result)
     else:
         _print_run(result)
-        print(f"status email: {status['subject']}\n  -> {status['sent']}")
-    return EXIT_FATAL if result["status"] == "rejected" else 0
+    return _exit_code(result)
 
 
 def _size(value: str) -> str | int:
@@ -156,25 +169,47 @@ def _print_verdict(r: dict) -> None:
 
 
 def cmd_filter(args) -> int:
+    """Show a run's verdict, or decide a held run. Parked in Airflow, the run's approval task is
+    answered through Airflow's REST API; otherwise the run goes on here."""
+    from . import airflow_api, runs
+    from .errors import Refusal
+
     conn = _connect()
     if args.action == "show":
-        result = pipeline.summary(conn, args.run)
-    else:
-        if not (args.by and args.reason):
-            print("--by and --reason are required to open or reject a held run", file=sys.stderr)
-            return 2
-        decision = "opened" if args.action == "open" else "rejected"
+        result = runs.summary(conn, args.run)
+        _print_json(result) if args.json else _print_run({**result, "calendar": None})
+        return 0
+    if not (args.by and args.reason):
+        print("--by and --reason are required to open or reject a held run", file=sys.stderr)
+        return 2
+    decision = "opened" if args.action == "open" else "rejected"
+    try:
+        result = pipeline.decide(conn, args.run, decision, by=args.by, reason=args.reason,
+                                 via="cli")
+    except Refusal as err:
+        print(f"refused: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    airflow_run = result.get("airflow_run")
+    if airflow_run:
         try:
-            result = pipeline.decide(conn, args.run, decision, by=args.by, reason=args.reason,
-                                     via="cli")
-        except RuntimeError as err:
-            print(err, file=sys.stderr)
+            airflow_api.answer(airflow_run["dag_id"], airflow_run["run_id"], decision,
+                               args.reason)
+            print(f"run {args.run}: {decision} by {args.by}; answered the approval task of "
+                  f"{airflow_run['dag_id']} run {airflow_run['run_id']}: it goes on in Airflow")
+            return 0
+        except airflow_api.NotWaiting:
+            pass  # its DAG run ended: the run goes on here
+        except airflow_api.AirflowApiError as err:
+            print(f"run {args.run}: {decision} by {args.by} (stored), but the Airflow run "
+                  f"{airflow_run['dag_id']} / {airflow_run['run_id']} still waits: {err}. "
+                  "Answer its approval task in Airflow the same way.", file=sys.stderr)
             return EXIT_FATAL
+    result = pipeline.resume(conn, args.run)
     if args.json:
         _print_json(result)
     else:
         _print_run(result)
-    return 0
+    return _exit_code(result)
 
 
 def cmd_config(args) -> int:
@@ -251,7 +286,6 @@ def cmd_generate(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job on embedded defaults: a demo municipality's first import, then rollover."""
-    from .config import load_customer
     from .lms.postgres_site import forget_site
     from .lms.seed import seed_manual_objects
 
@@ -278,9 +312,6 @@ def cmd_demo(args) -> int:
         result = pipeline.run(conn, "demo", path, on=date(school_year, 8, 10),
                               rollover=step == 1)
         _print_run(result)
-        status = pipeline.send_status(conn, load_customer("demo"), result.get("id"),
-                                      calendar=result.get("calendar"))
-        print(f"  status email: {status['subject']}\n    -> {status['sent']}")
         print()
     args.customer, args.json = "demo", False
     cmd_lms_state(args)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
+from . import deferred
 from .entities import (
     ENTITIES,
     GROUP,
     MEMBERSHIP,
     PERSON,
     Entity,
-    deferred_match,
     idents,
     key_match,
 )
@@ -104,33 +104,6 @@ _CASCADE = sql.SQL(
 )
 
 
-def _release_deferred(entity: Entity) -> sql.Composed:
-    """Deletions held back during a delay-delete window join the first change set after it,
-    so the filter judges them; not those whose object is back, or changed in this run."""
-    casts = {"idtype": "smallint"}
-    keys = sql.SQL(", ").join(
-        sql.SQL("(d.record_key->>{})::{}").format(sql.Literal(k), sql.SQL(casts.get(k, "text")))
-        for k in entity.key
-    )
-    return sql.SQL(
-        """
-        INSERT INTO {changes} (run_id, op, {key_columns}, released_from)
-        SELECT DISTINCT ON (d.record_key) %(run)s, 'delete', {keys}, d.deferred_run
-        FROM sis.deferred_deletions d
-        WHERE d.customer = %(customer)s AND d.entity = {entity}
-          AND d.applied_run IS NULL AND d.dropped_run IS NULL
-          AND NOT EXISTS (SELECT 1 FROM {table} c
-                          WHERE c.customer = %(customer)s AND {match_current})
-          AND NOT EXISTS (SELECT 1 FROM {changes} x
-                          WHERE x.run_id = %(run)s AND {match_changes})
-        ORDER BY d.record_key, d.deferred_run
-        """
-    ).format(changes=entity.changes, key_columns=idents(entity.key), keys=keys,
-             entity=sql.Literal(entity.name), table=entity.table,
-             match_current=deferred_match(entity, "c"),
-             match_changes=deferred_match(entity, "x"))
-
-
 def compute(cur, run_id: int, customer: str, file_type: str, *,
             release_deferred: bool = True) -> dict[str, dict[str, int]]:
     """Write the run's change rows (replacing any earlier attempt) and return the counts.
@@ -149,8 +122,7 @@ def compute(cur, run_id: int, customer: str, file_type: str, *,
     if delta:
         cur.execute(_CASCADE, params)
     if release_deferred:
-        for entity in ENTITIES:
-            cur.execute(_release_deferred(entity), params)
+        deferred.release(cur, run_id, customer)
     for entity in ENTITIES:  # the commit joins these rows: let the planner see how many
         cur.execute(sql.SQL("ANALYZE {}").format(entity.changes))
     return counts(cur, run_id)

@@ -7,15 +7,21 @@ strict default profile and a separate, wider one for rollover runs. The verdict 
 that tripped with its actual value, limit and base, so the status email can say why.
 
 Only a person can say that a held change is right: the decision (opened, rejected, or expired
-at the deadline) is stored once per run, whichever way it was made.
+at the deadline) is stored once per run, whichever way it was made (Airflow's approval task,
+its REST API, the command line, the deadline). The same answer again is accepted quietly; a
+contradicting one is refused with :class:`ContradictingDecision`, never ignored.
+
+Which profile judges a run, and what each threshold comes to against the customer's current
+size, is decided here only: the verdict, the status email's chart and the DAG's documentation
+all read :func:`profile_for` and :func:`limits`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 
-from .config import FilterProfile
+from .config import CustomerConfig, FilterProfile, Limit
+from .errors import ContradictingDecision
 
 ENTITIES = ("person", "group", "membership")
 OPS = ("create", "update", "delete")
@@ -55,23 +61,45 @@ class Verdict:
                 "trips": [{**asdict(t), "text": t.describe()} for t in self.trips]}
 
 
+DECISIONS = ("opened", "rejected", "expired")
+
+
+def profile_for(config: CustomerConfig, rollover: bool) -> tuple[str, FilterProfile]:
+    """The profile that judges a run: the rollover profile for a rollover, else the default."""
+    if rollover:
+        return "rollover", config.filter.rollover
+    return "default", config.filter.default
+
+
+def limits(profile: FilterProfile):
+    """Every configured threshold: (entity, op, limit)."""
+    for entity in ENTITIES:
+        for op in OPS:
+            limit = getattr(getattr(profile, entity), op)
+            if limit is not None and (limit.count is not None or limit.percent is not None):
+                yield entity, op, limit
+
+
+def cap(limit: Limit, base: int) -> float | None:
+    """The most changes a limit allows against a current size of ``base`` (None: no cap)."""
+    allowed = [x for x in (limit.count,
+                           base * limit.percent / 100 if limit.percent is not None and base
+                           else None) if x is not None]
+    return min(allowed) if allowed else None
+
+
 def judge(counts: dict, base: dict[str, int], kept: dict[str, int] | None,
           profile: FilterProfile, profile_name: str) -> Verdict:
     """Judge a change set. ``base``: the current size per entity; ``kept``: the records of a
     full file that were kept (None for a delta file, which the size guard does not concern)."""
     trips = []
-    for entity in ENTITIES:
-        limits = getattr(profile, entity)
-        for op in OPS:
-            limit = getattr(limits, op)
-            if limit is None:
-                continue
-            n = counts.get(entity, {}).get(op, 0)
-            if limit.count is not None and n > limit.count:
-                trips.append(Trip(entity, op, "count", n, limit.count, base[entity]))
-            share = 100 * n / base[entity] if base[entity] else 0.0
-            if limit.percent is not None and base[entity] and share > limit.percent:
-                trips.append(Trip(entity, op, "percent", n, limit.percent, base[entity]))
+    for entity, op, limit in limits(profile):
+        n = counts.get(entity, {}).get(op, 0)
+        if limit.count is not None and n > limit.count:
+            trips.append(Trip(entity, op, "count", n, limit.count, base[entity]))
+        share = 100 * n / base[entity] if base[entity] else 0.0
+        if limit.percent is not None and base[entity] and share > limit.percent:
+            trips.append(Trip(entity, op, "percent", n, limit.percent, base[entity]))
     if kept is not None:
         for entity in ("person", "group"):
             if base[entity] and 100 * kept[entity] / base[entity] < profile.min_share:
@@ -81,14 +109,27 @@ def judge(counts: dict, base: dict[str, int], kept: dict[str, int] | None,
 
 
 def record_decision(cur, run_id: int, decision: str, *, by: str | None, reason: str | None,
-                    via: str, at: datetime | None = None) -> dict:
-    """Store the decision on a held run, once: the first decision stands. Returns the stored one."""
-    cur.execute(
-        "INSERT INTO sis.filter_decisions (run_id, decision, decided_by, reason, via, decided_at)"
-        " VALUES (%s, %s, %s, %s, %s, COALESCE(%s, now())) ON CONFLICT (run_id) DO NOTHING",
-        (run_id, decision, by, reason, via, at),
-    )
-    return stored_decision(cur, run_id)
+                    via: str) -> dict:
+    """Store the decision on a held run, once. The same decision again returns the stored one;
+    a different one raises :class:`ContradictingDecision` (call under the customer's lock)."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision {decision!r}: one of {', '.join(DECISIONS)}")
+    stored = stored_decision(cur, run_id)
+    if stored is None:
+        cur.execute(
+            "INSERT INTO sis.filter_decisions (run_id, decision, decided_by, reason, via)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (run_id, decision, by, reason, via),
+        )
+        return stored_decision(cur, run_id)
+    if stored["decision"] != decision:
+        who = f" by {stored['decided_by']}" if stored["decided_by"] else ""
+        asked = f" by {by}" if by else ""
+        raise ContradictingDecision(
+            f"run {run_id} was already {stored['decision']}{who} via {stored['via']} at"
+            f" {stored['decided_at']:%Y-%m-%d %H:%M} UTC; '{decision}'{asked} via {via}"
+            " contradicts it and is refused")
+    return stored
 
 
 def stored_decision(cur, run_id: int) -> dict | None:
@@ -101,3 +142,15 @@ def stored_decision(cur, run_id: int) -> dict | None:
     if row is None:
         return None
     return dict(zip(("decision", "decided_by", "decided_at", "reason", "via"), row, strict=True))
+
+
+def explain(run: dict) -> str:
+    """Why a held run is held and how to decide it: the approval task's text (ids and counts)."""
+    lines = [f"Run {run['id']} ({run['file_name']}) is held by the filter"
+             f" ({run['verdict']['profile']} profile):"]
+    lines += [f"- {t['text']}" for t in run["verdict"]["trips"]]
+    lines.append(f"Decide before {run['deadline']:%Y-%m-%d %H:%M} UTC; with no answer by then"
+                 " the run is aborted and nothing is applied.")
+    lines.append("Check the change with the customer, then open the filter or reject it (here,"
+                 f" or: sisflow filter open {run['id']} --by NAME --reason TEXT).")
+    return "\n".join(lines)

@@ -1,8 +1,22 @@
-"""The steps of an import as plain functions: what the command line and the DAG tasks call.
+"""One customer's run, in phases: what ``sisflow run`` and the DAG tasks both call.
 
-Each step takes small arguments (a customer id, a path, a run id), keeps its data in the
-import database, returns a small dict, and is idempotent: calling it again after a crash or a
-retry reaches the same end state.
+    begin            the date and the calendar; rollover allowed?; the customer's lease;
+                     finish the LMS apply an earlier run left half-way
+    fetch            the file into the customer's landing zone
+    stage_and_judge  read, stage, diff (releasing deferred deletions after a window), the
+                     filter's verdict; a held run sends its HELD email now
+    decide           a person's answer on a held run (one decision record, whichever door)
+    apply            commit to the import database, then apply to the LMS
+    finish           the status email, the lease given back
+
+:func:`run` is their composition for the command line; the DAG runs the same phases as
+tasks, passing a :class:`Plan` over XCom. Every decision about a run is made here, once:
+which date and calendar mode, whether the unchanged-file short-circuit is allowed, whether
+deferred deletions are released, which filter profile, go or no go, what the email says.
+
+Each phase is idempotent: called again after a crash or a retry it reaches the same end state.
+Every transaction that changes the customer's state is guarded by the run's lease on the
+customer (:mod:`sisflow.runs`), and reads the run's status under that lock.
 """
 
 from __future__ import annotations
@@ -10,27 +24,163 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from . import apply, calendar, diff, runs, staging, state
+from . import apply as lms_apply
+from . import calendar, deferred, diff, runs, staging, state
 from . import config as config_module
 from . import filter as filter_
-from .config import CustomerConfig, load_customer
+from .calendar import Mode
+from .config import ConfigError, CustomerConfig, load_customer
+from .errors import (
+    InvalidCustomer,
+    NotDecidable,
+    Refusal,
+    RolloverTooEarly,
+    RunSuperseded,
+)
 from .ims.reader import ImsReader
 from .ims.records import FatalFileError
+from .runs import RunStatus
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_ID = re.compile(config_module.CUSTOMER_ID)
+#: how long past a held run's deadline its lease lasts (the deadline sweep needs a moment)
+HELD_GRACE = timedelta(hours=1)
 
 
-def _check_customer(customer: str) -> None:
-    if not CUSTOMER_ID.match(customer):
-        raise ValueError(
-            f"customer id {customer!r}: use lower-case letters, digits, '-' and '_' (max 63)"
+@dataclass
+class Plan:
+    """What a run is, fixed when it begins; travels between the phases (and over XCom)."""
+
+    customer: str
+    kind: str  # import or rollover
+    day: str  # the calendar's date, ISO
+    mode: str  # a calendar.Mode
+    dry_run: bool
+    holder: str  # who holds the customer's lease for this run
+    description: str  # the holder in words, for a busy email
+    calendar: dict
+    airflow: dict | None = None  # dag_id, run_id, url
+    run_id: int | None = None
+    status: str | None = None
+    outcome: str | None = None  # set when the run ends early on purpose: paused
+    #: earlier runs whose LMS apply this run finished: [{"run": id, "changes": n}]
+    finished: list[dict] = field(default_factory=list)
+    held_email: dict | None = None  # the HELD email, when this run was held
+
+    @property
+    def rollover(self) -> bool:
+        return self.kind == "rollover"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        return cls(**data)
+
+
+def process_holder() -> tuple[str, str]:
+    """A lease holder for this process (the command line): (holder, description)."""
+    host, pid = socket.gethostname(), os.getpid()
+    return (f"cli:{host}:{pid}:{uuid.uuid4().hex[:8]}",
+            f"sisflow on {host} (pid {pid})")
+
+
+def airflow_holder(dag_id: str, run_id: str) -> tuple[str, str]:
+    """A lease holder for an Airflow DAG run: the same for every task and retry of the run."""
+    return f"airflow:{dag_id}:{run_id}", f"Airflow {dag_id} run {run_id}"
+
+
+def _config(customer: str, config: CustomerConfig | None) -> CustomerConfig:
+    import re
+
+    if config is not None:
+        return config
+    if not re.match(config_module.CUSTOMER_ID, customer or ""):
+        raise InvalidCustomer(
+            f"customer id {customer!r}: use lower-case letters, digits, '-' and '_' (max 63)")
+    try:
+        return load_customer(customer)
+    except ConfigError as err:
+        raise InvalidCustomer(str(err)) from None
+
+
+# -- begin ---------------------------------------------------------------------------------------
+
+def begin(conn, customer: str, *, holder: str, description: str, day: date | None = None,
+          rollover: bool = False, dry_run: bool = False, airflow: dict | None = None,
+          process: bool = False, config: CustomerConfig | None = None) -> Plan:
+    """Resolve the run's date and calendar once, refuse what must not run, take the lease and
+    finish what an earlier run left pending. ``process``: the holder is this process."""
+    config = _config(customer, config)
+    day = day or calendar.today()
+    cal = calendar.state_on(config, day)
+    plan = Plan(customer=customer, kind="rollover" if rollover else "import",
+                day=day.isoformat(), mode=str(cal.mode), dry_run=dry_run, holder=holder,
+                description=description, calendar={"date": day.isoformat(), **cal.as_dict()},
+                airflow=airflow)
+    if cal.mode == Mode.PAUSED:
+        log.info("%s is paused until %s: nothing fetched or applied", customer, cal.until)
+        plan.outcome = "paused"
+        return plan
+    if rollover and day < cal.earliest_rollover:
+        raise RolloverTooEarly(
+            f"{customer}: rollover is allowed from {cal.earliest_rollover}, not on {day}")
+    runs.acquire(conn, customer, holder, description, process=process)
+    if not dry_run:
+        plan.finished = _finish_pending_apply(conn, plan, config)
+    return plan
+
+
+def _finish_pending_apply(conn, plan: Plan, config: CustomerConfig) -> list[dict]:
+    """A run committed to the import database but not (fully) applied to the LMS is finished
+    before anything else: the LMS must never skip a change set."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM sis.runs WHERE customer = %s AND status = 'committed'"
+            " AND lms_applied_at IS NULL ORDER BY id",
+            (plan.customer,),
         )
+        pending = [row[0] for row in cur.fetchall()]
+    finished = []
+    for run_id in pending:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM sis.apply_steps WHERE run_id = %s", (run_id,))
+            done_before = cur.fetchone()[0]
+        log.info("run %s: finishing its LMS apply first (%s steps were done)", run_id,
+                 done_before)
+        counts = lms_apply.apply_run(conn, run_id, mode=plan.mode,
+                                     course_archiving=config.course_archiving,
+                                     holder=plan.holder)
+        finished.append({"run": run_id, "changes": sum(c["applied"] for c in counts.values()),
+                         "steps_left": len(counts) - done_before})
+    return finished
 
+
+# -- fetch ---------------------------------------------------------------------------------------
+
+def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = None) -> str:
+    """The file to import, in the customer's landing zone: ``file`` when given, else the
+    newest export from the customer's source."""
+    from .sources import folder
+
+    config = _config(plan.customer, config)
+    source = config.source
+    if file:
+        return str(folder.fetch(plan.customer, "", file))
+    if source is None:
+        raise folder.NothingToFetch(f"{plan.customer} has no source: give a file")
+    if source.kind != "folder":
+        raise NotImplementedError(f"{source.kind} sources are not built yet")
+    return str(folder.fetch(plan.customer, source.path, None))
+
+
+# -- stage and judge -----------------------------------------------------------------------------
 
 def _sha256(path: str) -> tuple[str, int]:
     """Checksum before reading: an unchanged file is then recognised without parsing it."""
@@ -41,58 +191,54 @@ def _sha256(path: str) -> tuple[str, int]:
     return digest.hexdigest(), os.path.getsize(path)
 
 
-def summary(conn, run_id: int) -> dict:
-    run = runs.get(conn, run_id)
-    keys = ("id", "customer", "status", "file_name", "file_size", "sha256", "datasource",
-            "file_datetime", "file_type", "records", "skipped", "problem_counts", "fatal",
-            "counts", "base_run", "same_as_run", "lms_applied_at", "lms_mode", "lms_counts",
-            "base_counts", "profile", "verdict", "held_at", "deadline")
-    result = {k: run[k] for k in keys}
-    with conn.cursor() as cur:
-        result["decision"] = filter_.stored_decision(cur, run_id)
-    return result
+def _no_changes() -> dict:
+    return {e: dict.fromkeys(diff.OPS, 0) for e in ("person", "group", "membership")}
 
 
-def stage(conn, customer: str, path: str | os.PathLike, *, allow_unchanged: bool = True) -> dict:
-    """Read and stage a file for a customer; returns the run summary.
+def stage(conn, plan: Plan, path: str | os.PathLike) -> dict:
+    """Read and stage a file; returns the run summary.
 
     The same file as the customer's pending run resumes that run; the same file as the last
-    committed run gives an ``unchanged`` run with no changes; anything else starts a new run
-    and supersedes the pending one. A file rejected whole gives a ``rejected`` run with the
-    reason, and nothing staged.
-    """
-    _check_customer(customer)
+    committed one gives an ``unchanged`` run, unless deferred deletions wait to be released;
+    anything else starts a new run and supersedes the pending one (only the newest file may
+    ever reach the current state). A dry run never resumes or supersedes anything. A file
+    rejected whole gives a ``rejected`` run with the reason, and nothing staged."""
+    customer = plan.customer
     path = os.fspath(path)
     sha256, size = _sha256(path)
     name = os.path.basename(path)
     with conn, conn.cursor() as cur:
-        runs.lock_customer(cur, customer)
-        last = runs.latest(cur, customer)
-        if last and last["sha256"] == sha256 and last["status"] in ("staged", "diffed", "held"):
-            log.info("run %s: same file as the pending run, resumed", last["id"])
-            return summary(conn, last["id"])
-        # a newer file replaces whatever was pending (held at the filter, say): only the
-        # newest file may ever reach the current state
-        cur.execute(
-            "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s)",
-            (customer, list(runs.PENDING)),
-        )
-        for (old,) in cur.fetchall():
-            staging.drop(cur, old)
-            runs.update(cur, old, status="superseded")
-        committed = runs.latest(cur, customer, ("committed",))
-        if allow_unchanged and committed and committed["sha256"] == sha256:
-            run_id = runs.create(cur, customer, path, name, size, sha256, status="unchanged",
-                                 same_as_run=committed["id"], base_run=committed["id"],
-                                 counts=_no_changes())
+        runs.guard(cur, customer, plan.holder)
+        if not plan.dry_run:
+            pending = runs.latest(cur, customer)
+            if pending and pending["sha256"] == sha256 and pending["status"] in runs.PENDING:
+                log.info("run %s: same file as the pending run, resumed", pending["id"])
+                _attach(cur, pending["id"], plan)
+                return runs.summary(conn, pending["id"])
+            cur.execute(
+                "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s)",
+                (customer, [str(s) for s in runs.PENDING]),
+            )
+            for (old,) in cur.fetchall():
+                staging.drop(cur, old)
+                runs.update(cur, old, status=RunStatus.SUPERSEDED)
+                log.info("run %s superseded by a newer file", old)
+        committed = runs.latest(cur, customer, (RunStatus.COMMITTED,))
+        release = plan.mode == Mode.NORMAL and deferred.waiting(cur, customer) > 0
+        if committed and committed["sha256"] == sha256 and not release:
+            run_id = runs.create(cur, customer, path, name, size, sha256,
+                                 status=RunStatus.UNCHANGED, same_as_run=committed["id"],
+                                 base_run=committed["id"], counts=_no_changes(),
+                                 plan=plan.as_dict(), airflow_run=plan.airflow)
             log.info("run %s: unchanged file (same checksum as run %s)", run_id, committed["id"])
-            return summary(conn, run_id)
-        run_id = runs.create(cur, customer, path, name, size, sha256)
+            return runs.summary(conn, run_id)
+        run_id = runs.create(cur, customer, path, name, size, sha256, plan=plan.as_dict(),
+                             airflow_run=plan.airflow)
 
     reader = ImsReader(path)
     try:
         with conn, conn.cursor() as cur:
-            runs.lock_customer(cur, customer)
+            runs.guard(cur, customer, plan.holder)
             staging.stage_records(cur, run_id, reader)
             result = reader.result
             if result.file.sha256 != sha256:
@@ -103,223 +249,304 @@ def stage(conn, customer: str, path: str | os.PathLike, *, allow_unchanged: bool
             if props.type != "full":
                 skipped["membership"] += staging.check_delta_references(cur, run_id, customer)
             runs.update(
-                cur, run_id, status="staged", datasource=props.datasource,
+                cur, run_id, status=RunStatus.STAGED, datasource=props.datasource,
                 file_datetime=props.datetime, file_type=props.type, records=result.records,
                 skipped=skipped, problem_counts=result.problem_counts,
             )
     except FatalFileError as err:  # the staging transaction was rolled back whole
         with conn, conn.cursor() as cur:
             staging.store_problems(cur, run_id, reader.result)
-            runs.update(cur, run_id, status="rejected", fatal=reader.result.fatal.as_dict(),
+            runs.update(cur, run_id, status=RunStatus.REJECTED,
+                        fatal=reader.result.fatal.as_dict(),
                         problem_counts=reader.result.problem_counts)
         log.warning("run %s rejected: line %s: %s", run_id, err.line, err.reason)
     except Exception as err:
         with conn, conn.cursor() as cur:
-            runs.update(cur, run_id, status="failed",
+            runs.update(cur, run_id, status=RunStatus.FAILED,
                         fatal={"line": None, "reason": f"{type(err).__name__}: {err}"})
         raise
-    return summary(conn, run_id)
+    return runs.summary(conn, run_id)
 
 
-def compute_diff(conn, run_id: int, *, release_deferred: bool = True) -> dict:
-    """Compute (or return the already computed) change set of a staged run."""
-    run = runs.get(conn, run_id)
-    if run["status"] != "staged":
-        return summary(conn, run_id)
+def _attach(cur, run_id: int, plan: Plan) -> None:
+    """A resumed run goes on under this run's plan (its date, mode, holder, Airflow run)."""
+    runs.update(cur, run_id, plan=plan.as_dict(), airflow_run=plan.airflow)
+
+
+def _current(cur, run_id: int, *allowed: RunStatus) -> dict:
+    """The run as it is now, read under the customer's lock: a run that a newer one
+    superseded is never revived."""
+    run = runs.get(None, run_id, cur=cur)
+    if run["status"] == RunStatus.SUPERSEDED:
+        raise RunSuperseded(f"run {run_id} was superseded by a newer file: nothing more to do")
+    if allowed and run["status"] not in allowed:
+        raise NotDecidable(f"run {run_id} is {run['status']}, not "
+                           f"{' or '.join(str(s) for s in allowed)}")
+    return run
+
+
+def compute_diff(conn, plan: Plan, run_id: int) -> dict:
+    """The change set of a staged run (once). After a delay-delete window (normal mode) the
+    deletions it deferred join this change set, so the filter judges them."""
     with conn, conn.cursor() as cur:
-        runs.lock_customer(cur, run["customer"])
-        committed = runs.latest(cur, run["customer"], ("committed",))
+        runs.guard(cur, plan.customer, plan.holder)
+        run = _current(cur, run_id)
+        if run["status"] != RunStatus.STAGED:
+            return runs.summary(conn, run_id)
+        committed = runs.latest(cur, plan.customer, (RunStatus.COMMITTED,))
         cur.execute(
             "SELECT (SELECT count(*) FROM sis.persons WHERE customer = %(c)s),"
             " (SELECT count(*) FROM sis.groups WHERE customer = %(c)s),"
             " (SELECT count(*) FROM sis.memberships WHERE customer = %(c)s)",
-            {"c": run["customer"]},
+            {"c": plan.customer},
         )
         base = dict(zip(("person", "group", "membership"), cur.fetchone(), strict=True))
-        counts = diff.compute(cur, run_id, run["customer"], run["file_type"],
-                              release_deferred=release_deferred)
-        runs.update(cur, run_id, status="diffed", counts=counts, base_counts=base,
+        counts = diff.compute(cur, run_id, plan.customer, run["file_type"],
+                              release_deferred=plan.mode == Mode.NORMAL)
+        runs.update(cur, run_id, status=RunStatus.DIFFED, counts=counts, base_counts=base,
                     base_run=committed["id"] if committed else None)
     log.info("run %s diffed: %s", run_id, counts)
-    return summary(conn, run_id)
+    return runs.summary(conn, run_id)
 
 
-def judge(conn, run_id: int, config: CustomerConfig, *, rollover: bool = False,
+def judge(conn, plan: Plan, run_id: int, config: CustomerConfig,
           now: datetime | None = None) -> dict:
     """Put a diffed run through the filter (once). A run over a threshold is held: it waits
     for a person's decision until its deadline."""
-    run = runs.get(conn, run_id)
-    if run["status"] != "diffed" or run["verdict"] is not None:
-        return summary(conn, run_id)
-    name = "rollover" if rollover else "default"
-    profile = config.filter.rollover if rollover else config.filter.default
+    run = runs.summary(conn, run_id)
+    if run["status"] != RunStatus.DIFFED or run["verdict"] is not None:
+        return run
+    name, profile = filter_.profile_for(config, plan.rollover)
     kept = None
     if run["file_type"] == "full":
         kept = {e: run["records"][e] - run["skipped"][e] for e in ("person", "group")}
     verdict = filter_.judge(run["counts"], run["base_counts"], kept, profile, name)
     now = now or datetime.now(UTC)
+    deadline = now + timedelta(hours=config.filter.deadline_hours)
     with conn, conn.cursor() as cur:
-        if verdict.passed:
+        if verdict.passed or plan.dry_run:
+            runs.guard(cur, plan.customer, plan.holder)
+            _current(cur, run_id, RunStatus.DIFFED)
             runs.update(cur, run_id, profile=name, verdict=verdict.as_dict())
         else:
-            runs.update(cur, run_id, profile=name, verdict=verdict.as_dict(), status="held",
-                        held_at=now,
-                        deadline=now + timedelta(hours=config.filter.deadline_hours))
+            runs.guard(cur, plan.customer, plan.holder, until=deadline + HELD_GRACE)
+            _current(cur, run_id, RunStatus.DIFFED)
+            runs.update(cur, run_id, profile=name, verdict=verdict.as_dict(),
+                        status=RunStatus.HELD, held_at=now, deadline=deadline)
             log.warning("run %s held by the filter: %s rule(s) tripped", run_id,
                         len(verdict.trips))
-    return summary(conn, run_id)
+    return runs.summary(conn, run_id)
 
+
+def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | None = None,
+                    sender=None, now: datetime | None = None) -> Plan:
+    """Read, stage, diff and judge the file. A held run sends its HELD email now (once), so
+    someone knows that a decision waits; a held run past its deadline is expired."""
+    config = _config(plan.customer, config)
+    run = stage(conn, plan, path)
+    if run["status"] == RunStatus.STAGED:
+        run = compute_diff(conn, plan, run["id"])
+    if run["status"] == RunStatus.DIFFED:
+        run = judge(conn, plan, run["id"], config, now=now)
+    if run["status"] == RunStatus.HELD and run["decision"] is None:
+        if run["deadline"] and (now or datetime.now(UTC)) >= run["deadline"]:
+            run = decide(conn, run["id"], "expired", by=None, reason="no answer before the "
+                         "deadline", via="deadline")
+        else:
+            # the holder keeps the customer until the decision (or the deadline)
+            with conn, conn.cursor() as cur:
+                runs.guard(cur, plan.customer, plan.holder, until=run["deadline"] + HELD_GRACE)
+            plan.run_id = run["id"]
+            plan.held_email = notify(conn, plan, config, sender=sender)
+    if plan.dry_run and run["status"] in (RunStatus.DIFFED, RunStatus.HELD):
+        with conn, conn.cursor() as cur:  # nothing of a dry run is ever resumed
+            runs.guard(cur, plan.customer, plan.holder)
+            staging.drop(cur, run["id"])
+            runs.update(cur, run["id"], status=RunStatus.DRY_RUN)
+    plan.run_id = run["id"]
+    plan.status = runs.get(conn, run["id"])["status"]
+    return plan
+
+
+# -- decide --------------------------------------------------------------------------------------
 
 def decide(conn, run_id: int, decision: str, *, by: str | None, reason: str | None,
            via: str) -> dict:
-    """Open or reject a held run (the first decision stands); a rejected run is aborted."""
-    if decision not in ("opened", "rejected", "expired"):
-        raise ValueError(f"decision {decision!r}: opened, rejected or expired")
-    run = runs.get(conn, run_id)
-    if run["status"] != "held":
-        raise RuntimeError(f"run {run_id} is {run['status']}: only a held run takes a decision")
+    """Record the decision on a held run: opened (it goes on), rejected or expired (aborted).
+    The same decision again is accepted; a contradicting one is refused
+    (:class:`~sisflow.errors.ContradictingDecision`), and so is a decision on a run that is
+    not held (:class:`~sisflow.errors.NotDecidable`)."""
     with conn, conn.cursor() as cur:
+        run = runs.get(None, run_id, cur=cur)
         runs.lock_customer(cur, run["customer"])
+        run = runs.get(None, run_id, cur=cur)
+        stored = filter_.stored_decision(cur, run_id)
+        if stored is None and run["status"] != RunStatus.HELD:
+            raise NotDecidable(
+                f"run {run_id} is {run['status']}: only a held run takes a decision")
         stored = filter_.record_decision(cur, run_id, decision, by=by, reason=reason, via=via)
-        if stored["decision"] != "opened":
-            runs.update(cur, run_id, status="aborted")
+        if stored["decision"] != "opened" and run["status"] == RunStatus.HELD:
+            runs.update(cur, run_id, status=RunStatus.ABORTED)
     log.info("run %s: filter %s via %s", run_id, stored["decision"], stored["via"])
-    return summary(conn, run_id)
+    return runs.summary(conn, run_id)
 
 
-def expire_if_due(conn, run_id: int, now: datetime | None = None) -> dict:
-    """A held run nobody decided on by its deadline is aborted."""
-    run = runs.get(conn, run_id)
-    now = now or datetime.now(UTC)
-    if run["status"] == "held" and run["deadline"] and now >= run["deadline"]:
-        with conn.cursor() as cur:
-            undecided = filter_.stored_decision(cur, run_id) is None
-        if undecided:
-            return decide(conn, run_id, "expired", by=None, reason="deadline passed",
-                          via="deadline")
-    return summary(conn, run_id)
+def goes_on(run: dict) -> bool:
+    """Go or no go: the filter passed, or a person opened it; never for a dry run."""
+    if run["status"] == RunStatus.DIFFED:
+        return bool((run["verdict"] or {}).get("passed"))
+    if run["status"] == RunStatus.HELD:
+        return (run["decision"] or {}).get("decision") == "opened"
+    return run["status"] == RunStatus.COMMITTED and run["lms_applied_at"] is None
 
 
-def commit(conn, run_id: int) -> dict:
+# -- apply ---------------------------------------------------------------------------------------
+
+def commit(conn, plan: Plan, run_id: int) -> dict:
     """Move the customer's current state forward by the run's change set (once). Only a run
-    that the filter passed, or that a person opened, is committed."""
-    run = runs.get(conn, run_id)
-    if run["status"] in ("committed", "unchanged"):
-        return summary(conn, run_id)
-    opened = False
-    if run["status"] == "held":
-        with conn.cursor() as cur:
-            decision = filter_.stored_decision(cur, run_id)
-        opened = decision is not None and decision["decision"] == "opened"
-        if not opened:
-            raise RuntimeError(f"run {run_id} is held by the filter and not opened")
-    elif run["status"] != "diffed":
-        raise RuntimeError(f"run {run_id} is {run['status']}: only a diffed run can be committed")
-    elif not (run["verdict"] or {}).get("passed"):
-        raise RuntimeError(f"run {run_id} has not passed the filter")
+    that the filter passed, or that a person opened, and that is still the newest, is
+    committed."""
     with conn, conn.cursor() as cur:
-        runs.lock_customer(cur, run["customer"])
-        committed = runs.latest(cur, run["customer"], ("committed",))
+        runs.guard(cur, plan.customer, plan.holder)
+        run = _current(cur, run_id)
+        if run["status"] == RunStatus.COMMITTED:
+            return runs.summary(conn, run_id)
+        decision = filter_.stored_decision(cur, run_id)
+        opened = run["status"] == RunStatus.HELD and decision and \
+            decision["decision"] == "opened"
+        passed = run["status"] == RunStatus.DIFFED and (run["verdict"] or {}).get("passed")
+        if not (opened or passed):
+            raise NotDecidable(f"run {run_id} is {run['status']} and was not passed or opened:"
+                               " it is not committed")
+        committed = runs.latest(cur, plan.customer, (RunStatus.COMMITTED,))
         if (committed["id"] if committed else None) != run["base_run"]:
-            raise RuntimeError(
+            raise RunSuperseded(
                 f"run {run_id} was diffed against run {run['base_run']}, but the current state"
-                f" is now run {committed['id'] if committed else None}: stage the file again"
-            )
-        state.apply_changes(cur, run_id, run["customer"])
+                f" is now run {committed['id'] if committed else None}: stage the file again")
+        state.apply_changes(cur, run_id, plan.customer)
         staging.drop(cur, run_id)
-        runs.update(cur, run_id, status="committed")
+        runs.update(cur, run_id, status=RunStatus.COMMITTED)
     log.info("run %s committed", run_id)
-    return summary(conn, run_id)
+    return runs.summary(conn, run_id)
 
 
-def apply_to_lms(conn, run_id: int, config: CustomerConfig, mode: str,
-                 only: tuple[str, ...] | None = None) -> dict:
-    """Apply a committed run to the customer's LMS site (resumes where a crash left it)."""
-    apply.apply_run(conn, run_id, mode=mode, course_archiving=config.course_archiving,
-                    only=only)
-    return summary(conn, run_id)
+def apply(conn, plan: Plan, config: CustomerConfig | None = None) -> Plan:
+    """Commit the run and apply it to the customer's LMS (resumes where a crash left it)."""
+    config = _config(plan.customer, config)
+    run = commit(conn, plan, plan.run_id)
+    if run["lms_applied_at"] is None:
+        lms_apply.apply_run(conn, plan.run_id, mode=plan.mode,
+                            course_archiving=config.course_archiving, holder=plan.holder)
+    plan.status = RunStatus.COMMITTED
+    return plan
 
 
-def finish_pending_apply(conn, customer: str, config: CustomerConfig, mode: str) -> None:
-    """A run committed to the import database but not (fully) applied to the LMS is finished
-    before the next file: the LMS must not skip a change set."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT id FROM sis.runs WHERE customer = %s AND status = 'committed'"
-            " AND lms_applied_at IS NULL ORDER BY id",
-            (customer,),
-        )
-        pending = [row[0] for row in cur.fetchall()]
-    for run_id in pending:
-        log.info("run %s: finishing its LMS apply first", run_id)
-        apply_to_lms(conn, run_id, config, mode)
+# -- finish --------------------------------------------------------------------------------------
 
-
-def _deferred_waiting(conn, customer: str) -> bool:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM sis.deferred_deletions WHERE customer = %s"
-            " AND applied_run IS NULL AND dropped_run IS NULL)",
-            (customer,),
-        )
-        return cur.fetchone()[0]
-
-
-class RolloverTooEarly(Exception):
-    pass
-
-
-def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = None,
-        config: CustomerConfig | None = None, rollover: bool = False) -> dict:
-    """One import without Airflow: calendar, read, stage, diff, filter, commit, apply.
-
-    ``on`` is the date the calendar is asked about (default: today in Europe/Oslo). A dry run
-    computes the change set and the filter's verdict, and applies nothing. A rollover run is
-    judged by the rollover profile and refused before the earliest rollover date. A held run
-    stops; running the same file again after ``sisflow filter open`` goes on from there.
-    """
-    config = config or load_customer(customer)
-    day = on or calendar.today()
-    cal = calendar.state_on(config, day)
-    calendar_info = {"date": day.isoformat(), **cal.as_dict()}
-    if cal.mode == calendar.PAUSED:
-        log.info("%s is paused until %s: nothing fetched or applied", customer, cal.until)
-        return {"customer": customer, "status": "paused", "calendar": calendar_info}
-    if rollover and day < cal.earliest_rollover:
-        raise RolloverTooEarly(
-            f"{customer}: rollover is allowed from {cal.earliest_rollover}, not on {day}")
-    if not dry_run:
-        finish_pending_apply(conn, customer, config, cal.mode)
-    release = cal.mode == calendar.NORMAL
-    result = stage(conn, customer, path,
-                   allow_unchanged=not (release and _deferred_waiting(conn, customer)))
-    if result["status"] == "staged":
-        result = compute_diff(conn, result["id"], release_deferred=release)
-    if result["status"] == "diffed":
-        result = judge(conn, result["id"], config, rollover=rollover)
-    if result["status"] == "held":
-        result = expire_if_due(conn, result["id"])
-    go = result["status"] == "diffed" or (
-        result["status"] == "held" and (result["decision"] or {}).get("decision") == "opened")
-    if go and not dry_run:
-        commit(conn, result["id"])
-        result = apply_to_lms(conn, result["id"], config, cal.mode)
-    result["calendar"] = calendar_info
-    return result
-
-
-def _no_changes() -> dict:
-    return {e: dict.fromkeys(diff.OPS, 0) for e in ("person", "group", "membership")}
-
-
-def send_status(conn, config: CustomerConfig, run_id: int | None, *, calendar: dict | None = None,
-                failed_task: str | None = None, airflow: dict | None = None,
-                sender=None) -> dict:
-    """Build the run's status email and send it (to the outbox unless a sender is given)."""
+def notify(conn, plan: Plan | None, config: CustomerConfig, *, refusal: dict | None = None,
+           failed: dict | None = None, sender=None) -> dict:
+    """Build the status email and send it (to the outbox unless a sender is given); a run's
+    email for one outcome goes out once however often this is called."""
     from .report.build import build
     from .report.email import Outbox
 
-    report = build(conn, config, run_id, calendar=calendar, failed_task=failed_task,
-                   airflow=airflow)
+    run = runs.summary(conn, plan.run_id) if plan and plan.run_id else None
+    report = build(conn, config, run, plan=plan.as_dict() if plan else None,
+                   refusal=refusal, failed=failed)
+    if run is not None and report.outcome in (run.get("emails") or []):
+        return {"outcome": report.outcome, "subject": report.subject, "sent": None}
     where = (sender or Outbox()).send(report)
+    if run is not None:
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE sis.runs SET emails = emails || %s::jsonb WHERE id = %s",
+                        (f'["{report.outcome}"]', run["id"]))
     return {"outcome": report.outcome, "subject": report.subject, "sent": where}
+
+
+def finish(conn, plan: Plan | None, *, customer: str | None = None,
+           config: CustomerConfig | None = None, refusal: Refusal | dict | None = None,
+           failed: dict | None = None, sender=None) -> dict:
+    """End the run: its status email (unless it waits at the filter: the HELD email said so
+    already) and the lease given back. Returns the run's summary with the outcome."""
+    customer = plan.customer if plan else customer
+    if isinstance(refusal, Refusal):
+        refusal = refusal.as_dict()
+    try:
+        config = _config(customer, config)
+    except InvalidCustomer:
+        config = CustomerConfig(id="invalid-customer")  # the email says why; outbox only
+    run = runs.summary(conn, plan.run_id) if plan and plan.run_id else None
+    waiting = run is not None and run["status"] == RunStatus.HELD and not refusal and not failed
+    try:
+        email = None if waiting else notify(conn, plan, config, refusal=refusal, failed=failed,
+                                            sender=sender)
+    finally:  # an email that cannot be sent never keeps the customer locked
+        if plan and plan.outcome != "paused":
+            runs.release(conn, plan.customer, plan.holder)
+    result = dict(run) if run else {"id": None, "customer": customer,
+                                    "status": (plan.outcome if plan else None) or "refused"}
+    if waiting:
+        email = plan.held_email or {"outcome": "held", "subject": None, "sent": None}
+    result.update(calendar=plan.calendar if plan else None, refusal=refusal, failed=failed,
+                  finished=plan.finished if plan else [], email=email,
+                  outcome=email["outcome"])
+    return result
+
+
+# -- the whole run, for the command line ---------------------------------------------------------
+
+def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = None,
+        config: CustomerConfig | None = None, rollover: bool = False, sender=None,
+        holder: tuple[str, str] | None = None, now: datetime | None = None) -> dict:
+    """One run without Airflow: the same phases the DAG's tasks run, in order.
+
+    ``on`` is the date the calendar is read for (default today in Europe/Oslo). A dry run
+    computes the change set and the filter's verdict and applies nothing. A rollover is judged
+    by the rollover profile and refused before the earliest rollover date. A held run stops
+    here; ``sisflow filter open`` goes on with it."""
+    holder, description = holder or process_holder()
+    try:
+        plan = begin(conn, customer, holder=holder, description=description, day=on,
+                     rollover=rollover, dry_run=dry_run, process=True, config=config)
+    except Refusal as err:
+        log.warning("%s: %s", customer, err)
+        return finish(conn, None, customer=customer, config=config, refusal=err, sender=sender)
+    try:
+        if plan.outcome is None:
+            path = fetch(plan, config, os.fspath(path))
+            plan = stage_and_judge(conn, plan, path, config=config, sender=sender, now=now)
+            if not plan.dry_run and goes_on(runs.summary(conn, plan.run_id)):
+                plan = apply(conn, plan, config)
+    except Refusal as err:
+        return finish(conn, plan, config=config, refusal=err, sender=sender)
+    except Exception as err:
+        finish(conn, plan, config=config, sender=sender,
+               failed={"task": "run", "reason": f"{type(err).__name__}: {err}"})
+        raise
+    return finish(conn, plan, config=config, sender=sender)
+
+
+def resume(conn, run_id: int, *, config: CustomerConfig | None = None, sender=None,
+           holder: tuple[str, str] | None = None) -> dict:
+    """Go on with a held run that a person decided from the command line, when no Airflow run
+    waits for it: opened, it is applied under the plan it was judged with; rejected or
+    expired, its final email goes out."""
+    run = runs.summary(conn, run_id)
+    holder, description = holder or process_holder()
+    plan = Plan.from_dict({**run["plan"], "holder": holder, "description": description,
+                           "run_id": run_id, "status": run["status"], "finished": []})
+    try:
+        runs.acquire(conn, plan.customer, holder, description, process=True)
+    except Refusal as err:
+        return finish(conn, None, customer=plan.customer, config=config, refusal=err,
+                      sender=sender)
+    try:
+        if goes_on(run):
+            plan = apply(conn, plan, config)
+    except Refusal as err:
+        return finish(conn, plan, config=config, refusal=err, sender=sender)
+    except Exception as err:
+        finish(conn, plan, config=config, sender=sender,
+               failed={"task": "apply", "reason": f"{type(err).__name__}: {err}"})
+        raise
+    return finish(conn, plan, config=config, sender=sender)

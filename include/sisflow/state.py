@@ -78,3 +78,5 @@ def forget(cur, customer: str) -> None:
             (customer,),
         )
     cur.execute("DELETE FROM sis.runs WHERE customer = %s", (customer,))
+    cur.execute("DELETE FROM sis.customer_leases WHERE customer = %s", (customer,))
+    cur.execute("DELETE FROM sis.deferred_deletions WHERE customer = %s", (customer,))

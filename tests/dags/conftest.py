@@ -3,22 +3,32 @@ set up before Airflow is first imported, so nothing leaks in from the user's hom
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 _HOME = tempfile.mkdtemp(prefix="sisflow-airflow-")
+#: the operator who answers approvals through the REST API in the tests
+API_USER, API_PASSWORD = "kari", "kari-test-password"
 os.environ.update({
     "AIRFLOW_HOME": _HOME,
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[2] / "dags"),
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:admin",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": f"{_HOME}/passwords.json",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "sisflow-tests-only",
 })
+Path(_HOME, "passwords.json").write_text(json.dumps({API_USER: API_PASSWORD}))
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +36,31 @@ def airflow_db():
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=300)
     return _HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_api(airflow_db):
+    """Airflow's real REST API (its FastAPI app under uvicorn) on a loopback port, over the
+    tests' metadata database: what `sisflow filter open` talks to for a parked run."""
+    import uvicorn
+    from airflow.api_fastapi.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("Airflow's API server did not start")
+        time.sleep(0.1)
+    yield {"SISFLOW_AIRFLOW_API_URL": f"http://127.0.0.1:{port}",
+           "SISFLOW_AIRFLOW_USERNAME": API_USER, "SISFLOW_AIRFLOW_PASSWORD": API_PASSWORD}
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -48,3 +83,17 @@ def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+@pytest.fixture
+def worlds(airflow_db, airflow_api, new_db, tmp_path, monkeypatch):
+    """The command-line door and the DAG door, each in a world of its own."""
+    import shutil
+
+    from tests.dags.doors import CliDoor, DagDoor, World
+
+    for key in ("SISFLOW_DATABASE_URL", "SISFLOW_HOME", "SISFLOW_CUSTOMERS_DIR"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
+    cli, dag = World(new_db(), tmp_path / "cli"), World(new_db(), tmp_path / "dag")
+    yield (CliDoor(cli, airflow_api), DagDoor(dag, airflow_api))
+    shutil.rmtree(tmp_path / "cli" / "home" / "pg", ignore_errors=True)

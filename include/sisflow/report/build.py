@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 
 from ..calendar import next_run
 from ..config import CustomerConfig
+from ..deferred import waiting
+from ..filter import cap, limits, profile_for
 
 MAX_EXAMPLES = 20
 
 SUBJECTS = {
     "applied": "applied: {changes} changes",
+    "finished-pending": "applied: {finished} changes that run {finished_run} left half-way;"
+                        " the file itself is unchanged",
     "nothing-changed": "nothing changed",
     "held": "HELD by the filter: a person must decide",
     "rejected": "stopped: the held import was rejected",
@@ -24,8 +28,14 @@ SUBJECTS = {
     "paused": "paused until {until}: nothing fetched",
     "delay-delete": "applied, {deferred} deletions held back until {until}",
     "rejected-file": "REJECTED FILE: nothing imported",
-    "failed": "FAILED: {where}",
+    "failed": "FAILED at {where}: {reason}",
     "dry-run": "dry run: {changes} changes computed, nothing applied",
+    "busy": "not run: another run for {customer} is in progress",
+    "rollover-too-early": "REFUSED: {reason}",
+    "invalid-customer": "REFUSED: the customer configuration is invalid",
+    "contradicting-decision": "REFUSED: contradicting decisions on run {run_id}, nothing applied",
+    "superseded": "stopped: a newer file replaced this run",
+    "refused": "REFUSED: {reason}",
 }
 
 
@@ -44,25 +54,33 @@ class Report:
     airflow: dict | None = None  # dag_id, run_id, url
     recipients: list[str] = field(default_factory=list)
     next_run: str | None = None
+    kind: str = "import"  # or rollover
+    reason: str | None = None  # why the run was refused or failed, in one line
+    finished: list[dict] = field(default_factory=list)  # earlier runs whose apply this finished
 
 
-def _outcome(run: dict | None, calendar: dict | None, failed_task: str | None) -> str:
-    if failed_task:
+def _outcome(run: dict | None, plan: dict | None, refusal: dict | None,
+             failed: dict | None) -> str:
+    if failed:
         return "failed"
+    if refusal:
+        return refusal["outcome"]
     if run is None:
-        return "paused" if calendar and calendar["mode"] == "paused" else "failed"
+        return "paused" if plan and plan.get("outcome") == "paused" else "failed"
     status = run["status"]
     decision = (run.get("decision") or {}).get("decision")
     if status == "rejected":
         return "rejected-file"
     if status == "unchanged":
-        return "nothing-changed"
+        return "finished-pending" if plan and plan.get("finished") else "nothing-changed"
     if status == "held":
         return "held"
     if status == "aborted":
         return "expired" if decision == "expired" else "rejected"
-    if status in ("diffed", "staged"):
+    if status == "dry-run":
         return "dry-run"
+    if status == "superseded":
+        return "superseded"
     if status == "committed":
         if run.get("lms_mode") == "delay-delete":
             return "delay-delete"
@@ -72,62 +90,61 @@ def _outcome(run: dict | None, calendar: dict | None, failed_task: str | None) -
 
 def _limits(run: dict, config: CustomerConfig) -> list[dict]:
     """Changes against their thresholds, for the small chart in the email."""
-    profile = config.filter.rollover if run.get("profile") == "rollover" else config.filter.default
+    _, profile = profile_for(config, run.get("profile") == "rollover")
     rows = []
-    for entity in ("person", "group", "membership"):
-        for op in ("create", "update", "delete"):
-            limit = getattr(getattr(profile, entity), op)
-            if limit is None:
-                continue
-            n = (run["counts"] or {}).get(entity, {}).get(op, 0)
-            base = (run.get("base_counts") or {}).get(entity, 0)
-            allowed = [x for x in (limit.count,
-                                   base * limit.percent / 100 if limit.percent is not None and base
-                                   else None) if x is not None]
-            if not allowed:
-                continue
-            cap = min(allowed)
-            rows.append({"entity": entity, "op": op, "actual": n, "limit": round(cap),
-                         "share": min(100, round(100 * n / cap)) if cap else 100,
-                         "over": n > cap})
+    for entity, op, limit in limits(profile):
+        n = (run["counts"] or {}).get(entity, {}).get(op, 0)
+        most = cap(limit, (run.get("base_counts") or {}).get(entity, 0))
+        if most is None:
+            continue
+        rows.append({"entity": entity, "op": op, "actual": n, "limit": round(most),
+                     "share": min(100, round(100 * n / most)) if most else 100,
+                     "over": n > most})
     return rows
 
 
-def build(conn, config: CustomerConfig, run_id: int | None, *, calendar: dict | None = None,
-          failed_task: str | None = None, airflow: dict | None = None) -> Report:
-    from .. import pipeline
-
-    run = pipeline.summary(conn, run_id) if run_id else None
-    outcome = _outcome(run, calendar, failed_task)
+def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None = None,
+          refusal: dict | None = None, failed: dict | None = None) -> Report:
+    """The report of a run (``run``: its summary, None when no file was read) under its plan."""
+    outcome = _outcome(run, plan, refusal, failed)
+    calendar = (plan or {}).get("calendar")
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM sis.deferred_deletions WHERE customer = %s"
-                    " AND applied_run IS NULL AND dropped_run IS NULL", (config.id,))
-        deferred = cur.fetchone()[0]
+        deferred = waiting(cur, config.id)
         problems = []
-        if run_id:
+        if run:
             cur.execute("SELECT entity, record_id, line, reason, severity FROM sis.problems"
                         " WHERE run_id = %s ORDER BY line NULLS FIRST LIMIT %s",
-                        (run_id, MAX_EXAMPLES))
+                        (run["id"], MAX_EXAMPLES))
             problems = [dict(zip(("entity", "id", "line", "reason", "severity"), row,
                                  strict=True)) for row in cur.fetchall()]
-    changes = sum(sum(c.values()) for c in (run or {}).get("counts", {}).values()) if run and \
-        run.get("counts") else 0
+    changes = sum(sum(c.values()) for c in run["counts"].values()) if run and run.get("counts") \
+        else 0
+    finished = (plan or {}).get("finished") or []
+    reason = (refusal or {}).get("reason") or (failed or {}).get("reason")
     until = (calendar or {}).get("until") or "?"
-    subject = SUBJECTS[outcome].format(changes=changes, until=until, deferred=deferred,
-                                       where=failed_task or "see the run")
+    subject = SUBJECTS[outcome].format(
+        changes=changes, until=until, deferred=deferred, customer=config.id,
+        where=(failed or {}).get("task") or "see the run", reason=reason,
+        run_id=run["id"] if run else "?",
+        finished=sum(f["changes"] for f in finished),
+        finished_run=", ".join(str(f["run"]) for f in finished))
+    kind = (plan or {}).get("kind") or "import"
+    name = config.name or config.id
     report = Report(
-        customer=config.id, customer_name=config.name or config.id, outcome=outcome,
-        subject=f"[sisflow] {config.name or config.id}: {subject}", run=run, calendar=calendar,
-        deferred_waiting=deferred, problems=problems,
+        customer=config.id, customer_name=name, outcome=outcome,
+        subject=f"[sisflow] {name}{' rollover' if kind == 'rollover' else ''}: {subject}",
+        run=run, calendar=calendar, deferred_waiting=deferred, problems=problems,
         limits=_limits(run, config) if run and run.get("counts") else [],
-        airflow=airflow, recipients=list(config.recipients),
-        next_run=f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
+        airflow=(plan or {}).get("airflow"), recipients=list(config.recipients),
+        next_run=None if kind == "rollover" else
+        f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
+        kind=kind, reason=reason, finished=finished,
     )
-    report.next_steps = _next_steps(report)
+    report.next_steps = _next_steps(report, refusal)
     return report
 
 
-def _next_steps(r: Report) -> list[str]:
+def _next_steps(r: Report, refusal: dict | None = None) -> list[str]:
     run_id = r.run["id"] if r.run else None
     steps = {
         "held": [f"Check the change with {r.customer_name}. If it is right, open the filter: "
@@ -141,12 +158,16 @@ def _next_steps(r: Report) -> list[str]:
                     "will be judged again."],
         "failed": ["Look at the failed task's log in Airflow, fix the cause and clear the task; "
                    "the steps are safe to run again."],
+        "finished-pending": [f"Nothing: run(s) {', '.join(str(f['run']) for f in r.finished)} "
+                             "had not reached the LMS in full; this run applied the rest."],
         "delay-delete": [f"{r.deferred_waiting} deletions wait for the end of the delay-delete "
                          "window. The first import after it will carry them and may trip the "
                          "filter: check them before opening it."],
         "paused": ["Nothing to do: the integration resumes after the pause."],
     }
     result = list(steps.get(r.outcome, []))
+    if refusal and refusal.get("advice"):
+        result.append(refusal["advice"])
     if r.problems:
         result.append("Some records were skipped (listed above): ask the SIS supplier to fix them.")
     return result or ["Nothing: the import went through."]

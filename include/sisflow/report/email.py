@@ -31,7 +31,8 @@ def render(report: Report) -> tuple[str, str]:
 
 
 class Outbox:
-    """Writes each email as an .eml file under ``$SISFLOW_HOME/outbox/<customer>/``."""
+    """Writes each email as an .eml file under ``$SISFLOW_HOME/outbox/<customer>/``, named by
+    run, outcome and time, so that no email ever replaces another."""
 
     def __init__(self, folder: Path | None = None, from_email: str = DEFAULT_FROM):
         self.folder = folder or settings.home() / "outbox"
@@ -49,8 +50,9 @@ class Outbox:
         msg.add_alternative(html, subtype="html")
         folder = self.folder / report.customer
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"run-{report.run['id']}" if report.run else f"{report.outcome}-{time.time_ns()}"
-        path = folder / f"{name}.eml"
+        # every email is kept: the HELD one and the final one of a run are two files
+        run = f"run-{report.run['id']}-" if report.run else ""
+        path = folder / f"{run}{report.outcome}-{time.time_ns()}.eml"
         # SMTP line endings; long subjects stay on one line (RFC 5322 allows 998 characters)
         path.write_bytes(msg.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998)))
         log.info("status email for %s written to %s", report.customer, path)

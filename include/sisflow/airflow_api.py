@@ -1,0 +1,96 @@
+"""Answering a held run's approval task through Airflow's REST API, from the command line.
+
+When a held run is parked in Airflow (its DAG run waits at the ``approval`` task), a decision
+made with ``sisflow filter open|reject`` must move that DAG run too, or the two doors would
+disagree. The CLI records the decision, then answers the approval task the way the Required
+Actions page does: ``PATCH /api/v2/dags/{dag}/dagRuns/{run}/taskInstances/approval/-1/
+hitlDetails``. The DAG's ``decide`` task then finds the same decision stored.
+
+Where Airflow is and who may answer, in this order:
+
+- ``SISFLOW_AIRFLOW_API_URL`` (e.g. ``http://localhost:8080``), ``SISFLOW_AIRFLOW_USERNAME``
+  and ``SISFLOW_AIRFLOW_PASSWORD`` in the environment;
+- else the Airflow connection ``sisflow_airflow_api`` (host and port or a full URL in host,
+  login, password), where Airflow's configuration is at hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import requests
+
+CONN_ID = "sisflow_airflow_api"
+APPROVAL_TASK = "approval"
+OPEN, REJECT = "Open the filter", "Reject"
+
+
+class AirflowApiError(Exception):
+    """Airflow could not be reached or refused the answer; the message says what to do."""
+
+
+class NotWaiting(AirflowApiError):
+    """The DAG run does not wait at its approval task (it ended, or was never parked)."""
+
+
+class AlreadyAnswered(AirflowApiError):
+    """Someone answered the approval task already."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    url: str
+    username: str
+    password: str
+
+
+def credentials() -> Credentials | None:
+    url = os.environ.get("SISFLOW_AIRFLOW_API_URL")
+    if url:
+        return Credentials(url.rstrip("/"), os.environ.get("SISFLOW_AIRFLOW_USERNAME", ""),
+                           os.environ.get("SISFLOW_AIRFLOW_PASSWORD", ""))
+    from .airflow_connections import airflow_api_settings
+
+    settings = airflow_api_settings(CONN_ID)
+    return Credentials(**settings) if settings else None
+
+
+def answer(dag_id: str, run_id: str, decision: str, reason: str | None,
+           creds: Credentials | None = None, timeout: float = 15) -> dict:
+    """Answer the run's approval task: ``opened`` chooses *Open the filter*, anything else
+    *Reject*. Returns Airflow's record of the answer."""
+    creds = creds or credentials()
+    if creds is None:
+        raise AirflowApiError(
+            "no Airflow API configured: set SISFLOW_AIRFLOW_API_URL, SISFLOW_AIRFLOW_USERNAME "
+            f"and SISFLOW_AIRFLOW_PASSWORD, or an Airflow connection '{CONN_ID}'")
+    session = requests.Session()
+    try:
+        token = session.post(f"{creds.url}/auth/token", timeout=timeout,
+                             json={"username": creds.username, "password": creds.password})
+    except requests.RequestException as err:
+        raise AirflowApiError(f"Airflow at {creds.url} cannot be reached "
+                              f"({type(err).__name__})") from None
+    if token.status_code >= 300:
+        raise AirflowApiError(f"Airflow at {creds.url} refused the login of "
+                              f"'{creds.username}' ({token.status_code})")
+    session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    path = (f"{creds.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/"
+            f"{APPROVAL_TASK}/-1/hitlDetails")
+    body = {"chosen_options": [OPEN if decision == "opened" else REJECT],
+            "params_input": {"reason": reason or ""}}
+    try:
+        response = session.patch(path, json=body, timeout=timeout)
+    except requests.RequestException as err:
+        raise AirflowApiError(f"Airflow at {creds.url} cannot be reached "
+                              f"({type(err).__name__})") from None
+    if response.status_code == 404:
+        raise NotWaiting(f"{dag_id} run {run_id} does not wait at its approval task")
+    if response.status_code == 409:
+        raise AlreadyAnswered(f"the approval task of {dag_id} run {run_id} was answered "
+                              "already (see the run in Airflow)")
+    if response.status_code >= 300:
+        raise AirflowApiError(f"Airflow refused the answer ({response.status_code}): "
+                              f"{response.text[:200]}")
+    return response.json()

@@ -1,0 +1,75 @@
+"""Refusals: the reasons a run stops on purpose, one type for each.
+
+A refusal is not a crash. Retrying does not help, so the DAG fails (or skips) the task at
+once, without retries, and the status email tells the operator why and what to do. Every
+refusal carries the outcome its email reports and a message with ids and dates only.
+"""
+
+from __future__ import annotations
+
+
+class Refusal(Exception):
+    """A run that stops on purpose: ``outcome`` names the email's story."""
+
+    outcome = "refused"
+    #: a refusal that is a normal state of affairs (another run is busy) skips; the others fail
+    fails_the_run = True
+    #: what the operator can do about it, for the email
+    advice = ""
+
+    def as_dict(self) -> dict:
+        return {"kind": type(self).__name__, "outcome": self.outcome, "reason": str(self),
+                "advice": self.advice, "fails_the_run": self.fails_the_run}
+
+
+class InvalidCustomer(Refusal):
+    """The customer id is malformed, or its file does not validate."""
+
+    outcome = "invalid-customer"
+    advice = "Fix the customer file ('sisflow config check' names the field), then run again."
+
+
+class RolloverTooEarly(Refusal):
+    """Rollover before the earliest allowed date (1 August; Visma Flyt Skole: after the
+    school year ended)."""
+
+    outcome = "rollover-too-early"
+    advice = "Trigger the rollover again on or after the earliest rollover date."
+
+
+class CustomerBusy(Refusal):
+    """Another run of the same customer holds its lease."""
+
+    outcome = "busy"
+    fails_the_run = False
+    advice = ("Nothing was done. Wait for the other run to end (or decide its held import), "
+              "then run again; the next scheduled import picks the file up.")
+
+
+class LeaseLost(Refusal):
+    """The run's lease on the customer expired and another run took it over."""
+
+    outcome = "busy"
+    advice = "Another run took the customer over; its status email tells what it did."
+
+
+class NotDecidable(Refusal):
+    """A decision on a run that is not held (passed, superseded, already committed, ...)."""
+
+    outcome = "refused"
+
+
+class ContradictingDecision(Refusal):
+    """A decision that contradicts the one stored for the run: never ignored, never applied."""
+
+    outcome = "contradicting-decision"
+    advice = ("Nothing was applied. Find out which decision is right; the stored one stands "
+              "until the run is superseded by the next file.")
+
+
+class RunSuperseded(Refusal):
+    """The run is no longer the customer's newest: a newer file or run replaced it."""
+
+    outcome = "superseded"
+    fails_the_run = False
+    advice = "Nothing to do: the newer run carries the customer forward."

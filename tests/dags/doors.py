@@ -1,0 +1,290 @@
+"""The two doors into a customer's run, for the tests: ``CliDoor`` runs the ``sisflow``
+command as a real process, ``DagDoor`` runs the customer's DAG for real (``dag.test``). Each door
+sees a ``World`` of its own (database, state folder, customers and drop folders), so the end
+states of the two can be compared."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from sisflow import state
+from sisflow.ims.generate import generate
+from sisflow.lms.postgres_site import PostgresSite
+
+from tests.dags.conftest import dagbag
+
+SISFLOW = str(Path(sys.executable).with_name("sisflow"))
+OPEN, REJECT = "Open the filter", "Reject"
+LENIENT = "{person: {}, group: {}, membership: {}, min_share: 0}"
+STRICT = "{person: {delete: {count: 1}}, min_share: 0}"
+WINDOW = "delay_delete:\n  - {start: 2026-06-20, end: 2026-08-14}\n"
+TWO_SECONDS = 0.0006  # deadline_hours
+
+
+@dataclass
+class World:
+    """What one door sees: its own database, state folder, customers folder and drop folder."""
+
+    db_url: str
+    root: Path
+
+    def __post_init__(self):
+        for name in ("customers", "drop", "home", "by-hand"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def env(self) -> dict:
+        return {"SISFLOW_DATABASE_URL": self.db_url, "SISFLOW_HOME": str(self.root / "home"),
+                "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers")}
+
+    def configure(self, extra: str = "", default: str = LENIENT, deadline_hours: float = 1):
+        (self.root / "customers" / "kommune.yaml").write_text(
+            f"source: {{kind: folder, path: {self.root / 'drop'}}}\n"
+            f"filter: {{default: {default}, rollover: {LENIENT},"
+            f" deadline_hours: {deadline_hours}}}\n{extra}", encoding="utf-8")
+
+    def export(self, year: int) -> Path:
+        """The SIS drops this school year's export (replacing the one before)."""
+        for old in (self.root / "drop").glob("*.xml"):
+            old.unlink()
+        path = self.root / "drop" / f"export-{year}.xml"
+        generate(path, seed=4, year=year, size="tiny")
+        return path
+
+    def by_hand(self, year: int) -> Path:
+        """A file an operator put in the landing zone to import by hand."""
+        landing = self.root / "home" / "landing" / "kommune"
+        landing.mkdir(parents=True, exist_ok=True)
+        path = landing / f"by-hand-{year}.xml"
+        generate(path, seed=4, year=year, size="tiny")
+        return path
+
+    def newest(self) -> Path:
+        return max((self.root / "drop").glob("*.xml"), key=lambda p: p.stat().st_mtime_ns)
+
+    def query(self, sql: str, *args):
+        with psycopg2.connect(self.db_url) as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def held_run(self) -> int:
+        return self.query("SELECT id FROM sis.runs WHERE status = 'held' ORDER BY id DESC")[0][0]
+
+    def outbox(self) -> list[str]:
+        """The outcomes of the emails sent, oldest first."""
+        folder = self.root / "home" / "outbox" / "kommune"
+        found = []
+        for path in folder.glob("*.eml") if folder.exists() else []:
+            outcome, ns = re.fullmatch(r"(?:run-\d+-)?(.+)-(\d+)\.eml", path.name).groups()
+            found.append((int(ns), outcome))
+        return [outcome for _, outcome in sorted(found)]
+
+    def email(self, outcome: str) -> str:
+        """The plain text of the (newest) email with that outcome."""
+        import email
+        import email.policy
+
+        folder = self.root / "home" / "outbox" / "kommune"
+        path = sorted(folder.glob(f"*{outcome}-*.eml"))[-1]
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        return f"Subject: {msg['Subject']}\n" + msg.get_body(("plain",)).get_content()
+
+    def end_state(self) -> dict:
+        def without_ids(rows):
+            return sorted(tuple((k, str(v)) for k, v in row.items() if not k.endswith("id"))
+                          for row in rows)
+
+        with psycopg2.connect(self.db_url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT status, file_name, counts, verdict->'passed', profile, lms_mode,"
+                        " lms_applied_at IS NOT NULL, emails FROM sis.runs ORDER BY id")
+            run_rows = cur.fetchall()
+            cur.execute("SELECT r.file_name, d.decision FROM sis.filter_decisions d"
+                        " JOIN sis.runs r ON r.id = d.run_id ORDER BY d.run_id")
+            decisions = cur.fetchall()
+            cur.execute("SELECT entity, record_key::text, applied_run IS NOT NULL,"
+                        " dropped_run IS NOT NULL FROM sis.deferred_deletions ORDER BY 1, 2")
+            deferred = cur.fetchall()
+            cur.execute("SELECT count(*) FROM sis.customer_leases")
+            leases = cur.fetchone()[0]
+            current = state.snapshot(cur, "kommune")
+            lms = {k: without_ids(v) for k, v in PostgresSite(cur, "kommune").snapshot().items()}
+        return {"runs": run_rows, "decisions": decisions, "deferred": deferred,
+                "leases": leases, "current": current, "lms": lms, "outbox": self.outbox()}
+
+
+def sisflow(world: World, *args, extra_env: dict | None = None):
+    env = {**os.environ, **world.env, **(extra_env or {})}
+    for key in ("SISFLOW_AIRFLOW_API_URL", "SISFLOW_AIRFLOW_USERNAME", "SISFLOW_AIRFLOW_PASSWORD"):
+        if key not in (extra_env or {}):
+            env.pop(key, None)
+    return subprocess.run([SISFLOW, *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+class CliDoor:
+    """``sisflow run``, and ``sisflow filter open|reject`` for a held run."""
+
+    name = "cli"
+
+    def __init__(self, world: World, api_env: dict):
+        self.world = world
+
+    def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
+            fail=None) -> str:
+        args = ["run", "kommune", file or self.world.newest(), "--on", day]
+        args += ["--rollover"] * rollover + ["--dry-run"] * dry_run
+        out = sisflow(self.world, *args, extra_env={"SISFLOW_FAIL_POINT": fail} if fail else {})
+        if answer and out.returncode == 0:
+            how, choice = answer
+            if how == "deadline":  # nobody answers; the next run of the same file expires it
+                time.sleep(TWO_SECONDS * 3600 + 0.5)
+                out = sisflow(self.world, *args)
+            else:
+                run_id = self.world.held_run()
+                out = sisflow(self.world, "filter", choice, run_id, "--by", "kari",
+                              "--reason", "checked with the school")
+        return {0: "success", 3: "refused"}.get(out.returncode, f"exit {out.returncode}")
+
+
+class DagDoor:
+    """A real DAG run (``dag.test``); a held run is answered from another thread once its
+    approval task waits: as the Required Actions page does, through ``sisflow filter open``
+    and Airflow's REST API, or not at all (the scheduler's deadline sweep)."""
+
+    name = "dag"
+
+    def __init__(self, world: World, api_env: dict):
+        self.world, self.api_env = world, api_env
+        os.environ.update(world.env)
+
+    def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
+            fail=None) -> str:
+        dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
+        for task in dag.tasks:  # a failure ends the run now instead of after retry delays
+            task.retries = 0
+        action = answer if callable(answer) else self._answer(*answer) if answer else None
+        errors = when_asked(action) if action else []
+        if fail:
+            os.environ["SISFLOW_FAIL_POINT"] = fail
+        try:
+            run = dag.test(run_conf={"date": day, "dry_run": dry_run,
+                                     "file": str(file) if file else None})
+        finally:
+            os.environ.pop("SISFLOW_FAIL_POINT", None)
+        assert errors == []
+        return run.state
+
+    def _answer(self, how: str, choice: str | None = None):
+        if how == "deadline":
+            return deadline_passes
+        if how == "ui":
+            return answer_in_airflow(OPEN if choice == "open" else REJECT,
+                                     "checked with the school")
+
+        def with_the_command(ti_key):
+            out = sisflow(self.world, "filter", choice, self.world.held_run(), "--by", "kari",
+                          "--reason", "checked with the school", extra_env=self.api_env)
+            assert out.returncode == 0, out.stderr
+            assert "answered the approval task" in out.stdout
+
+        return with_the_command
+
+
+def when_asked(action):
+    """Run ``action(ti_key)`` in a thread once the approval task waits for input. Returns the
+    list its error goes into; a failed action fails the approval task so the run ends."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    errors = []
+
+    def waiting():
+        with create_session() as session:
+            ti = session.scalar(
+                select(TaskInstance)
+                .where(TaskInstance.task_id == "approval",
+                       TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+                .options(joinedload(TaskInstance.hitl_detail)))
+            return ti.key if ti is not None and ti.hitl_detail is not None else None
+
+    def wait_and_act():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            key = waiting()
+            if key is not None:
+                try:
+                    action(key)
+                except Exception as err:  # noqa: BLE001 (reported by the test)
+                    errors.append(err)
+                    with create_session() as session:
+                        ti = session.get(TaskInstance, {"dag_id": key.dag_id, "task_id":
+                                         key.task_id, "run_id": key.run_id, "map_index": -1})
+                        ti.state = TaskInstanceState.FAILED
+                return
+            time.sleep(0.3)
+        errors.append(TimeoutError("the approval task never waited for input"))
+
+    threading.Thread(target=wait_and_act, daemon=True).start()
+    return errors
+
+
+def _approval(session, key):
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    return session.scalar(select(TaskInstance).where(
+        TaskInstance.dag_id == key.dag_id, TaskInstance.run_id == key.run_id,
+        TaskInstance.task_id == "approval").options(joinedload(TaskInstance.hitl_detail)))
+
+
+def answer_in_airflow(choice: str, reason: str, user: str = "kari"):
+    """What Airflow's HITL handler does with a person's answer from the Required Actions page."""
+    from airflow.models.hitl import HITLUser
+    from airflow.models.trigger import handle_event_submit
+    from airflow.sdk import timezone
+    from airflow.triggers.base import TriggerEvent
+    from airflow.utils.session import create_session
+
+    def act(key):
+        with create_session() as session:
+            ti = _approval(session, key)
+            detail = ti.hitl_detail
+            detail.responded_by = HITLUser(id=user, name=user)
+            detail.responded_at = timezone.utcnow()
+            detail.chosen_options = [choice]
+            detail.params_input = {"reason": reason}
+            session.add(detail)
+            handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti,
+                                session=session)
+
+    return act
+
+
+def deadline_passes(key):
+    """Nobody answers: once the deadline passed, Airflow's own scheduler sweep resolves the
+    approval task (with its default, and no one as the responder)."""
+    import logging
+    import types
+
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.sdk import timezone
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        timeout = _approval(session, key).trigger_timeout
+    while timezone.utcnow() <= timeout:
+        time.sleep(0.2)
+    SchedulerJobRunner.check_awaiting_input_timeouts(
+        types.SimpleNamespace(log=logging.getLogger("sweep")))

@@ -1,0 +1,223 @@
+"""One scenario, two doors: every scenario runs through the ``sisflow`` command (a real
+process) and through real DAG runs (``dag.test``), each door with a database, state folder and
+drop folder of its own, and both must end in the same state: the import database, the LMS
+site, the deferred deletions, no lease left behind, and the same status emails in the outbox.
+
+A held run is answered the way a person would: in the DAG door through Airflow itself (what the
+Required Actions page and the REST API do), or with ``sisflow filter open`` which answers the
+parked approval task through Airflow's real REST API; in the command-line door with
+``sisflow filter open|reject``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dags.doors import (
+    OPEN,
+    REJECT,
+    STRICT,
+    TWO_SECONDS,
+    WINDOW,
+    answer_in_airflow,
+    sisflow,
+)
+
+# -- the scenarios: (what the world is, what the operator does) -------------------------------
+
+def normal_import(w, door):
+    w.configure()
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+
+
+def unchanged_file(w, door):
+    normal_import(w, door)
+    assert door.run("2025-09-02") == "success"
+
+
+def paused(w, door):
+    w.configure("pause:\n  - {start: 2025-07-01, end: 2025-07-31}\n")
+    w.export(2025)
+    assert door.run("2025-07-15") == "success"
+
+
+def delay_delete(w, door):
+    w.configure(WINDOW)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    w.export(2026)  # the next school year, inside the window: 10th graders leave
+    assert door.run("2026-08-10", rollover=True) == "success"
+
+
+def after_the_window_unchanged_file(w, door):
+    w.configure(WINDOW, default=STRICT)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    w.export(2026)
+    assert door.run("2026-08-10", rollover=True) == "success"
+    # the same file the day after the window: the deferred deletions are released into the
+    # change set, so the filter judges them (and holds them: many deletions)
+    assert door.run("2026-08-15", answer=("ui", "open")) == "success"
+
+
+def half_applied_then_same_file(w, door):
+    normal_import(w, door)
+    w.export(2026)
+    # the LMS goes down while memberships are applied: users, courses, ... are done
+    assert door.run("2026-08-10", fail="apply:memberships:batch") in ("failed", "exit 1")
+    assert door.run("2026-08-11") == "success"  # the same file: the rest is applied first
+
+
+def held(answer):
+    def scenario(w, door):
+        w.configure(default=STRICT)
+        w.export(2025)
+        assert door.run("2025-09-01") == "success"
+        w.export(2026)
+        assert door.run("2026-08-10", answer=answer) == "success"
+
+    return scenario
+
+
+def held_dry_run_then_real_run(w, door):
+    w.configure(default=STRICT)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    w.export(2026)
+    assert door.run("2026-08-10", dry_run=True) == "success"  # would be held: nobody asked
+    assert door.run("2026-08-10", answer=("ui", "reject")) == "success"
+
+
+def deadline_passed(w, door):
+    w.configure(default=STRICT, deadline_hours=TWO_SECONDS)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    w.export(2026)
+    assert door.run("2026-08-10", answer=("deadline", None)) == "success"
+
+
+def rollover_too_early(w, door):
+    normal_import(w, door)
+    w.export(2026)
+    assert door.run("2026-07-20", rollover=True) in ("failed", "refused")
+
+
+def rollover_on_the_date(w, door):
+    normal_import(w, door)
+    w.export(2026)
+    assert door.run("2026-08-01", rollover=True) == "success"
+
+
+def file_and_date_given(w, door):
+    w.configure("pause:\n  - {start: 2026-07-01, end: 2026-07-31}\n")
+    w.export(2026)  # the drop folder holds next year's export...
+    # ...but the operator imports last year's file by hand, for a date outside the pause
+    assert door.run("2025-09-01", file=w.by_hand(2025)) == "success"
+    assert door.run("2026-07-10", file=w.by_hand(2025)) == "success"  # paused that day
+
+
+SCENARIOS = {
+    "normal import": (normal_import, ["applied"]),
+    "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
+    "paused": (paused, ["paused"]),
+    "delay delete": (delay_delete, ["applied", "delay-delete"]),
+    "after the window, unchanged file": (after_the_window_unchanged_file,
+                                         ["applied", "delay-delete", "held", "opened"]),
+    "half-applied, then the same file": (half_applied_then_same_file,
+                                         ["applied", "failed", "finished-pending"]),
+    "held, opened in Airflow": (held(("ui", "open")), ["applied", "held", "opened"]),
+    "held, opened with the command": (held(("cli", "open")), ["applied", "held", "opened"]),
+    "held, rejected": (held(("ui", "reject")), ["applied", "held", "rejected"]),
+    "held dry run, then a real run": (held_dry_run_then_real_run,
+                                      ["applied", "dry-run", "held", "rejected"]),
+    "deadline passed": (deadline_passed, ["applied", "held", "expired"]),
+    "rollover too early": (rollover_too_early, ["applied", "rollover-too-early"]),
+    "rollover on the date": (rollover_on_the_date, ["applied", "applied"]),
+    "file and date given": (file_and_date_given, ["applied", "paused"]),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_one_scenario_two_doors_the_same_end_state(worlds, name):
+    scenario, emails = SCENARIOS[name]
+    ends = {}
+    for door in worlds:
+        scenario(door.world, door)
+        ends[door.name] = door.world.end_state()
+        assert ends[door.name]["outbox"] == emails, door.name
+        assert ends[door.name]["leases"] == 0, door.name
+    assert ends["cli"] == ends["dag"]
+
+
+def test_the_held_email_goes_out_while_the_run_waits(worlds):
+    _, dag = worlds
+    w = dag.world
+    w.configure(default=STRICT)
+    w.export(2025)
+    dag.run("2025-09-01")
+    w.export(2026)
+    while_waiting = []
+    open_it = answer_in_airflow(OPEN, "checked with the school")
+
+    def look_then_answer(key):
+        while_waiting.extend(w.outbox())
+        open_it(key)
+
+    assert dag.run("2026-08-10", answer=look_then_answer) == "success"
+    assert while_waiting == ["applied", "held"]
+    run_id = w.query("SELECT max(id) FROM sis.runs")[0][0]
+    text = w.email("held")
+    assert "approval task" in text and f"sisflow filter open {run_id}" in text
+
+
+# -- contradicting decisions are refused, loudly, through either door ---------------------------
+
+def _held_2026(door):
+    w = door.world
+    w.configure(default=STRICT)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    w.export(2026)
+    return w
+
+
+def trashed(w):
+    return w.query("SELECT count(*) FROM lms.users WHERE trashed_at IS NOT NULL")[0][0]
+
+
+def test_opened_with_the_command_then_rejected_in_airflow_is_refused(worlds):
+    _, dag = worlds
+    w = _held_2026(dag)
+    told = []
+
+    def command_opens_then_airflow_rejects(key):
+        # no Airflow API configured for the command: the decision is stored, Airflow still waits
+        out = sisflow(w, "filter", "open", w.held_run(), "--by", "kari", "--reason", "ok")
+        told.append(out)
+        answer_in_airflow(REJECT, "wrong school year", user="ola")(key)
+
+    assert dag.run("2026-08-10", answer=command_opens_then_airflow_rejects) == "failed"
+    (out,) = told
+    assert out.returncode == 1 and "still waits" in out.stderr and "SISFLOW_AIRFLOW_API_URL" \
+        in out.stderr
+    assert w.outbox() == ["applied", "held", "contradicting-decision"]
+    assert w.query("SELECT decision, decided_by, via FROM sis.filter_decisions") == [
+        ("opened", "kari", "cli")]
+    assert trashed(w) == 0  # nothing applied
+    text = w.email("contradicting-decision")
+    assert "already opened by kari via cli" in text and "'rejected' by ola via airflow" in text
+
+
+def test_the_command_refuses_a_decision_that_contradicts_the_stored_one(worlds):
+    cli, _ = worlds
+    w = _held_2026(cli)
+    assert cli.run("2026-08-10") == "success"  # held
+    run_id = w.held_run()
+    first = sisflow(w, "filter", "reject", run_id, "--by", "kari", "--reason", "wrong year")
+    assert first.returncode == 0
+    second = sisflow(w, "filter", "open", run_id, "--by", "ola", "--reason", "looks fine")
+    assert second.returncode == 3
+    assert f"refused: run {run_id} was already rejected by kari via cli" in second.stderr
+    assert trashed(w) == 0
+    assert w.outbox() == ["applied", "held", "rejected"]
