@@ -110,15 +110,20 @@ def _print_email(r: dict) -> None:
 
 
 def _exit_code(r: dict) -> int:
-    if r.get("refusal"):
-        return EXIT_REFUSED
-    return EXIT_FATAL if r["status"] == "rejected" else 0
+    if r["status"] == "rejected":
+        return EXIT_FATAL
+    return EXIT_REFUSED if r.get("refusal") else 0
+
+
+_OPEN: list = []  # connections a command opened: closed when it returns (see main)
 
 
 def _connect():
     from .db.connection import connect  # late: validate and generate need no database
 
-    return connect()
+    conn = connect()
+    _OPEN.append(conn)
+    return conn
 
 
 def cmd_diff(args) -> int:
@@ -406,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    return args.func(args)
+    try:
+        return args.func(args)
+    finally:
+        while _OPEN:
+            _OPEN.pop().close()
 
 
 if __name__ == "__main__":

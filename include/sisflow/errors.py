@@ -37,6 +37,14 @@ class RolloverTooEarly(Refusal):
     advice = "Trigger the rollover again on or after the earliest rollover date."
 
 
+class FileRejected(Refusal):
+    """The file cannot be read as a whole (not XML, cut off, no records, ...): nothing staged."""
+
+    outcome = "rejected-file"
+    advice = ("Ask the SIS supplier for a new export; the reason and the line are above. "
+              "Nothing was imported.")
+
+
 class CustomerBusy(Refusal):
     """Another run of the same customer holds its lease."""
 

@@ -36,6 +36,7 @@ from . import filter as filter_
 from .calendar import Mode
 from .config import ConfigError, CustomerConfig, load_customer
 from .errors import (
+    FileRejected,
     InvalidCustomer,
     NotDecidable,
     Refusal,
@@ -96,7 +97,9 @@ def airflow_holder(dag_id: str, run_id: str) -> tuple[str, str]:
     return f"airflow:{dag_id}:{run_id}", f"Airflow {dag_id} run {run_id}"
 
 
-def _config(customer: str, config: CustomerConfig | None) -> CustomerConfig:
+def customer_config(customer: str, config: CustomerConfig | None = None) -> CustomerConfig:
+    """The customer's file as it is now (``config`` when the caller has it already); a
+    malformed id or an invalid file is an :class:`~sisflow.errors.InvalidCustomer` refusal."""
     import re
 
     if config is not None:
@@ -117,7 +120,7 @@ def begin(conn, customer: str, *, holder: str, description: str, day: date | Non
           process: bool = False, config: CustomerConfig | None = None) -> Plan:
     """Resolve the run's date and calendar once, refuse what must not run, take the lease and
     finish what an earlier run left pending. ``process``: the holder is this process."""
-    config = _config(customer, config)
+    config = customer_config(customer, config)
     day = day or calendar.today()
     cal = calendar.state_on(config, day)
     plan = Plan(customer=customer, kind="rollover" if rollover else "import",
@@ -130,7 +133,7 @@ def begin(conn, customer: str, *, holder: str, description: str, day: date | Non
         return plan
     if rollover and day < cal.earliest_rollover:
         raise RolloverTooEarly(
-            f"{customer}: rollover is allowed from {cal.earliest_rollover}, not on {day}")
+            f"rollover is allowed from {cal.earliest_rollover}, not on {day}")
     runs.acquire(conn, customer, holder, description, process=process)
     if not dry_run:
         plan.finished = _finish_pending_apply(conn, plan, config)
@@ -169,7 +172,7 @@ def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = N
     newest export from the customer's source."""
     from .sources import folder
 
-    config = _config(plan.customer, config)
+    config = customer_config(plan.customer, config)
     source = config.source
     if file:
         return str(folder.fetch(plan.customer, "", file))
@@ -342,7 +345,7 @@ def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | Non
                     sender=None, now: datetime | None = None) -> Plan:
     """Read, stage, diff and judge the file. A held run sends its HELD email now (once), so
     someone knows that a decision waits; a held run past its deadline is expired."""
-    config = _config(plan.customer, config)
+    config = customer_config(plan.customer, config)
     run = stage(conn, plan, path)
     if run["status"] == RunStatus.STAGED:
         run = compute_diff(conn, plan, run["id"])
@@ -365,6 +368,10 @@ def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | Non
             runs.update(cur, run["id"], status=RunStatus.DRY_RUN)
     plan.run_id = run["id"]
     plan.status = runs.get(conn, run["id"])["status"]
+    if plan.status == RunStatus.REJECTED:
+        fatal = run["fatal"] or {}
+        where = f"line {fatal['line']}: " if fatal.get("line") else ""
+        raise FileRejected(f"{run['file_name']} was rejected whole: {where}{fatal.get('reason')}")
     return plan
 
 
@@ -432,7 +439,7 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
 
 def apply(conn, plan: Plan, config: CustomerConfig | None = None) -> Plan:
     """Commit the run and apply it to the customer's LMS (resumes where a crash left it)."""
-    config = _config(plan.customer, config)
+    config = customer_config(plan.customer, config)
     run = commit(conn, plan, plan.run_id)
     if run["lms_applied_at"] is None:
         lms_apply.apply_run(conn, plan.run_id, mode=plan.mode,
@@ -444,14 +451,14 @@ def apply(conn, plan: Plan, config: CustomerConfig | None = None) -> Plan:
 # -- finish --------------------------------------------------------------------------------------
 
 def notify(conn, plan: Plan | None, config: CustomerConfig, *, refusal: dict | None = None,
-           failed: dict | None = None, sender=None) -> dict:
+           failed: dict | None = None, sender=None, kind: str = "import") -> dict:
     """Build the status email and send it (to the outbox unless a sender is given); a run's
     email for one outcome goes out once however often this is called."""
     from .report.build import build
     from .report.email import Outbox
 
     run = runs.summary(conn, plan.run_id) if plan and plan.run_id else None
-    report = build(conn, config, run, plan=plan.as_dict() if plan else None,
+    report = build(conn, config, run, plan=plan.as_dict() if plan else {"kind": kind},
                    refusal=refusal, failed=failed)
     if run is not None and report.outcome in (run.get("emails") or []):
         return {"outcome": report.outcome, "subject": report.subject, "sent": None}
@@ -465,21 +472,22 @@ def notify(conn, plan: Plan | None, config: CustomerConfig, *, refusal: dict | N
 
 def finish(conn, plan: Plan | None, *, customer: str | None = None,
            config: CustomerConfig | None = None, refusal: Refusal | dict | None = None,
-           failed: dict | None = None, sender=None) -> dict:
+           failed: dict | None = None, sender=None, kind: str = "import") -> dict:
     """End the run: its status email (unless it waits at the filter: the HELD email said so
-    already) and the lease given back. Returns the run's summary with the outcome."""
+    already) and the lease given back. Returns the run's summary with the outcome. ``plan`` is
+    None when the run was refused before it began (``customer`` and ``kind`` say whose)."""
     customer = plan.customer if plan else customer
     if isinstance(refusal, Refusal):
         refusal = refusal.as_dict()
     try:
-        config = _config(customer, config)
+        config = customer_config(customer, config)
     except InvalidCustomer:
         config = CustomerConfig(id="invalid-customer")  # the email says why; outbox only
     run = runs.summary(conn, plan.run_id) if plan and plan.run_id else None
     waiting = run is not None and run["status"] == RunStatus.HELD and not refusal and not failed
     try:
         email = None if waiting else notify(conn, plan, config, refusal=refusal, failed=failed,
-                                            sender=sender)
+                                            sender=sender, kind=kind)
     finally:  # an email that cannot be sent never keeps the customer locked
         if plan and plan.outcome != "paused":
             runs.release(conn, plan.customer, plan.holder)
@@ -510,7 +518,8 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
                      rollover=rollover, dry_run=dry_run, process=True, config=config)
     except Refusal as err:
         log.warning("%s: %s", customer, err)
-        return finish(conn, None, customer=customer, config=config, refusal=err, sender=sender)
+        return finish(conn, None, customer=customer, config=config, refusal=err, sender=sender,
+                      kind="rollover" if rollover else "import")
     try:
         if plan.outcome is None:
             path = fetch(plan, config, os.fspath(path))

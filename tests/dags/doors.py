@@ -165,8 +165,9 @@ class DagDoor:
         self.world, self.api_env = world, api_env
         os.environ.update(world.env)
 
-    def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None) -> str:
+    def run(self, day: str | None, *, rollover=False, dry_run=False, file=None, answer=None,
+            fail=None, logical_date=None) -> str:
+        """``day`` goes into the form's date; None leaves it out (``logical_date`` decides)."""
         dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
         for task in dag.tasks:  # a failure ends the run now instead of after retry delays
             task.retries = 0
@@ -175,8 +176,9 @@ class DagDoor:
         if fail:
             os.environ["SISFLOW_FAIL_POINT"] = fail
         try:
-            run = dag.test(run_conf={"date": day, "dry_run": dry_run,
-                                     "file": str(file) if file else None})
+            conf = {"dry_run": dry_run, "file": str(file) if file else None}
+            run = dag.test(run_conf={**conf, "date": day} if day else conf,
+                           logical_date=logical_date)
         finally:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
         assert errors == []

@@ -74,12 +74,13 @@ def test_every_task_does_work_and_refusals_are_not_retried(customers, kind):
     dag = dagbag().dags[f"sisflow_{kind}__nordby"]
     assert len(dag.tasks) <= 8
     assert [t.task_id for t in dag.topological_sort()] == [
-        "begin", "fetch", "stage_and_judge", "approval", "decide", "apply", "finish"]
+        "begin", "fetch", "stage_and_judge", "approval", "apply", "finish"]
     assert not [t for t in dag.tasks if type(t).__name__ == "EmptyOperator"]
     assert all(isinstance(t, BaseOperator) for t in dag.tasks)
-    # a refusal (too early, invalid customer, busy) or a decision is never retried
+    # a refusal (too early, invalid customer, busy, a contradicting decision) fails or skips
+    # its task at once (AirflowFailException); begin, approval and finish never retry
     assert {t.task_id: t.retries for t in dag.tasks if t.retries == 0} == {
-        "begin": 0, "approval": 0, "decide": 0, "finish": 0}
+        "begin": 0, "approval": 0, "finish": 0}
     assert dag.get_task("finish").trigger_rule == "all_done"
     # at the deadline the approval resolves to Reject with no responder: not a failure
     assert dag.get_task("approval").defaults == ["Reject"]

@@ -109,6 +109,12 @@ def rollover_on_the_date(w, door):
     assert door.run("2026-08-01", rollover=True) == "success"
 
 
+def rejected_file(w, door):
+    normal_import(w, door)
+    w.export(2026).write_text("<enterprise><properties>", encoding="utf-8")  # cut off
+    assert door.run("2026-08-10") in ("failed", "exit 1")
+
+
 def file_and_date_given(w, door):
     w.configure("pause:\n  - {start: 2026-07-01, end: 2026-07-31}\n")
     w.export(2026)  # the drop folder holds next year's export...
@@ -135,6 +141,7 @@ SCENARIOS = {
     "rollover too early": (rollover_too_early, ["applied", "rollover-too-early"]),
     "rollover on the date": (rollover_on_the_date, ["applied", "applied"]),
     "file and date given": (file_and_date_given, ["applied", "paused"]),
+    "rejected file": (rejected_file, ["applied", "rejected-file"]),
 }
 
 
@@ -169,6 +176,39 @@ def test_the_held_email_goes_out_while_the_run_waits(worlds):
     run_id = w.query("SELECT max(id) FROM sis.runs")[0][0]
     text = w.email("held")
     assert "approval task" in text and f"sisflow filter open {run_id}" in text
+
+
+def test_without_a_date_a_dag_run_reads_its_logical_date_in_the_customers_time_zone(worlds):
+    from datetime import UTC, datetime
+
+    cli, dag = worlds
+    for door in worlds:
+        door.world.configure("pause:\n  - {start: 2025-07-01, end: 2025-07-31}\n")
+        door.world.export(2025)
+    # 22:30 UTC on 30 June is 00:30 on 1 July in Oslo: the first day of the pause
+    assert dag.run(None, logical_date=datetime(2025, 6, 30, 22, 30, tzinfo=UTC)) == "success"
+    assert cli.run("2025-07-01") == "success"
+    assert dag.world.end_state() == cli.world.end_state()
+    assert dag.world.outbox() == ["paused"]
+    assert "paused until 2025-07-31" in dag.world.email("paused")
+
+
+def test_a_refused_rollover_says_why_and_what_to_do_through_both_doors(worlds):
+    for door in worlds:
+        rollover_too_early(door.world, door)
+        text = door.world.email("rollover-too-early")
+        assert "rollover is allowed from 2026-08-01, not on 2026-07-20" in text, door.name
+        assert "Trigger the rollover again on or after the earliest rollover date" in text
+        assert "rollover: REFUSED" in text.splitlines()[0]  # marked as the rollover's email
+        assert "Next scheduled run" not in text  # the import's schedule is not the rollover's
+
+
+def test_a_rejected_file_names_the_line_through_both_doors(worlds):
+    for door in worlds:
+        rejected_file(door.world, door)
+        text = door.world.email("rejected-file")
+        assert "export-2026.xml was rejected whole: line 1:" in text, door.name
+        assert "Ask the SIS supplier for a new export" in text
 
 
 # -- contradicting decisions are refused, loudly, through either door ---------------------------

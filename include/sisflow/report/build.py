@@ -151,8 +151,6 @@ def _next_steps(r: Report, refusal: dict | None = None) -> list[str]:
                  "answer the approval task of the run in Airflow, or run "
                  f"'sisflow filter open {run_id} --by NAME --reason TEXT'. If it is wrong, "
                  f"reject it ('sisflow filter reject {run_id} ...') and ask for a new export."],
-        "rejected-file": ["Ask the SIS supplier for a new export; the reason and line are above. "
-                          "Nothing was imported."],
         "rejected": ["Nothing was applied. Ask for a corrected export."],
         "expired": ["Nothing was applied: no one decided before the deadline. The next file "
                     "will be judged again."],
