@@ -4,11 +4,14 @@ screenshots, to look at them as a person would.
     python scripts/render_emails.py [OUT_FOLDER]     (default: $SISFLOW_HOME/emails)
 
 Runs a small synthetic customer through each outcome on the import database (the embedded one
-unless SISFLOW_DATABASE_URL is set); the customer "email-gallery" is reset first.
+unless SISFLOW_DATABASE_URL is set) and shows the emails the runs sent (the outbox); the
+customer "email-gallery" is reset first.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import shutil
 import subprocess
 import sys
@@ -20,8 +23,6 @@ from sisflow.config import CustomerConfig
 from sisflow.db.connection import connect
 from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import forget_site
-from sisflow.report.build import build
-from sisflow.report.email import render
 
 CUSTOMER = "email-gallery"
 
@@ -50,26 +51,30 @@ def main() -> None:
 
     rendered = []
 
-    def case(name, file, on, cfg=cfg, decide=None):
-        """Run the file, then render the email as it stands right after that run."""
-        result = pipeline.run(conn, CUSTOMER, files / file, config=cfg, on=on)
-        report = build(conn, cfg, result.get("id"), calendar=result.get("calendar"))
-        html, text = render(report)
-        (out / f"{name}.html").write_text(html, encoding="utf-8")
-        (out / f"{name}.txt").write_text(text, encoding="utf-8")
+    def show(name, result):
+        """Write the email the run sent (from the outbox) as HTML and text."""
+        with open(result["email"]["sent"], "rb") as eml:
+            msg = email.message_from_bytes(eml.read(), policy=email.policy.default)
+        (out / f"{name}.html").write_text(msg.get_body(("html",)).get_content(), "utf-8")
+        (out / f"{name}.txt").write_text(msg.get_body(("plain",)).get_content(), "utf-8")
         rendered.append(name)
-        print(f"{name:<16} {report.subject}")
-        if decide:
-            pipeline.decide(conn, result["id"], decide, by="kari.nordmann",
-                            reason="confirmed with the school owner", via="cli")
+        print(f"{name:<20} {msg['Subject']}")
+
+    def case(name, file, on, cfg=cfg, **kw):
+        result = pipeline.run(conn, CUSTOMER, files / file, config=cfg, on=on, **kw)
+        show(name, result)
+        return result
 
     case("applied", "2025.xml", date(2025, 9, 1))
     case("nothing-changed", "2025.xml", date(2025, 9, 2))
     case("rejected-file", "cut.xml", date(2025, 9, 3))
-    case("held", "2026.xml", date(2026, 8, 10), decide="opened")
-    case("opened", "2026.xml", date(2026, 8, 10))
+    held = case("held", "2026.xml", date(2026, 8, 10))
+    pipeline.decide(conn, held["id"], "opened", by="kari.nordmann",
+                    reason="confirmed with the school owner", via="cli")
+    show("opened", pipeline.resume(conn, held["id"], config=cfg))  # sisflow filter open
     case("paused", "2026.xml", date(2027, 7, 10),
          cfg=config(pause=[{"start": "2027-07-01", "end": "2027-07-31"}]))
+    case("rollover-too-early", "2026.xml", date(2027, 7, 20), rollover=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         print("chromium not found: HTML only (apt-get install chromium for screenshots)")
