@@ -61,6 +61,22 @@ def _creates_and_updates(entity: Entity, staged: sql.Identifier, delta: bool) ->
     )
 
 
+#: in a full file, what is absent was removed; but not what the file held in a form that was
+#: skipped for an error (``sis.kept``): a bad value never removes good data
+_NOT_KEPT = {
+    "person": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s"
+              " AND k.entity = 'person' AND k.record_id = c.sourcedid)",
+    "group": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s"
+             " AND k.entity = 'group' AND k.record_id = c.sourcedid)",
+    "membership": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s AND ("
+                  " k.entity = 'group' AND k.record_id IN (c.group_id, CASE WHEN c.idtype = 2"
+                  " THEN c.member_id END)"
+                  " OR k.entity = 'person' AND c.idtype = 1 AND k.record_id = c.member_id"
+                  " OR k.entity = 'membership' AND k.record_id = c.group_id"
+                  " AND k.member_id = c.member_id))",
+}
+
+
 def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Composed:
     if delta:
         source = sql.SQL(
@@ -70,7 +86,8 @@ def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Compose
     else:
         source = sql.SQL(
             "FROM {table} c WHERE c.customer = %(customer)s"
-            " AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match})"
+            " AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match}) AND "
+            + _NOT_KEPT[entity.name]
         )
     return sql.SQL(
         "INSERT INTO {changes} (run_id, op, {columns}) SELECT %(run)s, 'delete', {c_columns} "

@@ -247,6 +247,7 @@ def stage(conn, plan: Plan, path: str | os.PathLike) -> dict:
             if result.file.sha256 != sha256:
                 raise RuntimeError(f"{path} changed while it was read")
             staging.store_problems(cur, run_id, result)
+            staging.store_kept(cur, run_id, result)
             skipped = dict(result.skipped)
             props = result.properties
             if props.type != "full":

@@ -18,6 +18,7 @@ import threading
 
 from psycopg2 import sql
 
+from .db.copy import row_writer
 from .entities import BY_NAME, ENTITIES, GROUP, MEMBERSHIP, PERSON, idents
 from .ims.reader import ImsReader
 from .ims.records import Membership, Person, ValidationResult
@@ -129,7 +130,7 @@ def store_problems(cur, run_id: int, result: ValidationResult) -> None:
     if not result.problems:
         return
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as f:
-        write = csv.writer(f).writerow
+        write = row_writer(f)
         for p in result.problems:
             write((run_id, p.entity, p.record_id, p.line, p.reason, p.severity))
         f.seek(0)
@@ -140,9 +141,27 @@ def store_problems(cur, run_id: int, result: ValidationResult) -> None:
         )
 
 
+def store_kept(cur, run_id: int, result: ValidationResult) -> None:
+    """The keys of the records skipped for an error (all of them), by COPY: their current
+    state is kept (see :mod:`sisflow.diff`)."""
+    if not result.kept:
+        return
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as f:
+        write = row_writer(f)
+        for (entity, record_id, member_id), (line, reason) in result.kept.items():
+            write((run_id, entity, record_id, member_id, line, reason))
+        f.seek(0)
+        cur.copy_expert(
+            "COPY sis.kept (run_id, entity, record_id, member_id, line, reason)"
+            " FROM STDIN WITH (FORMAT csv)",
+            f,
+        )
+
+
 def check_delta_references(cur, run_id: int, customer: str) -> int:
     """Skip delta memberships that name a person or group found neither in the file nor in the
-    customer's current state; they are listed as problems. Returns how many were skipped."""
+    customer's current state, or that the file itself deletes; they are listed as problems.
+    Returns how many were skipped."""
     staged_m = MEMBERSHIP.staged(run_id)
     staged_p = PERSON.staged(run_id)
     staged_g = BY_NAME["group"].staged(run_id)
@@ -178,7 +197,30 @@ def check_delta_references(cur, run_id: int, customer: str) -> int:
         ).format(m=staged_m, g=staged_g, p=staged_p),
         {"c": customer, "run": run_id},
     )
-    return cur.rowcount
+    unknown = cur.rowcount
+    # a membership added for a person or group that the same file deletes would outlive it
+    cur.execute(
+        sql.SQL(
+            """
+            WITH bad AS (
+                DELETE FROM {m} m
+                WHERE m.recstatus IS DISTINCT FROM 3 AND (
+                    EXISTS (SELECT 1 FROM {g} g WHERE g.recstatus = 3
+                            AND g.sourcedid IN (m.group_id,
+                                                CASE WHEN m.idtype = 2 THEN m.member_id END))
+                    OR m.idtype = 1 AND EXISTS (SELECT 1 FROM {p} p WHERE p.recstatus = 3
+                                                AND p.sourcedid = m.member_id))
+                RETURNING m.group_id, m.member_id, m.line
+            )
+            INSERT INTO sis.problems (run_id, entity, record_id, line, reason, severity)
+            SELECT %(run)s, 'membership', group_id || '/' || member_id, line,
+                   'names a person or group that this file deletes', 'error'
+            FROM bad
+            """
+        ).format(m=staged_m, g=staged_g, p=staged_p),
+        {"run": run_id},
+    )
+    return unknown + cur.rowcount
 
 
 def drop(cur, run_id: int) -> None:

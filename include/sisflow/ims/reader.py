@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 
@@ -67,11 +68,23 @@ def _local(tag) -> str:
 
 
 def _text(el) -> str | None:
+    if len(el):  # a value holds text only; an entity reference is a node of its own
+        _no_entities(el)
     t = el.text
     if t is None:
         return None
     t = t.strip()
     return t or None
+
+
+class EntityInValue(ValueError):
+    """An entity reference in a value: never resolved, so the value cannot be read."""
+
+
+def _no_entities(el) -> None:
+    for child in el:
+        if child.tag is etree.Entity:
+            raise EntityInValue(f"entity reference {child.text} in <{_local(el.tag)}>")
 
 
 def _check_date(value: str | None) -> str | None:
@@ -84,16 +97,47 @@ def _check_date(value: str | None) -> str | None:
     return day.isoformat()
 
 
+#: declarations of a one-byte encoding, whose files must not hold UTF-8 sequences
+_SINGLE_BYTE = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso-8859-15", "windows-1252",
+                "cp1252"}
+_DECLARATION = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""")
+#: a valid multi-byte UTF-8 sequence: in text declared ISO-8859-1 it reads as "Ã¸" and the like
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+
+
 class _HashingReader:
-    """A binary file that hashes and counts what passes through it, so one pass does both."""
+    """A binary file that hashes and counts what passes through it, so one pass does both;
+    for a file declared in a one-byte encoding it also finds the first UTF-8 sequence
+    (``utf8_line``): bytes that contradict the declaration."""
 
     def __init__(self, f):
         self._f = f
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.declared: str | None = None
+        self.utf8_line: int | None = None
+        self._single_byte = False
+        self._lines = 1
+        self._tail = b""
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
+        if self.size == 0 and data:
+            found = _DECLARATION.match(data[:200])
+            self.declared = found.group(1).decode("ascii", "replace").lower() if found else None
+            self._single_byte = self.declared in _SINGLE_BYTE
+        if self._single_byte and self.utf8_line is None:
+            window = self._tail + data
+            hit = _UTF8_SEQUENCE.search(window)
+            if hit:
+                self.utf8_line = self._lines + window.count(b"\n", 0, hit.start()) - \
+                    self._tail.count(b"\n")
+            else:
+                self._lines += data.count(b"\n")
+                self._tail = data[-3:]
         self.sha256.update(data)
         self.size += len(data)
         return data
@@ -101,6 +145,17 @@ class _HashingReader:
     def drain(self) -> None:
         while self.read(1 << 20):
             pass
+
+
+#: the longest id taken: an index entry of the import database holds two ids of at most four
+#: bytes a character comfortably; real ids are far shorter
+MAX_ID = 255
+
+
+def _check_id(value: str) -> None:
+    if len(value) > MAX_ID:
+        raise _BadRecord(f"id of {len(value)} characters is longer than {MAX_ID}",
+                         f"{value[:40]}...")
 
 
 class _BadRecord(Exception):
@@ -159,6 +214,8 @@ class ImsReader:
                         self._check_root(root)
                     if parent is not root:
                         continue  # a record-named element nested deeper (e.g. in an extension)
+                    if hashing.utf8_line is not None:
+                        self._encoding_contradicted(hashing)
                     records = self._record(el)
                     el.clear(keep_tail=False)
                     while el.getprevious() is not None:
@@ -172,6 +229,8 @@ class ImsReader:
                 info.sha256 = hashing.sha256.hexdigest()
             if root is None:
                 self._check_root(context.root)
+            if hashing.utf8_line is not None:
+                self._encoding_contradicted(hashing)
         if self.result.properties is None:
             self._fatal(None, "no <properties> element")
         yield from self._finish()
@@ -183,6 +242,12 @@ class ImsReader:
                 root.sourceline if root is not None else None,
                 f"the root element is <{name}>, expected <enterprise>",
             )
+
+    def _encoding_contradicted(self, hashing: _HashingReader):
+        self._fatal(hashing.utf8_line,
+                    f"the file declares {hashing.declared.upper()} but holds UTF-8 byte sequences"
+                    " (its letters would be imported garbled, e.g. 'Ã¸' for 'ø'): ask for an"
+                    " export whose XML declaration says UTF-8, or written in ISO-8859-1")
 
     def _fatal(self, line: int | None, reason: str):
         self.result.fatal = Problem("file", None, line, reason)
@@ -205,16 +270,25 @@ class ImsReader:
         self.result.records[kind] += 1
         try:
             recstatus = self._recstatus(el)
-            if kind == "person":
-                record = self._person(el, line, recstatus)
-                seen = self._persons
-            else:
-                record = self._group(el, line, recstatus)
-                seen = self._groups
+            try:
+                record_id = self._peek_id(el)
+            except EntityInValue as err:
+                return self._unidentified(kind, line, str(err))
+            try:
+                if kind == "person":
+                    record = self._person(el, line, recstatus)
+                    seen = self._persons
+                else:
+                    record = self._group(el, line, recstatus)
+                    seen = self._groups
+            except EntityInValue as err:
+                raise _BadRecord(f"{err}: the value cannot be read", record_id) from None
         except _BadRecord as bad:
-            self._problem(kind, bad.record_id, line, bad.reason)
-            if bad.record_id:
-                self._skipped_ids.setdefault((kind, bad.record_id), line)
+            record_id = bad.record_id or self._peek_id(el)
+            self._problem(kind, record_id, line, bad.reason)
+            if record_id:
+                self._skipped_ids.setdefault((kind, record_id), line)
+                self.result.keep(kind, record_id, None, line, bad.reason)
             return []
         if record.sourcedid in seen:
             self._problem(kind, record.sourcedid, line, "duplicate id: the first one is kept")
@@ -259,7 +333,10 @@ class ImsReader:
         for c in el:
             name = _local(c.tag)
             if name in ("datasource", "target", "type", "datetime", "comments"):
-                values.setdefault(name, _text(c))
+                try:
+                    values.setdefault(name, _text(c))
+                except EntityInValue as err:
+                    self._fatal(line, f"properties: {err}")
         file_type = (values.get("type") or "").lower()
         if not file_type:
             file_type = "full"
@@ -289,6 +366,24 @@ class ImsReader:
 
     # -- persons and groups ----------------------------------------------------------------
 
+    def _unidentified(self, kind: str, line: int, reason: str) -> list:
+        """A record whose id cannot be read: in a full file its absence would delete the record
+        it names, so the file is rejected; in a delta file the record is skipped."""
+        if self.file_type == "full":
+            self._fatal(line, f"{kind}: {reason}: the record cannot be identified, and a full"
+                              " file without it would remove it")
+        self._problem(kind, None, line, f"{reason}: the record cannot be identified")
+        return []
+
+    def _peek_id(self, el) -> str | None:
+        """The record's current id, when a problem was found before it was read."""
+        ids = [(c.get("sourcedidtype"), *self._sourcedid(c)) for c in el
+               if _local(c.tag) == "sourcedid"]
+        try:
+            return self._current_id(ids, "record")[1]
+        except _BadRecord:
+            return None
+
     @staticmethod
     def _recstatus(el) -> int | None:
         value = el.get("recstatus")
@@ -315,6 +410,7 @@ class ImsReader:
         if not current:
             raise _BadRecord(f"{what} has no sourcedid/id")
         chosen = next((i for i in current if i[0] == "New"), current[0])
+        _check_id(chosen[2])
         return chosen[1], chosen[2]
 
     def _person(self, el, line: int, recstatus: int | None) -> Person:
@@ -439,10 +535,18 @@ class ImsReader:
         group_id = None
         for c in el:
             if _local(c.tag) == "sourcedid":
-                group_id = self._sourcedid(c)[1]
+                try:
+                    group_id = self._sourcedid(c)[1]
+                except EntityInValue as err:
+                    return self._unidentified("membership", line, f"group {err}")
                 break
         if group_id is None:
             self._problem("membership", None, line, "membership has no sourcedid/id")
+            return []
+        try:
+            _check_id(group_id)
+        except _BadRecord as bad:
+            self._problem("membership", bad.record_id, line, bad.reason)
             return []
         rows: list[Membership] = []
         # in full files, a member not seen yet waits for the end of the file
@@ -470,12 +574,28 @@ class ImsReader:
             if name == "sourcedid":
                 for part in c:
                     if _local(part.tag) == "id":
-                        member_id = _text(part)
+                        try:
+                            member_id = _text(part)
+                        except EntityInValue as err:
+                            return self._unidentified("membership", member.sourceline,
+                                                      f"member of '{group_id}': {err}")
             elif name == "idtype":
-                idtype = _text(c) or "1"
+                try:
+                    idtype = _text(c) or "1"
+                except EntityInValue:
+                    idtype = "?"
             elif name == "role":
                 roles.append(c)
         self.result.records["membership"] += len(roles) or 1
+        if member_id is not None and len(member_id) > MAX_ID:
+            self._problem("membership", f"{group_id}/{member_id[:40]}...", member.sourceline,
+                          f"id of {len(member_id)} characters is longer than {MAX_ID}")
+            return []
+        if member_id is not None and idtype in ("1", "2") and not roles:
+            reason = "member has no role"
+            self._problem("membership", f"{group_id}/{member_id}", member.sourceline, reason)
+            self.result.keep("membership", group_id, member_id, member.sourceline, reason)
+            return []
         if member_id is None:
             self._problem("membership", f"{group_id}/?", member.sourceline,
                           "member has no sourcedid/id")
@@ -487,10 +607,22 @@ class ImsReader:
         out = []
         for role in roles:
             try:
-                out.append(self._role(role, group_id, member_id, 1 if idtype == "1" else 2))
+                try:
+                    m = self._role(role, group_id, member_id, 1 if idtype == "1" else 2)
+                except EntityInValue as err:
+                    raise _BadRecord(f"{err}: the value cannot be read") from None
             except _BadRecord as bad:
                 self._problem("membership", f"{group_id}/{member_id}", role.sourceline,
                               bad.reason)
+                self.result.keep("membership", group_id, member_id, role.sourceline,
+                                 bad.reason)
+                continue
+            if m.recstatus == 3 and self.file_type == "full":
+                self._problem("membership", f"{group_id}/{member_id}", m.line,
+                              "role recstatus 3 (delete) in a full file: treated as absent",
+                              severity="warning")
+                continue
+            out.append(m)
         return out
 
     def _role(self, role, group_id: str, member_id: str, idtype: int) -> Membership:

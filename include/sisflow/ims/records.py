@@ -135,6 +135,11 @@ class ValidationResult:
     problems: list[Problem] = field(default_factory=list)
     problem_counts: dict[str, int] = field(default_factory=dict)
     max_examples: int = 10_000
+    #: records skipped for an error whose key is known, all of them (not only examples): their
+    #: current state is kept as it is, never deleted because the file's copy was bad.
+    #: (entity, id, member id or None) -> (line, reason); a membership is a group/member pair
+    kept: dict[tuple[str, str, str | None], tuple[int | None, str]] = field(
+        default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +152,10 @@ class ValidationResult:
             self.skipped[problem.entity] += 1
         if len(self.problems) < self.max_examples:
             self.problems.append(problem)
+
+    def keep(self, entity: str, record_id: str, member_id: str | None, line: int | None,
+             reason: str) -> None:
+        self.kept.setdefault((entity, record_id, member_id), (line, reason))
 
     def as_dict(self) -> dict:
         return {
@@ -163,6 +172,7 @@ class ValidationResult:
             "skipped": dict(self.skipped),
             "problem_counts": dict(sorted(self.problem_counts.items())),
             "problems": [p.as_dict() for p in self.problems],
+            "kept": len(self.kept),
         }
 
 

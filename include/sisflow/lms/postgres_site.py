@@ -7,11 +7,11 @@ own progress together.
 
 from __future__ import annotations
 
-import csv
 import io
 
 from psycopg2 import sql
 
+from ..db.copy import row_writer
 from .adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
 
 _BATCH_TABLES = {
@@ -42,9 +42,9 @@ class PostgresSite(LmsSite):
         )
         self.cur.execute(sql.SQL("TRUNCATE {}").format(table))
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writerow = row_writer(buffer)
         for row in rows:
-            writer.writerow((row,) if isinstance(row, str) else row)
+            writerow((row,) if isinstance(row, str) else row)
         buffer.seek(0)
         self.cur.copy_expert(
             sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table).as_string(self.cur),

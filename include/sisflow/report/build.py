@@ -57,6 +57,9 @@ class Report:
     kind: str = "import"  # or rollover
     reason: str | None = None  # why the run was refused or failed, in one line
     finished: list[dict] = field(default_factory=list)  # earlier runs whose apply this finished
+    #: records kept as they were because the file's copy was invalid: the first ones, and all
+    kept: list[dict] = field(default_factory=list)
+    kept_count: int = 0
 
 
 def _outcome(run: dict | None, plan: dict | None, refusal: dict | None,
@@ -110,13 +113,20 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
     calendar = (plan or {}).get("calendar")
     with conn.cursor() as cur:
         deferred = waiting(cur, config.id)
-        problems = []
+        problems, kept, kept_count = [], [], 0
         if run:
             cur.execute("SELECT entity, record_id, line, reason, severity FROM sis.problems"
                         " WHERE run_id = %s ORDER BY line NULLS FIRST LIMIT %s",
                         (run["id"], MAX_EXAMPLES))
             problems = [dict(zip(("entity", "id", "line", "reason", "severity"), row,
                                  strict=True)) for row in cur.fetchall()]
+            cur.execute("SELECT count(*) FROM sis.kept WHERE run_id = %s", (run["id"],))
+            kept_count = cur.fetchone()[0]
+            cur.execute("SELECT entity, record_id || COALESCE('/' || member_id, ''), line, reason"
+                        " FROM sis.kept WHERE run_id = %s ORDER BY line NULLS LAST LIMIT %s",
+                        (run["id"], MAX_EXAMPLES))
+            kept = [dict(zip(("entity", "id", "line", "reason"), row, strict=True))
+                    for row in cur.fetchall()]
     changes = sum(sum(c.values()) for c in run["counts"].values()) if run and run.get("counts") \
         else 0
     finished = (plan or {}).get("finished") or []
@@ -138,7 +148,7 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
         airflow=(plan or {}).get("airflow"), recipients=list(config.recipients),
         next_run=None if kind == "rollover" else
         f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
-        kind=kind, reason=reason, finished=finished,
+        kind=kind, reason=reason, finished=finished, kept=kept, kept_count=kept_count,
     )
     report.next_steps = _next_steps(report, refusal)
     return report
@@ -166,6 +176,9 @@ def _next_steps(r: Report, refusal: dict | None = None) -> list[str]:
     result = list(steps.get(r.outcome, []))
     if refusal and refusal.get("advice"):
         result.append(refusal["advice"])
+    if r.kept_count:
+        result.append(f"{r.kept_count} records are invalid in this file and were kept as they "
+                      "were (listed below): ask the SIS supplier to fix them.")
     if r.problems:
         result.append("Some records were skipped (listed above): ask the SIS supplier to fix them.")
     return result or ["Nothing: the import went through."]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.policy
 import logging
+import re
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -21,13 +22,27 @@ log = logging.getLogger(__name__)
 _ENV = Environment(loader=PackageLoader("sisflow.report", "templates"),
                    autoescape=select_autoescape(enabled_extensions=("html.j2",)),
                    undefined=StrictUndefined, trim_blocks=False)
+#: control characters and line separators from a file, shown as escapes in the plain text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(value):
+    """Every value printed into the plain-text email stays on its line: an id from the file
+    with a line break or another control character in it cannot add lines to the email."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], value)
+    return value
+
+
+_TEXT_ENV = Environment(loader=PackageLoader("sisflow.report", "templates"),
+                        undefined=StrictUndefined, trim_blocks=False, finalize=_one_line)
 DEFAULT_FROM = "sisflow@localhost"
 
 
 def render(report: Report) -> tuple[str, str]:
     """(html, text) of the status email."""
     return (_ENV.get_template("status.html.j2").render(r=report),
-            _ENV.get_template("status.txt.j2").render(r=report))
+            _TEXT_ENV.get_template("status.txt.j2").render(r=report))
 
 
 class Outbox:
