@@ -240,3 +240,20 @@ def test_control_characters_in_ids_add_no_lines_to_the_plain_text_email(conn, tm
     assert not any(line.startswith(("Extra: line", "x", "Subject: x"))
                    for line in body.splitlines())
     assert "p2\\n" in body or "p2\\u2028" in body or "p2\\r" in body
+
+
+def test_an_untyped_userid_is_the_login_name(conn, tmp_path):
+    typed = person("p1", userids=[("username", "aase.lund")])
+    untyped = person("p2").replace("<name>", "<userid>bo.berg</userid><name>")
+    run(conn, tmp_path, enterprise(typed, untyped), "a.xml")
+    assert lms(conn, "SELECT sync_key, username FROM lms.users ORDER BY 1") == [
+        ("p1", "aase.lund"), ("p2", "bo.berg")]
+
+
+def test_a_customers_delta_files_without_a_type_are_read_as_delta(conn, tmp_path):
+    run(conn, tmp_path, school(), "day1.xml")
+    untyped_delta = enterprise(person("p9"), properties="<properties></properties>")
+    result = pipeline.run(conn, "kommune", write(tmp_path, untyped_delta, "delta.xml"),
+                          config=lenient(file_type="delta"))
+    assert result["file_type"] == "delta"
+    assert result["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}  # p1, p2 stay

@@ -87,8 +87,11 @@ class Context:
 def _users(ctx: Context) -> None:
     query = """
         SELECT ch.sourcedid,
-               (SELECT e->>1 FROM jsonb_array_elements(ch.userids) e
-                WHERE e->>0 = 'username' LIMIT 1),
+               COALESCE((SELECT e->>1 FROM jsonb_array_elements(ch.userids) e
+                         WHERE e->>0 = 'username' LIMIT 1),
+                        -- IMS Enterprise 1.1 writes the login name as an untyped userid
+                        (SELECT e->>1 FROM jsonb_array_elements(ch.userids) e
+                         WHERE e->0 = 'null'::jsonb LIMIT 1)),
                COALESCE(ch.given, ch.fn), ch.family, ch.email,
                CASE lower(ch.institution_role)
                    WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'

@@ -153,6 +153,8 @@ class CustomerConfig(_Strict):
     course_archiving: bool = True
     recipients: list[Annotated[str, Field(pattern=EMAIL)]] = []
     inactive_months: Literal[6, 12] = 12
+    #: what a file whose properties/type is missing or unknown is (with a warning each time)
+    file_type: Literal["full", "delta"] = "full"
 
     @model_validator(mode="after")
     def _calendar(self):

@@ -198,7 +198,7 @@ def _no_changes() -> dict:
     return {e: dict.fromkeys(diff.OPS, 0) for e in ("person", "group", "membership")}
 
 
-def stage(conn, plan: Plan, path: str | os.PathLike) -> dict:
+def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "full") -> dict:
     """Read and stage a file; returns the run summary.
 
     The same file as the customer's pending run resumes that run; the same file as the last
@@ -238,7 +238,7 @@ def stage(conn, plan: Plan, path: str | os.PathLike) -> dict:
         run_id = runs.create(cur, customer, path, name, size, sha256, plan=plan.as_dict(),
                              airflow_run=plan.airflow)
 
-    reader = ImsReader(path)
+    reader = ImsReader(path, default_type=default_type)
     try:
         with conn, conn.cursor() as cur:
             runs.guard(cur, customer, plan.holder)
@@ -347,7 +347,7 @@ def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | Non
     """Read, stage, diff and judge the file. A held run sends its HELD email now (once), so
     someone knows that a decision waits; a held run past its deadline is expired."""
     config = customer_config(plan.customer, config)
-    run = stage(conn, plan, path)
+    run = stage(conn, plan, path, default_type=config.file_type)
     if run["status"] == RunStatus.STAGED:
         run = compute_diff(conn, plan, run["id"])
     if run["status"] == RunStatus.DIFFED:

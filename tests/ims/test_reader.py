@@ -286,11 +286,9 @@ def test_no_personal_data_in_problems(tmp_path):
          3, "<person> before <properties>"),
         ('<?xml version="1.0"?>\n<enterprise>\n<properties><type>full</type></properties>\n'
          "</enterprise>\n", None, "a full file with no records"),
-        ('<?xml version="1.0"?>\n<enterprise>\n<properties><type>snapshot</type></properties>'
-         "\n</enterprise>\n", 3, "properties/type 'snapshot'"),
     ],
     ids=["empty", "not-well-formed", "wrong-root", "wrong-empty-root", "no-properties",
-         "records-before-properties", "full-without-records", "unknown-type"],
+         "records-before-properties", "full-without-records"],
 )
 def test_fatal_problems_name_file_line_and_reason(tmp_path, text, line, reason):
     path = write(tmp_path, text, name="bad.xml")
@@ -373,3 +371,25 @@ def test_size_and_checksum_of_the_file(tmp_path):
     _, result = read_all(path)
     assert result.file.size == path.stat().st_size
     assert result.file.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("written", "read_as"), [
+    ("DATABASE UPDATE", "delta"), ("DB Increment", "delta"), ("Snapshot", "full"),
+    ("Complete", "full"), ("Event", "event"), ("delta", "delta")])
+def test_free_text_types_as_ims_enterprise_1_1_systems_write_them(tmp_path, written, read_as):
+    text = enterprise(person("p1"), properties=f"<properties><type>{written}</type></properties>")
+    _, result = read_all(write(tmp_path, text))
+    assert result.ok and result.properties.type == read_as
+    warned = [p.reason for p in result.problems if p.entity == "file"]
+    assert warned == ([] if written.lower() == read_as else
+                      [f"properties/type '{written}' read as {read_as}"])
+
+
+@pytest.mark.parametrize("written", ["<type>Roster</type>", ""])
+def test_an_unknown_or_missing_type_is_the_customers_file_type(tmp_path, written):
+    text = enterprise(person("p1"), properties=f"<properties>{written}</properties>")
+    reader = ImsReader(write(tmp_path, text), default_type="delta")
+    list(reader)
+    assert reader.result.properties.type == "delta"
+    (warning,) = [p for p in reader.result.problems if p.entity == "file"]
+    assert warning.severity == "warning" and "taken as delta" in warning.reason

@@ -108,6 +108,28 @@ _UTF8_SEQUENCE = re.compile(
     rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
 
 
+#: words other systems write into IMS Enterprise 1.1's free-text properties/type
+_FULL_WORDS = ("snapshot", "full", "complete")
+_DELTA_WORDS = ("update", "increment", "delta", "change")
+
+
+def file_type_of(text: str | None) -> str | None:
+    """full, delta or event from properties/type as written ("Snapshot", "DATABASE UPDATE",
+    "DB Increment", ...); None when the text says none of them."""
+    word = (text or "").strip().lower()
+    if word in FILE_TYPES:
+        return word
+    if not word:
+        return None
+    if "event" in word:
+        return "event"
+    if any(w in word for w in _FULL_WORDS):
+        return "full"
+    if any(w in word for w in _DELTA_WORDS):
+        return "delta"
+    return None
+
+
 class _HashingReader:
     """A binary file that hashes and counts what passes through it, so one pass does both;
     for a file declared in a one-byte encoding it also finds the first UTF-8 sequence
@@ -171,8 +193,12 @@ class ImsReader:
     rejected; a consumer must then throw away whatever it has taken so far.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_examples: int = 10_000):
+    def __init__(self, path: str | os.PathLike, *, max_examples: int = 10_000,
+                 default_type: str = "full"):
+        """``default_type``: what a missing or unknown ``properties/type`` means (the
+        customer's ``file_type``; full by default, the PIFU rule)."""
         self.path = os.fspath(path)
+        self.default_type = default_type
         self.result = ValidationResult(
             FileInfo(path=self.path, name=os.path.basename(self.path)), max_examples=max_examples
         )
@@ -337,14 +363,18 @@ class ImsReader:
                     values.setdefault(name, _text(c))
                 except EntityInValue as err:
                     self._fatal(line, f"properties: {err}")
-        file_type = (values.get("type") or "").lower()
-        if not file_type:
-            file_type = "full"
-            self._problem(
-                "file", None, line, "properties/type is missing: taken as full", severity="warning"
-            )
-        elif file_type not in FILE_TYPES:
-            self._fatal(line, f"properties/type '{values['type']}' is not full, delta or event")
+        file_type = file_type_of(values.get("type"))
+        if file_type is None:
+            file_type = self.default_type
+            said = f"'{values['type']}' is not a known type" if values.get("type") \
+                else "is missing"
+            self._problem("file", None, line,
+                          f"properties/type {said}: taken as {file_type} (the customer's"
+                          " file_type)", severity="warning")
+        elif values["type"].strip().lower() not in FILE_TYPES:
+            self._problem("file", None, line,
+                          f"properties/type '{values['type']}' read as {file_type}",
+                          severity="warning")
         stamp = values.get("datetime")
         if stamp:
             try:
