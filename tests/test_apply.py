@@ -266,3 +266,42 @@ def test_a_run_killed_half_way_finishes_like_an_uninterrupted_one(conn, db_url, 
                     " WHERE customer = 'killed' ORDER BY id")
         # the restart finished the killed run's apply, then saw the same file once more
         assert cur.fetchall() == [("committed", True), ("committed", True), ("unchanged", False)]
+
+
+def test_a_term_waits_with_its_courses_in_a_delay_delete_window(conn, tmp_path):
+    run(conn, tmp_path, school(year=2024), "y1.xml", config=WINDOW, on=date(2025, 5, 20))
+    # in the window: the next school year, last year's courses and their term leave the file
+    run(conn, tmp_path, school(year=2025, courses=("MAT-6A",)), "y2.xml", config=WINDOW,
+        on=date(2025, 8, 20))
+    s = site(conn)
+    assert s["courses"]["MAT-5A"][0] == "active"
+    assert ("2024-08-15..2025-06-20", False) in s["terms"]  # the term stays with its course
+    assert ("2025-08-15..2026-06-20", False) in s["terms"]  # the new one is there already
+    # after the window both go, together
+    run(conn, tmp_path, school(year=2025, courses=("MAT-6A",)), "y3.xml", config=WINDOW,
+        on=date(2025, 9, 1))
+    s = site(conn)
+    assert s["courses"]["MAT-5A"][0] == "archived"
+    assert ("2024-08-15..2025-06-20", True) in s["terms"]
+
+
+def test_members_added_to_a_unit_by_hand_are_never_removed(conn, tmp_path):
+    run(conn, tmp_path, school(), "day1.xml")
+    with conn, conn.cursor() as cur:  # an administrator adds p2 as a unit manager by hand
+        cur.execute("INSERT INTO lms.unit_members (unit_id, user_id, role)"
+                    " SELECT n.id, u.id, 'manager' FROM lms.units n, lms.users u"
+                    " WHERE n.sync_key = '5A' AND u.sync_key = 'p2'")
+        cur.execute("INSERT INTO lms.unit_members (unit_id, user_id, role)"
+                    " SELECT n.id, u.id, 'member' FROM lms.units n, lms.users u"
+                    " WHERE n.sync_key = 'school' AND u.sync_key = 't1'")
+    # p2 leaves 5A in the file, and the unit 5A disappears from the next file altogether
+    run(conn, tmp_path, school(pupils=("p1",)), "day2.xml")
+    gone = school(pupils=("p1",)).replace(group("5A", "basisgruppe", parent="school",
+                                                begin="2025-08-15", end="2026-06-20"), "")
+    gone = gone.replace(membership("5A", member("p1"), member("t1", "02")), "")
+    run(conn, tmp_path, gone, "day3.xml")
+    snap = PostgresSite(conn.cursor(), "kommune").snapshot()
+    members = {(m["unit"], m["user"], m["role"], m["synced"]) for m in snap["unit_members"]}
+    assert ("5A", "p2", "manager", False) in members  # the manual one stays
+    assert ("school", "t1", "member", False) in members
+    assert not [m for m in members if m[0] == "5A" and m[3]]  # the synced ones went

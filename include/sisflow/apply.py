@@ -141,8 +141,10 @@ def _terms(ctx: Context) -> None:
     terms = [TermRow(*row) for row in ctx.cur.fetchall()]
     if terms:
         ctx.send(ctx.site.upsert_terms, terms, "terms")
-    archived = ctx.site.archive_terms_except([t.sync_key for t in terms])
-    ctx.counts["archived_terms"] = archived
+    # a term goes with the last of its courses: in a delay-delete window those stay, and so
+    # does their term, until the deletions are let go after the window
+    if ctx.mode != DELAY_DELETE:
+        ctx.counts["archived_terms"] = ctx.site.archive_terms_except([t.sync_key for t in terms])
 
 
 def _courses(ctx: Context) -> None:

@@ -198,7 +198,8 @@ class PostgresSite(LmsSite):
                 WHERE u.site = %(site)s AND u.sync_key = b.sync_key AND u.removed_at IS NULL
                 RETURNING u.id
             )
-            DELETE FROM lms.unit_members m USING removed WHERE m.unit_id = removed.id
+            DELETE FROM lms.unit_members m USING removed
+            WHERE m.unit_id = removed.id AND m.synced
             """,
             batch,
         )
@@ -230,8 +231,8 @@ class PostgresSite(LmsSite):
         batch = self._load("members", rows)
         self._run(
             """
-            INSERT INTO lms.unit_members (unit_id, user_id, role)
-            SELECT n.id, u.id, b.role FROM {batch} b
+            INSERT INTO lms.unit_members (unit_id, user_id, role, synced)
+            SELECT n.id, u.id, b.role, true FROM {batch} b
             JOIN lms.units n ON n.site = %(site)s AND n.sync_key = b.group_key
             JOIN lms.users u ON u.site = %(site)s AND u.sync_key = b.user_key
             ON CONFLICT (unit_id, user_id, role) DO NOTHING
@@ -268,7 +269,7 @@ class PostgresSite(LmsSite):
             DELETE FROM lms.unit_members m USING {batch} b, lms.units n, lms.users u
             WHERE n.site = %(site)s AND n.sync_key = b.group_key
               AND u.site = %(site)s AND u.sync_key = b.user_key
-              AND m.unit_id = n.id AND m.user_id = u.id AND m.role = b.role
+              AND m.unit_id = n.id AND m.user_id = u.id AND m.role = b.role AND m.synced
             """,
             batch,
         )
@@ -298,7 +299,7 @@ class PostgresSite(LmsSite):
                             " FROM lms.participants p JOIN lms.courses c ON c.id = p.course_id"
                             " JOIN lms.users u ON u.id = p.user_id WHERE c.site = %(site)s"
                             " ORDER BY 2, 4, 5",
-            "unit_members": "SELECT n.sync_key AS unit, u.sync_key AS user, m.role"
+            "unit_members": "SELECT n.sync_key AS unit, u.sync_key AS user, m.role, m.synced"
                             " FROM lms.unit_members m JOIN lms.units n ON n.id = m.unit_id"
                             " JOIN lms.users u ON u.id = m.user_id WHERE n.site = %(site)s"
                             " ORDER BY 1, 2, 3",
