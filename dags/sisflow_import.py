@@ -291,4 +291,5 @@ for _config in _configs:
         _dag = build(_config, rollover=_rollover)
         globals()[_dag.dag_id] = _dag
 for _error in _errors:
-    globals()[f"sisflow_import__{_error.path.stem}"] = _broken(_error)
+    if not _only or _only == f"sisflow_import__{_error.path.stem}":
+        globals()[f"sisflow_import__{_error.path.stem}"] = _broken(_error)

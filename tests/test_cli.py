@@ -121,3 +121,22 @@ def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
     outbox = tmp_path / "home" / "outbox" / "demo"
     assert len(list(outbox.glob("*.eml"))) == 2  # one status email per run
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
+
+
+@pytest.mark.parametrize("args", [["calendar", "../customers/c1"], ["run", "../x", "f.xml"]])
+def test_a_bad_customer_id_gets_one_clear_line(args, tmp_path, db_url):
+    out = sisflow(*args, env_extra={"SISFLOW_DATABASE_URL": db_url}, home=tmp_path)
+    assert out.returncode in (2, 3)
+    assert "not a customer id" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and "pydantic" not in out.stderr
+
+
+def test_a_malformed_database_url_never_shows_its_password(tmp_path, export):
+    for url in ("postgresql://sisflow:s3cr3t-pw@localhost:notaport/sisflow",
+                "postgresql://sisflow:s3cr3t-pw@127.0.0.1:1/sisflow",
+                "host=127.0.0.1 port=1 user=x password=s3cr3t-pw dbname=y"):
+        out = sisflow("run", "kommune", export, env_extra={"SISFLOW_DATABASE_URL": url},
+                      home=tmp_path)
+        assert out.returncode == 2, out.stderr
+        assert "cannot connect to the import database" in out.stderr
+        assert "s3cr3t-pw" not in out.stdout + out.stderr and "Traceback" not in out.stderr

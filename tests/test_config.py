@@ -90,3 +90,52 @@ def test_the_committed_json_schema_is_current():
 def test_the_shipped_customer_files_are_valid():
     configs, errors = load_all()
     assert errors == [] and "demo" in [c.id for c in configs]
+
+
+# -- operator input that must never reach an email header, a path or another customer --------
+
+@pytest.mark.parametrize("name", ["Fjord\\nvik", "Fjord\\rvik", "Fjord\\u2028vik", "Fjord\\x85vik"])
+def test_a_name_with_a_line_break_fails_the_check(tmp_path, name):
+    write(tmp_path, "fjordvik", f'name: "{name}"\n')
+    configs, errors = load_all(tmp_path)
+    assert configs == [] and "name: Value error, a name is one line" in str(errors[0])
+
+
+@pytest.mark.parametrize("address", ["Kari <kari@x.no>", "kari@x.no, ola@y.no", "kari@x",
+                                     "kari @x.no", "kari@x.no\\nBcc: eve@y.no"])
+def test_recipients_are_plain_addresses(tmp_path, address):
+    write(tmp_path, "fjordvik", f'recipients: ["{address}"]\n')
+    configs, errors = load_all(tmp_path)
+    assert configs == [] and "recipients.0" in str(errors[0])
+
+
+def test_two_customers_whose_source_folders_overlap_are_both_refused(tmp_path):
+    write(tmp_path, "nord", "source: {kind: folder, path: /data/eksport}\n")
+    write(tmp_path, "sor", "source: {kind: folder, path: /data/eksport/sor}\n")
+    write(tmp_path, "vest", "source: {kind: folder, path: /data/vest}\n")
+    configs, errors = load_all(tmp_path)
+    assert [c.id for c in configs] == ["vest"]
+    assert sorted(e.path.stem for e in errors) == ["nord", "sor"]
+    assert "overlaps the source folder of customer 'sor'" in str(errors[0]) + str(errors[1])
+
+
+@pytest.mark.parametrize("customer", ["../customers/c1", "Nord", "a/b", ""])
+def test_a_customer_id_is_checked_before_any_file_is_opened(tmp_path, customer):
+    outside = tmp_path / "customers"
+    outside.mkdir()
+    write(outside, "c1", "name: x\n")
+    with pytest.raises(ConfigError, match="not a customer id"):
+        load_customer(customer, tmp_path / "inner")
+
+
+def test_a_name_that_passes_the_check_always_renders_in_the_email(tmp_path, monkeypatch):
+    from sisflow.config import CustomerConfig
+    from sisflow.report.build import Report
+    from sisflow.report.email import Outbox
+
+    config = CustomerConfig(id="x", name="Øst-Agder \"fylke\" <b>&amp; 😀 ‮", recipients=[
+        "drift+sisflow@øst.no".replace("ø", "o")])
+    report = Report(customer="x", customer_name=config.name, outcome="paused",
+                    subject=f"[sisflow] {config.name}: paused", recipients=config.recipients)
+    path = Outbox(tmp_path).send(report)
+    assert path.endswith(".eml")

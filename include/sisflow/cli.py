@@ -411,8 +411,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    from .config import ConfigError
+    from .db.connection import DatabaseUnavailable
+
     try:
         return args.func(args)
+    except (ConfigError, DatabaseUnavailable) as err:
+        print(f"sisflow: {err}", file=sys.stderr)
+        return 2
     finally:
         while _OPEN:
             _OPEN.pop().close()

@@ -9,18 +9,31 @@ credentials. ``customers/customer.schema.json`` is the JSON Schema for editors
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 PROJECT = Path(__file__).resolve().parents[2]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CUSTOMER_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+#: a plain address, nothing a mail header could be bent with (no display name, no brackets,
+#: no spaces or line breaks)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+EMAIL = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$"
+#: control characters and line or paragraph separators: never in a name that goes into a subject
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 
 
 class _Strict(BaseModel):
@@ -134,9 +147,16 @@ class FilterConfig(_Strict):
     deadline_hours: Annotated[float, Field(gt=0)] = 48
 
 
+def _plain_name(value: str | None) -> str | None:
+    if value is not None and (_CONTROL.search(value) or len(value) > 200):
+        raise ValueError("a name is one line of at most 200 characters, without control "
+                         "characters or line separators")
+    return value
+
+
 class CustomerConfig(_Strict):
     id: Annotated[str, Field(pattern=CUSTOMER_ID)]
-    name: str | None = None
+    name: Annotated[str | None, AfterValidator(_plain_name)] = None
     sis_vendor: SisVendor = SisVendor.OTHER
     source: Source | None = None
     schedule: Schedule = Schedule()
@@ -204,8 +224,16 @@ def _parse(path: Path, customer: str) -> CustomerConfig:
         ]) from None
 
 
+def check_id(customer: str) -> None:
+    """A customer id names a file in the customers folder: checked before any file is opened."""
+    if not isinstance(customer, str) or not re.match(CUSTOMER_ID, customer):
+        raise ConfigError(Path(f"{customer}"), [
+            "not a customer id: use lower-case letters, digits, '-' and '_' (at most 63)"])
+
+
 def load_customer(customer: str, folder: Path | None = None) -> CustomerConfig:
     """The customer's configuration; a customer without a file gets the defaults."""
+    check_id(customer)
     path = (folder or customers_dir()) / f"{customer}.yaml"
     if not path.exists():
         return CustomerConfig(id=customer)
@@ -214,14 +242,34 @@ def load_customer(customer: str, folder: Path | None = None) -> CustomerConfig:
 
 def load_all(folder: Path | None = None) -> tuple[list[CustomerConfig], list[ConfigError]]:
     """Every customer file in the folder: the valid ones, and the errors of the others (a
-    broken file never stops the rest from loading)."""
+    broken file never stops the rest from loading). Two customers whose source folders overlap
+    are both errors: one customer's run could read the other's export."""
     configs, errors = [], []
     for path in sorted((folder or customers_dir()).glob("*.yaml")):
         try:
             configs.append(_parse(path, path.stem))
         except ConfigError as err:
             errors.append(err)
+    overlapping = _overlapping_sources(configs)
+    for config in [c for c in configs if c.id in overlapping]:
+        configs.remove(config)
+        errors.append(ConfigError((folder or customers_dir()) / f"{config.id}.yaml",
+                                  [overlapping[config.id]]))
     return configs, errors
+
+
+def _overlapping_sources(configs: list[CustomerConfig]) -> dict[str, str]:
+    folders = [(c.id, Path(c.source.path).expanduser().resolve()) for c in configs
+               if c.source and c.source.kind == "folder" and c.source.path]
+    found: dict[str, str] = {}
+    for i, (a, path_a) in enumerate(folders):
+        for b, path_b in folders[i + 1:]:
+            if path_a == path_b or path_a in path_b.parents or path_b in path_a.parents:
+                found.setdefault(a, f"source.path {path_a} overlaps the source folder of "
+                                    f"customer '{b}' ({path_b})")
+                found.setdefault(b, f"source.path {path_b} overlaps the source folder of "
+                                    f"customer '{a}' ({path_a})")
+    return found
 
 
 def json_schema() -> dict:

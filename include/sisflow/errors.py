@@ -37,6 +37,14 @@ class RolloverTooEarly(Refusal):
     advice = "Trigger the rollover again on or after the earliest rollover date."
 
 
+class FileNotAllowed(Refusal):
+    """A file given by hand that lies outside the customer's source folder and landing zone."""
+
+    outcome = "refused"
+    advice = ("Put the file into the customer's landing zone (or its source folder) and give "
+              "its name in the form.")
+
+
 class FileRejected(Refusal):
     """The file cannot be read as a whole (not XML, cut off, no records, ...): nothing staged."""
 

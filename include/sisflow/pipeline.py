@@ -28,14 +28,15 @@ import socket
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from . import apply as lms_apply
 from . import calendar, deferred, diff, runs, staging, state
-from . import config as config_module
 from . import filter as filter_
 from .calendar import Mode
 from .config import ConfigError, CustomerConfig, load_customer
 from .errors import (
+    FileNotAllowed,
     FileRejected,
     InvalidCustomer,
     NotDecidable,
@@ -100,15 +101,10 @@ def airflow_holder(dag_id: str, run_id: str) -> tuple[str, str]:
 def customer_config(customer: str, config: CustomerConfig | None = None) -> CustomerConfig:
     """The customer's file as it is now (``config`` when the caller has it already); a
     malformed id or an invalid file is an :class:`~sisflow.errors.InvalidCustomer` refusal."""
-    import re
-
     if config is not None:
         return config
-    if not re.match(config_module.CUSTOMER_ID, customer or ""):
-        raise InvalidCustomer(
-            f"customer id {customer!r}: use lower-case letters, digits, '-' and '_' (max 63)")
     try:
-        return load_customer(customer)
+        return load_customer(customer)  # the id is checked before any file is opened
     except ConfigError as err:
         raise InvalidCustomer(str(err)) from None
 
@@ -167,20 +163,44 @@ def _finish_pending_apply(conn, plan: Plan, config: CustomerConfig) -> list[dict
 
 # -- fetch ---------------------------------------------------------------------------------------
 
-def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = None) -> str:
+def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = None, *,
+          confined: bool = True) -> str:
     """The file to import, in the customer's landing zone: ``file`` when given, else the
-    newest export from the customer's source."""
+    newest export from the customer's source.
+
+    ``confined``: a file given by hand must lie in the customer's own source folder or landing
+    zone (a name alone is looked for in the landing zone), and anything else is refused before
+    it is read: the Airflow form is no way to read another customer's export or the server's
+    files. The command line passes False: its user reads files with their own rights."""
     from .sources import folder
 
     config = customer_config(plan.customer, config)
     source = config.source
     if file:
+        if confined:
+            file = _confined(plan.customer, config, file)
         return str(folder.fetch(plan.customer, "", file))
     if source is None:
         raise folder.NothingToFetch(f"{plan.customer} has no source: give a file")
     if source.kind != "folder":
         raise NotImplementedError(f"{source.kind} sources are not built yet")
     return str(folder.fetch(plan.customer, source.path, None))
+
+
+def _confined(customer: str, config: CustomerConfig, file: str) -> str:
+    from .sources.folder import landing_dir
+
+    landing = landing_dir(customer).resolve()
+    path = Path(file) if Path(file).is_absolute() else landing / file
+    resolved = path.resolve()
+    roots = [landing]
+    if config.source and config.source.kind == "folder" and config.source.path:
+        roots.append(Path(config.source.path).expanduser().resolve())
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        raise FileNotAllowed(
+            f"{file} is outside {customer}'s source folder and landing zone: refused, nothing "
+            f"read (put the file in {landing} and give its name)")
+    return str(resolved)
 
 
 # -- stage and judge -----------------------------------------------------------------------------
@@ -523,7 +543,7 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
                       kind="rollover" if rollover else "import")
     try:
         if plan.outcome is None:
-            path = fetch(plan, config, os.fspath(path))
+            path = fetch(plan, config, os.fspath(path), confined=False)
             plan = stage_and_judge(conn, plan, path, config=config, sender=sender, now=now)
             if not plan.dry_run and goes_on(runs.summary(conn, plan.run_id)):
                 plan = apply(conn, plan, config)

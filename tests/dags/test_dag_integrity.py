@@ -61,7 +61,8 @@ def test_the_gate_is_a_human_in_the_loop_task_with_the_deadline(customers, dag_i
 
 def test_a_worker_parses_only_the_dag_it_runs(customers, monkeypatch):
     customers("nordby", GOOD)
-    customers("sorby", GOOD)
+    customers("sorby", GOOD.replace("/x", "/y"))
+    customers("broken", "inactive_months: 7\n")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "sisflow_import__sorby")
     assert set(dagbag().dags) == {"sisflow_import__sorby"}
 

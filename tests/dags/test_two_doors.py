@@ -261,3 +261,24 @@ def test_the_command_refuses_a_decision_that_contradicts_the_stored_one(worlds):
     assert f"refused: run {run_id} was already rejected by kari via cli" in second.stderr
     assert trashed(w) == 0
     assert w.outbox() == ["applied", "held", "rejected"]
+
+
+def test_the_form_reads_no_file_outside_the_customers_own_folders(worlds):
+    from sisflow.ims.generate import generate
+
+    _, dag = worlds
+    w = dag.world
+    w.configure()
+    w.export(2025)
+    other = w.root / "another-customer" / "export.xml"
+    other.parent.mkdir()
+    generate(other, seed=9, year=2025, size="tiny")
+    for file in ("/etc/passwd", other, "../../another-customer/export.xml"):
+        assert dag.run("2025-09-01", file=file) == "failed"
+    assert w.outbox() == ["refused"] * 3
+    text = w.email("refused")
+    assert "is outside kommune's source folder and landing zone: refused, nothing read" in text
+    assert not list((w.root / "home" / "landing" / "kommune").glob("*"))  # nothing copied
+    assert w.query("SELECT count(*) FROM sis.runs") == [(0,)]
+    # a name in the landing zone is fine
+    assert dag.run("2025-09-01", file=w.by_hand(2025).name) == "success"

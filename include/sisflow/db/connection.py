@@ -8,6 +8,7 @@ pgserver counts the processes that hold it and stops the server when the last on
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from contextlib import contextmanager
 
@@ -49,10 +50,36 @@ def database_url() -> str:
     return settings.database_url() or _embedded_url()
 
 
+class DatabaseUnavailable(Exception):
+    """The import database cannot be reached; the message never holds the URL's password."""
+
+
+def _masked(text: str, url: str) -> str:
+    """``text`` with the URL's password (and any password=... setting) blotted out."""
+    from urllib.parse import urlsplit
+
+    secrets = []
+    try:
+        if urlsplit(url).password:
+            secrets.append(urlsplit(url).password)
+    except ValueError:  # a port that is not a number, say: the URL cannot be split
+        pass
+    secrets += re.findall(r"://[^:/@\s]*:([^@\s]+)@", url)
+    secrets += re.findall(r"password\s*=\s*'?([^'\s]+)", url)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
     """A connection to the import database, with the schema migrated to the newest version."""
     url = url or database_url()
-    conn = psycopg2.connect(url, client_encoding="UTF8")
+    try:
+        conn = psycopg2.connect(url, client_encoding="UTF8")
+    except psycopg2.Error as err:
+        raise DatabaseUnavailable(
+            "cannot connect to the import database (SISFLOW_DATABASE_URL): "
+            + _masked(str(err).strip(), url)) from None
     if url not in _migrated:
         migrate(conn)
         _migrated.add(url)
