@@ -151,15 +151,18 @@ HOSTILE = ["\\.", "a\\b", "tab\there", 'quo"te', "komma,semikolon;", "æøå-�
 
 def test_hostile_values_go_through_every_copy_unchanged(conn, tmp_path):
     people = [person(f"id{v}" if v != "\\." else v, f"Navn{v}", "Etter\\navn") for v in HOSTILE]
+    people[1] = people[1].replace("Etter\\navn</family>", "Etter\nlinje\tfane</family>", 1)
     ids = [v if v == "\\." else f"id{v}" for v in HOSTILE]
-    day1 = enterprise(*people, group("5A"),
+    day1 = enterprise(*people, group("5A"), group("\\."),
                       membership("5A", *(member(i) for i in ids)),
+                      membership("\\.", member("\\.")),
                       # a bad record with a hostile id: problems and kept keys go by COPY too
                       person("\\.bad", bday="2015-13-01"))
     first = run(conn, tmp_path, day1, "day1.xml")
     assert first["status"] == "committed" and first["skipped"]["person"] == 1
     assert {row[0] for row in current(conn)["person"]} == set(ids)
-    assert {row[0] for row in current(conn)["membership"]} == {"5A"}
+    assert {row[0] for row in current(conn)["membership"]} == {"5A", "\\."}
+    assert "Etter\nlinje\tfane" in {row[5] for row in current(conn)["person"]}  # family
     assert sorted(k for (k,) in lms(conn, "SELECT sync_key FROM lms.users")) == sorted(ids)
     assert lms(conn, "SELECT record_id FROM sis.kept") == [("\\.bad",)]
     # the ones who leave go to the trash, the end-of-data marker among them, and no one else
@@ -167,8 +170,11 @@ def test_hostile_values_go_through_every_copy_unchanged(conn, tmp_path):
     day2 = enterprise(*(p for p, i in zip(people, ids, strict=True) if i not in leaving),
                       group("5A"), membership("5A", *(member(i) for i in ids
                                                       if i not in leaving)))
-    second = run(conn, tmp_path, day2, "day2.xml")
+    second = run(conn, tmp_path, day2, "day2.xml")  # the unit "\." leaves too
     assert second["lms_counts"]["users_removed"]["applied"] == 2
+    assert second["lms_counts"]["groups_removed"]["applied"] == 1
+    assert lms(conn, "SELECT sync_key, removed_at IS NOT NULL FROM lms.units ORDER BY 1") == [
+        ("5A", False), ("\\.", True)]
     trashed = {k for (k,) in lms(conn, "SELECT sync_key FROM lms.users"
                                        " WHERE trashed_at IS NOT NULL")}
     assert trashed == leaving
