@@ -259,16 +259,24 @@ def load_all(folder: Path | None = None) -> tuple[list[CustomerConfig], list[Con
 
 
 def _overlapping_sources(configs: list[CustomerConfig]) -> dict[str, str]:
-    folders = [(c.id, Path(c.source.path).expanduser().resolve()) for c in configs
-               if c.source and c.source.kind == "folder" and c.source.path]
+    """Customers whose source folders are the same or one inside the other. Sorted by their
+    path parts, a folder comes right after the folders that contain it, so one pass with a
+    stack of the folders still open finds every overlap (the DAG file runs this at parse)."""
+    folders = sorted((Path(c.source.path).expanduser().resolve().parts, c.id) for c in configs
+                     if c.source and c.source.kind == "folder" and c.source.path)
     found: dict[str, str] = {}
-    for i, (a, path_a) in enumerate(folders):
-        for b, path_b in folders[i + 1:]:
-            if path_a == path_b or path_a in path_b.parents or path_b in path_a.parents:
-                found.setdefault(a, f"source.path {path_a} overlaps the source folder of "
-                                    f"customer '{b}' ({path_b})")
-                found.setdefault(b, f"source.path {path_b} overlaps the source folder of "
-                                    f"customer '{a}' ({path_a})")
+    open_folders: list[tuple[tuple[str, ...], str]] = []
+    for parts, customer in folders:
+        while open_folders and open_folders[-1][0] != parts[:len(open_folders[-1][0])]:
+            open_folders.pop()
+        if open_folders:
+            outer_parts, outer = open_folders[-1]
+            inner_path, outer_path = Path(*parts), Path(*outer_parts)
+            found.setdefault(customer, f"source.path {inner_path} overlaps the source folder "
+                                       f"of customer '{outer}' ({outer_path})")
+            found.setdefault(outer, f"source.path {outer_path} overlaps the source folder of "
+                                    f"customer '{customer}' ({inner_path})")
+        open_folders.append((parts, customer))
     return found
 
 

@@ -541,17 +541,28 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
         log.warning("%s: %s", customer, err)
         return finish(conn, None, customer=customer, config=config, refusal=err, sender=sender,
                       kind="rollover" if rollover else "import")
-    try:
+    def work(plan: Plan) -> Plan:
         if plan.outcome is None:
-            path = fetch(plan, config, os.fspath(path), confined=False)
-            plan = stage_and_judge(conn, plan, path, config=config, sender=sender, now=now)
+            plan = stage_and_judge(conn, plan, fetch(plan, config, os.fspath(path),
+                                                     confined=False),
+                                   config=config, sender=sender, now=now)
             if not plan.dry_run and goes_on(runs.summary(conn, plan.run_id)):
                 plan = apply(conn, plan, config)
+        return plan
+
+    return _to_the_end(conn, plan, work, config=config, sender=sender, task="run")
+
+
+def _to_the_end(conn, plan: Plan, work, *, config, sender, task: str) -> dict:
+    """``work(plan)``, then the run's end: a refusal or an error has its email too (and the
+    lease is given back); an error is raised again after that."""
+    try:
+        plan = work(plan)
     except Refusal as err:
         return finish(conn, plan, config=config, refusal=err, sender=sender)
     except Exception as err:
         finish(conn, plan, config=config, sender=sender,
-               failed={"task": "run", "reason": f"{type(err).__name__}: {err}"})
+               failed={"task": task, "reason": f"{type(err).__name__}: {err}"})
         raise
     return finish(conn, plan, config=config, sender=sender)
 
@@ -570,13 +581,5 @@ def resume(conn, run_id: int, *, config: CustomerConfig | None = None, sender=No
     except Refusal as err:
         return finish(conn, None, customer=plan.customer, config=config, refusal=err,
                       sender=sender)
-    try:
-        if goes_on(run):
-            plan = apply(conn, plan, config)
-    except Refusal as err:
-        return finish(conn, plan, config=config, refusal=err, sender=sender)
-    except Exception as err:
-        finish(conn, plan, config=config, sender=sender,
-               failed={"task": "apply", "reason": f"{type(err).__name__}: {err}"})
-        raise
-    return finish(conn, plan, config=config, sender=sender)
+    return _to_the_end(conn, plan, lambda p: apply(conn, p, config) if goes_on(run) else p,
+                       config=config, sender=sender, task="apply")
