@@ -82,7 +82,8 @@ def _conn():
 def _plan(ti):
     from sisflow.pipeline import Plan
 
-    data = ti.xcom_pull(task_ids="stage_and_judge", key="plan") or ti.xcom_pull(task_ids="begin")
+    data = (ti.xcom_pull(task_ids="stage_and_judge", key="plan")
+            or ti.xcom_pull(task_ids="fetch", key="plan") or ti.xcom_pull(task_ids="begin"))
     return Plan.from_dict(data) if data else None
 
 
@@ -125,7 +126,10 @@ def fetch(params, ti):
     if plan.outcome == "paused":
         raise AirflowSkipException(f"paused until {plan.calendar['until']}: nothing fetched")
     with _step(ti):
-        return pipeline.fetch(plan, file=params.get("file"))
+        try:
+            return pipeline.fetch(plan, file=params.get("file"))
+        finally:  # what was asked for (the school year of an HTTP trigger), for the email
+            ti.xcom_push(key="plan", value=plan.as_dict())
 
 
 def stage_and_judge(ti):

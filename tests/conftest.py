@@ -6,6 +6,7 @@ so tests never see each other's runs and may look at the whole schema.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -17,6 +18,25 @@ import pytest
 from sisflow.db.migrations import migrate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+# Airflow, for the DAG tests and for Airflow connections in the source tests: a home of its own
+# (SQLite) in a temporary folder, set before Airflow is first imported, so nothing leaks in from
+# the user's home.
+_HOME = tempfile.mkdtemp(prefix="sisflow-airflow-")
+#: the operator who answers approvals through the REST API in the tests
+API_USER, API_PASSWORD = "kari", "kari-test-password"
+os.environ.update({
+    "AIRFLOW_HOME": _HOME,
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[1] / "dags"),
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:admin",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": f"{_HOME}/passwords.json",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "sisflow-tests-only",
+})
+Path(_HOME, "passwords.json").write_text(json.dumps({API_USER: API_PASSWORD}))
+
 REFERENCE = SHARED / "reference" / "pifu-ims"
 
 

@@ -275,3 +275,19 @@ def test_delta_membership_naming_nobody_known_is_skipped(conn, tmp_path):
     with conn.cursor() as cur:
         cur.execute("SELECT record_id FROM sis.problems WHERE run_id = %s", (run["id"],))
         assert cur.fetchall() == [("5A/ghost",)]
+
+
+def test_an_export_older_than_the_current_state_is_refused(conn, tmp_path):
+    def made(stamp, *pupils):
+        props = (f"<properties><datasource>sas</datasource><type>full</type>"
+                 f"<datetime>{stamp}</datetime></properties>")
+        return enterprise(*(person(p) for p in pupils), properties=props)
+
+    run_file(conn, "kommune", write(tmp_path, made("2025-08-15T05:00:00", "p1", "p2"), "a.xml"))
+    before = state.snapshot(conn.cursor(), "kommune")
+    older = run_file(conn, "kommune", write(tmp_path, made("2025-08-14T23:59:00", "p1"), "b.xml"))
+    assert older["status"] == "rejected"
+    assert "before the file of run 1 (2025-08-15T05:00:00)" in older["fatal"]["reason"]
+    assert state.snapshot(conn.cursor(), "kommune") == before
+    newer = run_file(conn, "kommune", write(tmp_path, made("2025-08-16T05:00:00", "p1"), "c.xml"))
+    assert newer["status"] == "committed"

@@ -3,6 +3,8 @@ plain settings that senders and the Airflow API client take. Imported at run tim
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 SENDGRID_CONN_ID = "sisflow_sendgrid"
 
 
@@ -42,3 +44,66 @@ def airflow_api_settings(conn_id: str) -> dict | None:
         host = f"{host}:{conn.port}"
     return {"url": host.rstrip("/"), "username": conn.login or "",
             "password": conn.password or ""}
+
+
+class InsecureConnection(Exception):
+    """A connection that would skip checking the server's identity."""
+
+
+@contextmanager
+def sftp_client(conn_id: str):
+    """A connected ``paramiko.SFTPClient`` from the SFTP provider's hook, closed afterwards.
+
+    The server's host key is always checked: the connection pins it in its extra ``host_key``
+    (``ssh-ed25519 AAAA...``), or the key is in the worker's known_hosts. A connection with
+    ``no_host_key_check: true`` is refused: an export of children's data is never fetched from a
+    server that was not recognised."""
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from .sources.complete import SourceError
+
+    hook = SFTPHook(ssh_conn_id=conn_id)
+    if hook.no_host_key_check:
+        raise InsecureConnection(
+            f"connection '{conn_id}' skips the host key check (no_host_key_check): set its extra"
+            " host_key to the server's public key instead")
+    try:
+        client = hook.get_conn()
+    except Exception as err:  # paramiko's and socket's many kinds, said without secrets
+        raise SourceError(f"cannot open the SFTP connection '{conn_id}' to {hook.remote_host}:"
+                          f"{hook.port}: {type(err).__name__}: {err}") from None
+    try:
+        yield client
+    finally:
+        hook.close_conn()
+
+
+class HttpSource:
+    """``post_json``, ``get_json`` and ``download`` through the HTTP provider's hook (the
+    connection holds the host and the credentials)."""
+
+    def __init__(self, conn_id: str):
+        self.conn_id = conn_id
+
+    def _run(self, method: str, endpoint: str, **kwargs):
+        from airflow.providers.http.hooks.http import HttpHook
+
+        from .sources.complete import SourceError
+
+        try:
+            return HttpHook(method=method, http_conn_id=self.conn_id).run(endpoint, **kwargs)
+        except Exception as err:  # refused, timed out, 4xx/5xx: one clear line
+            raise SourceError(f"{method} {endpoint} through connection '{self.conn_id}' failed:"
+                              f" {type(err).__name__}: {str(err)[:300]}") from None
+
+    def post_json(self, endpoint: str, body: dict) -> dict:
+        return self._run("POST", endpoint, json=body).json()
+
+    def get_json(self, endpoint: str) -> dict:
+        return self._run("GET", endpoint).json()
+
+    def download(self, endpoint: str, path) -> None:
+        response = self._run("GET", endpoint, extra_options={"stream": True})
+        with open(path, "wb") as f:
+            for chunk in response.iter_content(1 << 20):
+                f.write(chunk)

@@ -72,6 +72,8 @@ def _print_run(r: dict) -> None:
     cal = r.get("calendar")
     if r.get("refusal"):
         print(f"{r['customer']}: REFUSED ({r['refusal']['outcome']}): {r['refusal']['reason']}")
+    if r.get("failed"):
+        print(f"{r['customer']}: FAILED at {r['failed']['task']}: {r['failed']['reason']}")
     if r["id"] is None:
         if r["status"] == "paused":
             print(f"{r['customer']}: paused until {cal['until']} (on {cal['date']}): "
@@ -110,7 +112,7 @@ def _print_email(r: dict) -> None:
 
 
 def _exit_code(r: dict) -> int:
-    if r["status"] == "rejected":
+    if r["status"] == "rejected" or r.get("failed"):
         return EXIT_FATAL
     return EXIT_REFUSED if r.get("refusal") else 0
 
@@ -351,9 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("run", help="stage, diff and commit a file for a customer")
+    p = sub.add_parser("run", help="the whole import for a customer: its source's newest export,"
+                                   " or FILE")
     p.add_argument("customer")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help="import this file (default: fetch from the source)")
     p.add_argument("--dry-run", action="store_true", help="compute everything, commit nothing")
     p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
                    help="the date the customer's calendar is read for (default today)")

@@ -68,12 +68,21 @@ class SisVendor(StrEnum):
 
 
 class Source(_Strict):
-    """Where the SIS export is fetched: a folder, an SFTP server or an HTTP endpoint."""
+    """Where the SIS export is fetched: a folder, an SFTP server or an HTTP trigger."""
 
     kind: Literal["folder", "sftp", "http"] = "folder"
     conn_id: str | None = Field(None, description="Airflow connection id (credentials live there)")
-    path: str | None = Field(None, description="folder, or remote path for sftp")
-    url: str | None = Field(None, description="URL or endpoint path for http")
+    path: str | None = Field(None, description="folder, or remote folder (or file) for sftp")
+    pattern: str = Field("*.xml", description="which files in the folder are exports")
+    url: str | None = Field(None, description="endpoint path of the export requests, for http")
+    done_marker: bool = Field(False, description="an export is complete when <name>.done "
+                                                 "exists next to it")
+    stable_seconds: Annotated[float, Field(ge=0)] = Field(
+        5, description="without a done-marker: complete when the size holds this long")
+    poll_seconds: Annotated[float, Field(gt=0)] = Field(
+        30, description="http: how often to ask whether the export is ready")
+    ready_minutes: Annotated[float, Field(gt=0)] = Field(
+        60, description="http: how long to wait for the export before the fetch fails")
 
     @model_validator(mode="after")
     def _complete(self):
@@ -81,8 +90,9 @@ class Source(_Strict):
             raise ValueError("a folder source needs a path")
         if self.kind == "sftp" and not (self.conn_id and self.path):
             raise ValueError("an sftp source needs a conn_id and a path")
-        if self.kind == "http" and not (self.conn_id or self.url):
-            raise ValueError("an http source needs a conn_id or a url")
+        if self.kind == "http" and not (self.conn_id and self.url):
+            raise ValueError("an http source needs a conn_id (the SIS's host and credentials) "
+                             "and a url (the endpoint path of the export requests)")
         return self
 
 
@@ -175,6 +185,8 @@ class CustomerConfig(_Strict):
     inactive_months: Literal[6, 12] = 12
     #: what a file whose properties/type is missing or unknown is (with a warning each time)
     file_type: Literal["full", "delta"] = "full"
+    #: fetched exports stay this many days in the landing zone (the newest ones always stay)
+    landing_days: Annotated[float, Field(gt=0)] = 30
 
     @model_validator(mode="after")
     def _calendar(self):

@@ -47,6 +47,7 @@ from .errors import (
 from .ims.reader import ImsReader
 from .ims.records import FatalFileError
 from .runs import RunStatus
+from .sources.complete import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Plan:
     #: earlier runs whose LMS apply this run finished: [{"run": id, "changes": n}]
     finished: list[dict] = field(default_factory=list)
     held_email: dict | None = None  # the HELD email, when this run was held
+    fetched: dict | None = None  # what the fetch asked for: {"school_year": "2025-2026"}
 
     @property
     def rollover(self) -> bool:
@@ -172,19 +174,28 @@ def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = N
     zone (a name alone is looked for in the landing zone), and anything else is refused before
     it is read: the Airflow form is no way to read another customer's export or the server's
     files. The command line passes False: its user reads files with their own rights."""
-    from .sources import folder
+    from .sources import folder, http_trigger, sftp
 
     config = customer_config(plan.customer, config)
     source = config.source
     if file:
         if confined:
             file = _confined(plan.customer, config, file)
-        return str(folder.fetch(plan.customer, "", file))
+        return str(folder.fetch(plan.customer, source, file))
     if source is None:
         raise folder.NothingToFetch(f"{plan.customer} has no source: give a file")
-    if source.kind != "folder":
-        raise NotImplementedError(f"{source.kind} sources are not built yet")
-    return str(folder.fetch(plan.customer, source.path, None))
+    if source.kind == "folder":
+        return str(folder.fetch(plan.customer, source))
+    if source.kind == "sftp":
+        from .airflow_connections import sftp_client
+
+        with sftp_client(source.conn_id) as client:
+            return str(sftp.fetch(plan.customer, source, client))
+    from .airflow_connections import HttpSource
+
+    year = calendar.school_year_on(config, date.fromisoformat(plan.day))
+    plan.fetched = {"school_year": http_trigger.school_year_label(year)}
+    return str(http_trigger.fetch(plan.customer, source, HttpSource(source.conn_id), year))
 
 
 def _confined(customer: str, config: CustomerConfig, file: str) -> str:
@@ -266,6 +277,7 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
             result = reader.result
             if result.file.sha256 != sha256:
                 raise RuntimeError(f"{path} changed while it was read")
+            _refuse_an_older_file(cur, customer, path, result)
             staging.store_problems(cur, run_id, result)
             staging.store_kept(cur, run_id, result)
             skipped = dict(result.skipped)
@@ -290,6 +302,34 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
                         fatal={"line": None, "reason": f"{type(err).__name__}: {err}"})
         raise
     return runs.summary(conn, run_id)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A file's properties/datetime as a moment (without a zone: Oslo time, as SIS write it)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=calendar.OSLO)
+
+
+def _refuse_an_older_file(cur, customer: str, path: str, result) -> None:
+    """An export made before the one the current state comes from is never imported: it would
+    turn the state back (a file sent again by mistake, or a trigger for last year)."""
+    cur.execute("SELECT id, file_datetime FROM sis.runs WHERE customer = %s AND status = %s"
+                " ORDER BY id DESC LIMIT 1", (customer, str(RunStatus.COMMITTED)))
+    last = cur.fetchone()
+    made, before = _moment(result.properties.datetime), _moment(last[1]) if last else None
+    if made and before and made < before:
+        from .ims.records import Problem
+
+        reason = (f"the file was made at {result.properties.datetime}, before the file of run "
+                  f"{last[0]} ({last[1]}) that the current state comes from: an older export is "
+                  "never imported")
+        result.fatal = Problem("file", None, None, reason)
+        raise FatalFileError(path, None, reason)
 
 
 def _attach(cur, run_id: int, plan: Plan) -> None:
@@ -511,6 +551,7 @@ def finish(conn, plan: Plan | None, *, customer: str | None = None,
                                             sender=sender, kind=kind)
     finally:  # an email that cannot be sent never keeps the customer locked
         if plan and plan.outcome != "paused":
+            _prune_landing(conn, plan, config)
             runs.release(conn, plan.customer, plan.holder)
     result = dict(run) if run else {"id": None, "customer": customer,
                                     "status": (plan.outcome if plan else None) or "refused"}
@@ -522,12 +563,29 @@ def finish(conn, plan: Plan | None, *, customer: str | None = None,
     return result
 
 
+def _prune_landing(conn, plan: Plan, config: CustomerConfig) -> None:
+    """Exports older than the customer's ``landing_days`` leave the landing zone; the file of
+    this run and of the last committed run always stay."""
+    from .sources.folder import prune
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT file_name FROM sis.runs WHERE customer = %s AND (id = %s OR id ="
+                    " (SELECT max(id) FROM sis.runs WHERE customer = %s AND status = %s))",
+                    (plan.customer, plan.run_id, plan.customer, str(RunStatus.COMMITTED)))
+        keep = {row[0] for row in cur.fetchall()}
+    gone = prune(plan.customer, config.landing_days, keep)
+    if gone:
+        log.info("%s: %s files older than %g days left the landing zone", plan.customer,
+                 len(gone), config.landing_days)
+
+
 # -- the whole run, for the command line ---------------------------------------------------------
 
-def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = None,
+def run(conn, customer: str, path=None, *, dry_run: bool = False, on: date | None = None,
         config: CustomerConfig | None = None, rollover: bool = False, sender=None,
         holder: tuple[str, str] | None = None, now: datetime | None = None) -> dict:
-    """One run without Airflow: the same phases the DAG's tasks run, in order.
+    """One run without Airflow: the same phases the DAG's tasks run, in order. ``path``: a
+    file to import; None fetches the newest export from the customer's source.
 
     ``on`` is the date the calendar is read for (default today in Europe/Oslo). A dry run
     computes the change set and the filter's verdict and applies nothing. A rollover is judged
@@ -543,8 +601,8 @@ def run(conn, customer: str, path, *, dry_run: bool = False, on: date | None = N
                       kind="rollover" if rollover else "import")
     def work(plan: Plan) -> Plan:
         if plan.outcome is None:
-            plan = stage_and_judge(conn, plan, fetch(plan, config, os.fspath(path),
-                                                     confined=False),
+            given = os.fspath(path) if path else None
+            plan = stage_and_judge(conn, plan, fetch(plan, config, given, confined=False),
                                    config=config, sender=sender, now=now)
             if not plan.dry_run and goes_on(runs.summary(conn, plan.run_id)):
                 plan = apply(conn, plan, config)
@@ -560,6 +618,9 @@ def _to_the_end(conn, plan: Plan, work, *, config, sender, task: str) -> dict:
         plan = work(plan)
     except Refusal as err:
         return finish(conn, plan, config=config, refusal=err, sender=sender)
+    except SourceError as err:  # nothing to import: said in the email, not a crash
+        return finish(conn, plan, config=config, sender=sender,
+                      failed={"task": "fetch", "reason": f"{type(err).__name__}: {err}"})
     except Exception as err:
         finish(conn, plan, config=config, sender=sender,
                failed={"task": task, "reason": f"{type(err).__name__}: {err}"})

@@ -3,32 +3,17 @@ set up before Airflow is first imported, so nothing leaks in from the user's hom
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-_HOME = tempfile.mkdtemp(prefix="sisflow-airflow-")
-#: the operator who answers approvals through the REST API in the tests
-API_USER, API_PASSWORD = "kari", "kari-test-password"
-os.environ.update({
-    "AIRFLOW_HOME": _HOME,
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[2] / "dags"),
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:admin",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": f"{_HOME}/passwords.json",
-    "AIRFLOW__API_AUTH__JWT_SECRET": "sisflow-tests-only",
-})
-Path(_HOME, "passwords.json").write_text(json.dumps({API_USER: API_PASSWORD}))
+from tests.conftest import _HOME, API_PASSWORD, API_USER  # noqa: E402 (set up there)
 
 
 @pytest.fixture(scope="session")

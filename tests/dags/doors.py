@@ -45,9 +45,11 @@ class World:
         return {"SISFLOW_DATABASE_URL": self.db_url, "SISFLOW_HOME": str(self.root / "home"),
                 "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers")}
 
-    def configure(self, extra: str = "", default: str = LENIENT, deadline_hours: float = 1):
+    def configure(self, extra: str = "", default: str = LENIENT, deadline_hours: float = 1,
+                  source: str | None = None):
+        source = source or f"{{kind: folder, path: {self.root / 'drop'}, stable_seconds: 0.2}}"
         (self.root / "customers" / "kommune.yaml").write_text(
-            f"source: {{kind: folder, path: {self.root / 'drop'}}}\n"
+            f"source: {source}\n"
             f"filter: {{default: {default}, rollover: {LENIENT},"
             f" deadline_hours: {deadline_hours}}}\n{extra}", encoding="utf-8")
 
@@ -139,7 +141,8 @@ class CliDoor:
 
     def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
             fail=None) -> str:
-        args = ["run", "kommune", file or self.world.newest(), "--on", day]
+        # like the DAG, the command fetches the newest export from the source unless given one
+        args = ["run", "kommune", *([file] if file else []), "--on", day]
         args += ["--rollover"] * rollover + ["--dry-run"] * dry_run
         out = sisflow(self.world, *args, extra_env={"SISFLOW_FAIL_POINT": fail} if fail else {})
         if answer and out.returncode == 0:
@@ -220,22 +223,39 @@ def when_asked(action):
                 .options(joinedload(TaskInstance.hitl_detail)))
             return ti.key if ti is not None and ti.hitl_detail is not None else None
 
+    def fail_the_approval(key=None):
+        """End the run instead of leaving dag.test() waiting for ever."""
+        for _ in range(20):
+            try:
+                with create_session() as session:
+                    query = select(TaskInstance).where(
+                        TaskInstance.task_id == "approval",
+                        TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+                    if key is not None:
+                        query = query.where(TaskInstance.run_id == key.run_id)
+                    for ti in session.scalars(query):
+                        ti.state = TaskInstanceState.FAILED
+                return
+            except Exception:  # noqa: BLE001 (SQLite busy: try again)
+                time.sleep(0.3)
+
     def wait_and_act():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            key = waiting()
+            try:
+                key = waiting()
+            except Exception:  # noqa: BLE001 (SQLite is busy while dag.test writes: look again)
+                key = None
             if key is not None:
                 try:
                     action(key)
                 except Exception as err:  # noqa: BLE001 (reported by the test)
                     errors.append(err)
-                    with create_session() as session:
-                        ti = session.get(TaskInstance, {"dag_id": key.dag_id, "task_id":
-                                         key.task_id, "run_id": key.run_id, "map_index": -1})
-                        ti.state = TaskInstanceState.FAILED
+                    fail_the_approval(key)
                 return
             time.sleep(0.3)
         errors.append(TimeoutError("the approval task never waited for input"))
+        fail_the_approval()
 
     threading.Thread(target=wait_and_act, daemon=True).start()
     return errors
@@ -260,6 +280,17 @@ def answer_in_airflow(choice: str, reason: str, user: str = "kari"):
     from airflow.utils.session import create_session
 
     def act(key):
+        from sqlalchemy.exc import OperationalError
+
+        for attempt in range(5):  # SQLite may be busy for a moment while dag.test writes
+            try:
+                return answer(key)
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+
+    def answer(key):
         with create_session() as session:
             ti = _approval(session, key)
             detail = ti.hitl_detail

@@ -123,6 +123,21 @@ def file_and_date_given(w, door):
     assert door.run("2026-07-10", file=w.by_hand(2025)) == "success"  # paused that day
 
 
+def source_down(w, door):
+    import json
+    import os
+
+    # an SFTP server that does not answer (nothing listens on port 1)
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    os.environ["AIRFLOW_CONN_SIS_DOWN"] = json.dumps(
+        {"conn_type": "sftp", "host": "127.0.0.1", "port": 1, "login": "sis",
+         "password": "sis-down-secret", "extra": {"host_key": key}})
+    w.configure(source="{kind: sftp, conn_id: sis_down, path: /eksport}")
+    assert door.run("2025-09-01") in ("failed", "exit 1")
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -142,6 +157,7 @@ SCENARIOS = {
     "rollover on the date": (rollover_on_the_date, ["applied", "applied"]),
     "file and date given": (file_and_date_given, ["applied", "paused"]),
     "rejected file": (rejected_file, ["applied", "rejected-file"]),
+    "source down": (source_down, ["failed"]),
 }
 
 
@@ -201,6 +217,16 @@ def test_a_refused_rollover_says_why_and_what_to_do_through_both_doors(worlds):
         assert "Trigger the rollover again on or after the earliest rollover date" in text
         assert "rollover: REFUSED" in text.splitlines()[0]  # marked as the rollover's email
         assert "Next scheduled run" not in text  # the import's schedule is not the rollover's
+
+
+def test_a_source_that_is_down_says_what_to_check_through_both_doors(worlds):
+    for door in worlds:
+        source_down(door.world, door)
+        text = door.world.email("failed")
+        assert "FAILED at fetch: SourceError: cannot open the SFTP connection 'sis_down' to " \
+               "127.0.0.1:1" in text, door.name
+        assert "check that the SIS made it and that the source and its Airflow connection" in text
+        assert "sis-down-secret" not in text
 
 
 def test_a_rejected_file_names_the_line_through_both_doors(worlds):

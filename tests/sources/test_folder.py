@@ -1,0 +1,46 @@
+"""The folder source: the newest complete export, a done-marker, and the landing zone's
+retention."""
+
+import time
+from datetime import date
+
+import pytest
+from sisflow import pipeline
+from sisflow.config import Source
+from sisflow.sources import folder
+from sisflow.sources.complete import NothingToFetch, NotReady
+
+from tests.factory import enterprise, lenient, person, write
+
+
+def test_only_a_complete_export_is_taken(tmp_path, monkeypatch):
+    monkeypatch.setenv("SISFLOW_HOME", str(tmp_path / "home"))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    source = Source(path=str(drop), stable_seconds=0.1, done_marker=True)
+    with pytest.raises(NothingToFetch, match="no file matching"):
+        folder.fetch("kommune", source)
+    (drop / "export.xml").write_text("<x/>")
+    with pytest.raises(NotReady, match="export.xml.done"):
+        folder.fetch("kommune", source)
+    (drop / "export.xml.done").touch()
+    assert folder.fetch("kommune", source).read_text() == "<x/>"
+    (drop / "empty.xml").touch()  # newer, but nothing in it yet
+    with pytest.raises(NotReady, match="empty"):
+        folder.fetch("kommune", Source(path=str(drop), stable_seconds=0.1))
+
+
+def test_exports_leave_the_landing_zone_after_the_customers_days(conn, tmp_path):
+    config = lenient(landing_days=1.5 / 86400)  # a second and a half
+    old = write(tmp_path, enterprise(person("p1")), "day1.xml")
+    pipeline.run(conn, "kommune", old, config=config, on=date(2025, 9, 1))
+    landing = folder.landing_dir("kommune")
+    (landing / "stray.xml").write_text("<left-over/>")
+    time.sleep(2)
+    new = write(tmp_path, enterprise(person("p1"), person("p2")), "day2.xml")
+    pipeline.run(conn, "kommune", new, config=config, on=date(2025, 9, 2))
+    assert sorted(p.name for p in landing.iterdir()) == ["day2.xml"]
+    held_back = write(tmp_path, "<enterprise>", "broken.xml")  # rejected: the last good stays
+    time.sleep(2)
+    pipeline.run(conn, "kommune", held_back, config=config, on=date(2025, 9, 3))
+    assert sorted(p.name for p in landing.iterdir()) == ["broken.xml", "day2.xml"]

@@ -1,0 +1,118 @@
+"""The SFTP source against a real SFTP server on loopback, through the SFTP provider's hook."""
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from sisflow.airflow_connections import InsecureConnection, sftp_client
+from sisflow.config import Source
+from sisflow.sources import sftp
+from sisflow.sources.complete import NothingToFetch, NotReady, SourceError
+
+from tests.sources.conftest import sftp_connection
+
+
+@pytest.fixture
+def server(sftp_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(sftp_server))
+    monkeypatch.setenv("SISFLOW_HOME", str(tmp_path / "home"))
+    export = sftp_server["root"] / "eksport"
+    export.mkdir(exist_ok=True)
+    for old in export.iterdir():
+        old.unlink()
+    return SimpleNamespace(folder=export, **sftp_server)
+
+
+def source(**settings):
+    return Source(kind="sftp", conn_id="sis_sftp", path="/eksport", stable_seconds=0.3,
+                  **settings)
+
+
+def drop(folder, name, text, age=0):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    if age:
+        stamp = time.time() - age
+        import os
+
+        os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_the_newest_complete_export_lands_in_the_landing_zone(server):
+    drop(server.folder, "export-1.xml", "<old/>", age=60)
+    drop(server.folder, "export-2.xml", "<new/>")
+    drop(server.folder, "readme.txt", "not an export")
+    with sftp_client("sis_sftp") as client:
+        landed = sftp.fetch("kommune", source(), client)
+    assert landed.name == "export-2.xml" and landed.read_text() == "<new/>"
+    assert landed.parent.name == "kommune" and landed.parent.parent.name == "landing"
+
+
+def test_a_file_still_being_written_is_not_taken(server):
+    growing = drop(server.folder, "export.xml", "<enterprise>")
+
+    def keep_writing():
+        for _ in range(5):
+            time.sleep(0.05)
+            with open(growing, "a") as f:
+                f.write("<person/>")
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    with sftp_client("sis_sftp") as client, pytest.raises(NotReady, match="still writing"):
+        sftp.fetch("kommune", source(), client)
+    writer.join()
+    with sftp_client("sis_sftp") as client:  # the next try, once it is complete
+        assert sftp.fetch("kommune", source(), client).read_text().count("<person/>") == 5
+
+
+def test_with_a_done_marker_only_a_marked_export_is_taken(server):
+    drop(server.folder, "export.xml", "<x/>")
+    with sftp_client("sis_sftp") as client, pytest.raises(NotReady, match="no export.xml.done"):
+        sftp.fetch("kommune", source(done_marker=True), client)
+    drop(server.folder, "export.xml.done", "")
+    with sftp_client("sis_sftp") as client:
+        assert sftp.fetch("kommune", source(done_marker=True), client).name == "export.xml"
+
+
+def test_an_export_that_appears_late_is_fetched_on_the_next_try(server):
+    with sftp_client("sis_sftp") as client, pytest.raises(NothingToFetch, match="/eksport"):
+        sftp.fetch("kommune", source(), client)
+    drop(server.folder, "export.xml", "<late/>")
+    with sftp_client("sis_sftp") as client:
+        assert sftp.fetch("kommune", source(), client).read_text() == "<late/>"
+
+
+def test_wrong_credentials_fail_with_a_clear_reason_and_no_password(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__,
+                                                                password="wrong-secret"))
+    opening = pytest.raises(SourceError, match="cannot open the SFTP connection 'sis_sftp'")
+    with opening as err, sftp_client("sis_sftp"):
+        pass
+    assert "Authentication" in str(err.value) and "wrong-secret" not in str(err.value)
+
+
+def test_a_server_that_is_down_fails_with_a_clear_reason(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__, port=1))
+    with pytest.raises(SourceError, match="127.0.0.1:1"), sftp_client("sis_sftp"):
+        pass
+
+
+def test_a_server_with_another_host_key_is_refused(server, monkeypatch):
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(
+        server.__dict__, extra={"host_key": other}))
+    with pytest.raises(SourceError, match="cannot open the SFTP connection"), \
+            sftp_client("sis_sftp"):
+        pass
+
+
+def test_a_connection_that_skips_the_host_key_check_is_refused(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(
+        server.__dict__, extra={"no_host_key_check": "true"}))
+    with pytest.raises(InsecureConnection, match="host_key"), sftp_client("sis_sftp"):
+        pass
