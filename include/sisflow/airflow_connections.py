@@ -102,8 +102,15 @@ class HttpSource:
     def get_json(self, endpoint: str) -> dict:
         return self._run("GET", endpoint).json()
 
-    def download(self, endpoint: str, path) -> None:
+    def download(self, endpoint: str, f) -> None:
+        """The response's body into the binary file ``f``, a chunk at a time."""
         response = self._run("GET", endpoint, extra_options={"stream": True})
-        with open(path, "wb") as f:
-            for chunk in response.iter_content(1 << 20):
-                f.write(chunk)
+        for chunk in response.iter_content(1 << 20):
+            f.write(chunk)
+
+
+def object_storage_path(url: str, conn_id: str | None = None):
+    """An Airflow ``ObjectStoragePath`` for the landing zone (credentials from ``conn_id``)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)

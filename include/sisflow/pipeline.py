@@ -185,33 +185,33 @@ def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = N
     if source is None:
         raise folder.NothingToFetch(f"{plan.customer} has no source: give a file")
     if source.kind == "folder":
-        return str(folder.fetch(plan.customer, source))
+        return folder.fetch(plan.customer, source)
     if source.kind == "sftp":
         from .airflow_connections import sftp_client
 
         with sftp_client(source.conn_id) as client:
-            return str(sftp.fetch(plan.customer, source, client))
+            return sftp.fetch(plan.customer, source, client)
     from .airflow_connections import HttpSource
 
     year = calendar.school_year_on(config, date.fromisoformat(plan.day))
     plan.fetched = {"school_year": http_trigger.school_year_label(year)}
-    return str(http_trigger.fetch(plan.customer, source, HttpSource(source.conn_id), year))
+    return http_trigger.fetch(plan.customer, source, HttpSource(source.conn_id), year)
 
 
 def _confined(customer: str, config: CustomerConfig, file: str) -> str:
-    from .sources.folder import landing_dir
+    from .sources import landing
 
-    landing = landing_dir(customer).resolve()
-    path = Path(file) if Path(file).is_absolute() else landing / file
-    resolved = path.resolve()
-    roots = [landing]
-    if config.source and config.source.kind == "folder" and config.source.path:
-        roots.append(Path(config.source.path).expanduser().resolve())
-    if not any(resolved == root or root in resolved.parents for root in roots):
-        raise FileNotAllowed(
-            f"{file} is outside {customer}'s source folder and landing zone: refused, nothing "
-            f"read (put the file in {landing} and give its name)")
-    return str(resolved)
+    landed = landing.within(customer, file)
+    if landed is not None:
+        return landed
+    source = config.source
+    if source and source.kind == "folder" and source.path and "://" not in file:
+        resolved, base = Path(file).resolve(), Path(source.path).expanduser().resolve()
+        if base in resolved.parents:
+            return str(resolved)
+    raise FileNotAllowed(
+        f"{file} is outside {customer}'s source folder and landing zone: refused, nothing "
+        f"read (put the file in {landing.folder(customer)} and give its name)")
 
 
 # -- stage and judge -----------------------------------------------------------------------------
@@ -229,7 +229,8 @@ def _no_changes() -> dict:
     return {e: dict.fromkeys(diff.OPS, 0) for e in ("person", "group", "membership")}
 
 
-def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "full") -> dict:
+def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "full",
+          recorded_as: str | None = None) -> dict:
     """Read and stage a file; returns the run summary.
 
     The same file as the customer's pending run resumes that run; the same file as the last
@@ -240,7 +241,8 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
     customer = plan.customer
     path = os.fspath(path)
     sha256, size = _sha256(path)
-    name = os.path.basename(path)
+    recorded = recorded_as or path  # where the export lies (the landing zone), for the record
+    name = os.path.basename(recorded)
     with conn, conn.cursor() as cur:
         runs.guard(cur, customer, plan.holder)
         if not plan.dry_run:
@@ -260,13 +262,13 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
         committed = runs.latest(cur, customer, (RunStatus.COMMITTED,))
         release = plan.mode == Mode.NORMAL and deferred.waiting(cur, customer) > 0
         if committed and committed["sha256"] == sha256 and not release:
-            run_id = runs.create(cur, customer, path, name, size, sha256,
+            run_id = runs.create(cur, customer, recorded, name, size, sha256,
                                  status=RunStatus.UNCHANGED, same_as_run=committed["id"],
                                  base_run=committed["id"], counts=_no_changes(),
                                  plan=plan.as_dict(), airflow_run=plan.airflow)
             log.info("run %s: unchanged file (same checksum as run %s)", run_id, committed["id"])
             return runs.summary(conn, run_id)
-        run_id = runs.create(cur, customer, path, name, size, sha256, plan=plan.as_dict(),
+        run_id = runs.create(cur, customer, recorded, name, size, sha256, plan=plan.as_dict(),
                              airflow_run=plan.airflow)
 
     reader = ImsReader(path, default_type=default_type)
@@ -406,8 +408,11 @@ def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | Non
                     sender=None, now: datetime | None = None) -> Plan:
     """Read, stage, diff and judge the file. A held run sends its HELD email now (once), so
     someone knows that a decision waits; a held run past its deadline is expired."""
+    from .sources import landing
+
     config = customer_config(plan.customer, config)
-    run = stage(conn, plan, path, default_type=config.file_type)
+    with landing.local_copy(path) as local:
+        run = stage(conn, plan, local, default_type=config.file_type, recorded_as=path)
     if run["status"] == RunStatus.STAGED:
         run = compute_diff(conn, plan, run["id"])
     if run["status"] == RunStatus.DIFFED:
@@ -566,7 +571,7 @@ def finish(conn, plan: Plan | None, *, customer: str | None = None,
 def _prune_landing(conn, plan: Plan, config: CustomerConfig) -> None:
     """Exports older than the customer's ``landing_days`` leave the landing zone; the file of
     this run and of the last committed run always stay."""
-    from .sources.folder import prune
+    from .sources.landing import prune
 
     with conn.cursor() as cur:
         cur.execute("SELECT file_name FROM sis.runs WHERE customer = %s AND (id = %s OR id ="

@@ -77,7 +77,8 @@ def worlds(airflow_db, airflow_api, new_db, tmp_path, monkeypatch):
 
     from tests.dags.doors import CliDoor, DagDoor, World
 
-    for key in ("SISFLOW_DATABASE_URL", "SISFLOW_HOME", "SISFLOW_CUSTOMERS_DIR"):
+    for key in ("SISFLOW_DATABASE_URL", "SISFLOW_HOME", "SISFLOW_CUSTOMERS_DIR",
+                "SISFLOW_LANDING"):
         monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
     cli, dag = World(new_db(), tmp_path / "cli"), World(new_db(), tmp_path / "dag")
     yield (CliDoor(cli, airflow_api), DagDoor(dag, airflow_api))

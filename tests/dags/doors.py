@@ -35,6 +35,7 @@ class World:
 
     db_url: str
     root: Path
+    landing_url: str | None = None  # the landing zone in object storage (file://), if set
 
     def __post_init__(self):
         for name in ("customers", "drop", "home", "by-hand"):
@@ -43,7 +44,8 @@ class World:
     @property
     def env(self) -> dict:
         return {"SISFLOW_DATABASE_URL": self.db_url, "SISFLOW_HOME": str(self.root / "home"),
-                "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers")}
+                "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers"),
+                "SISFLOW_LANDING": self.landing_url or ""}
 
     def configure(self, extra: str = "", default: str = LENIENT, deadline_hours: float = 1,
                   source: str | None = None):
@@ -171,6 +173,7 @@ class DagDoor:
     def run(self, day: str | None, *, rollover=False, dry_run=False, file=None, answer=None,
             fail=None, logical_date=None) -> str:
         """``day`` goes into the form's date; None leaves it out (``logical_date`` decides)."""
+        os.environ.update(self.world.env)
         dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
         for task in dag.tasks:  # a failure ends the run now instead of after retry delays
             task.retries = 0

@@ -138,6 +138,15 @@ def source_down(w, door):
     assert door.run("2025-09-01") in ("failed", "exit 1")
 
 
+def landing_in_object_storage(w, door):
+    w.landing_url = f"file://{w.root}/objects"  # an Airflow ObjectStoragePath, file:// here
+    normal_import(w, door)
+    assert (w.root / "objects" / "kommune" / "export-2025.xml").is_file()
+    assert w.query("SELECT file_path FROM sis.runs") == [
+        (f"file://{w.root}/objects/kommune/export-2025.xml",)]
+    assert door.run("2025-09-02") == "success"  # the same file again, read from there
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -158,6 +167,8 @@ SCENARIOS = {
     "file and date given": (file_and_date_given, ["applied", "paused"]),
     "rejected file": (rejected_file, ["applied", "rejected-file"]),
     "source down": (source_down, ["failed"]),
+    "landing zone in object storage": (landing_in_object_storage,
+                                       ["applied", "nothing-changed"]),
 }
 
 

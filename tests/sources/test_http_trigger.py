@@ -77,7 +77,7 @@ YEAR = Window(start=date(2025, 8, 1), end=date(2026, 7, 31))
 
 
 def test_the_export_is_asked_for_the_school_year_then_polled_and_downloaded(sis):
-    landed = http_trigger.fetch("kommune", trigger(), HttpSource("sis_http"), YEAR)
+    landed = Path(http_trigger.fetch("kommune", trigger(), HttpSource("sis_http"), YEAR))
     assert sis["requests"] == [{"path": "/api/pifu/exports", "customer": "kommune",
                                 "school_year": "2025-2026", "start": "2025-08-01",
                                 "end": "2026-07-31"}]

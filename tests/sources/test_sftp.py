@@ -2,6 +2,7 @@
 
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -45,7 +46,7 @@ def test_the_newest_complete_export_lands_in_the_landing_zone(server):
     drop(server.folder, "export-2.xml", "<new/>")
     drop(server.folder, "readme.txt", "not an export")
     with sftp_client("sis_sftp") as client:
-        landed = sftp.fetch("kommune", source(), client)
+        landed = Path(sftp.fetch("kommune", source(), client))
     assert landed.name == "export-2.xml" and landed.read_text() == "<new/>"
     assert landed.parent.name == "kommune" and landed.parent.parent.name == "landing"
 
@@ -65,7 +66,7 @@ def test_a_file_still_being_written_is_not_taken(server):
         sftp.fetch("kommune", source(), client)
     writer.join()
     with sftp_client("sis_sftp") as client:  # the next try, once it is complete
-        assert sftp.fetch("kommune", source(), client).read_text().count("<person/>") == 5
+        assert Path(sftp.fetch("kommune", source(), client)).read_text().count("<person/>") == 5
 
 
 def test_with_a_done_marker_only_a_marked_export_is_taken(server):
@@ -74,7 +75,8 @@ def test_with_a_done_marker_only_a_marked_export_is_taken(server):
         sftp.fetch("kommune", source(done_marker=True), client)
     drop(server.folder, "export.xml.done", "")
     with sftp_client("sis_sftp") as client:
-        assert sftp.fetch("kommune", source(done_marker=True), client).name == "export.xml"
+        assert Path(sftp.fetch("kommune", source(done_marker=True), client)).name == \
+            "export.xml"
 
 
 def test_an_export_that_appears_late_is_fetched_on_the_next_try(server):
@@ -82,7 +84,7 @@ def test_an_export_that_appears_late_is_fetched_on_the_next_try(server):
         sftp.fetch("kommune", source(), client)
     drop(server.folder, "export.xml", "<late/>")
     with sftp_client("sis_sftp") as client:
-        assert sftp.fetch("kommune", source(), client).read_text() == "<late/>"
+        assert Path(sftp.fetch("kommune", source(), client)).read_text() == "<late/>"
 
 
 def test_wrong_credentials_fail_with_a_clear_reason_and_no_password(server, monkeypatch):

@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import landing
 from .complete import SourceError
-from .folder import landing_dir
 
 
 def school_year_label(window) -> str:
@@ -30,7 +30,7 @@ def school_year_label(window) -> str:
 
 
 def fetch(customer: str, source, client, school_year, *, sleep=time.sleep,
-          clock=time.monotonic) -> Path:
+          clock=time.monotonic) -> str:
     url = source.url.rstrip("/")
     label = school_year_label(school_year)
     answer = client.post_json(url, {"customer": customer, "school_year": label,
@@ -53,8 +53,4 @@ def fetch(customer: str, source, client, school_year, *, sleep=time.sleep,
                               f"{source.ready_minutes:g} minutes")
         sleep(source.poll_seconds)
     name = Path(status.get("name") or f"{customer}-{label}-{export_id}.xml").name
-    target = landing_dir(customer) / name
-    part = target.with_name(f".{target.name}.part")
-    client.download(f"{url}/{export_id}/file", part)
-    part.replace(target)
-    return target
+    return landing.land(customer, name, lambda f: client.download(f"{url}/{export_id}/file", f))

@@ -9,13 +9,11 @@ and the server's host key in the extra ``host_key``: see :mod:`sisflow.airflow_c
 from __future__ import annotations
 
 import fnmatch
-import os
 import posixpath
 import stat
-from pathlib import Path
 
+from . import landing
 from .complete import NothingToFetch, SourceError, check
-from .folder import landing_dir
 
 
 def where(source) -> tuple[str, str]:
@@ -26,7 +24,7 @@ def where(source) -> tuple[str, str]:
     return path, source.pattern
 
 
-def fetch(customer: str, source, client) -> Path:
+def fetch(customer: str, source, client) -> str:
     folder, pattern = where(source)
     try:
         entries = client.listdir_attr(folder)
@@ -42,10 +40,4 @@ def fetch(customer: str, source, client) -> Path:
     remote = posixpath.join(folder, newest.filename)
     check(newest.filename, names, newest.st_size or 0, lambda: client.stat(remote).st_size,
           done_marker=source.done_marker, stable_seconds=source.stable_seconds)
-    target = landing_dir(customer) / newest.filename
-    part = target.with_name(f".{target.name}.part")
-    client.get(remote, str(part))
-    if newest.st_mtime:
-        os.utime(part, (newest.st_mtime, newest.st_mtime))
-    part.replace(target)
-    return target
+    return landing.land(customer, newest.filename, lambda f: client.getfo(remote, f))
