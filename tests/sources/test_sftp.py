@@ -118,3 +118,29 @@ def test_a_connection_that_skips_the_host_key_check_is_refused(server, monkeypat
         server.__dict__, extra={"no_host_key_check": "true"}))
     with pytest.raises(InsecureConnection, match="host_key"), sftp_client("sis_sftp"):
         pass
+
+
+def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, conn):
+    from datetime import date
+
+    from sisflow import pipeline
+
+    from tests.factory import enterprise, lenient, person
+
+    def export(stamp, *pupils):
+        props = (f"<properties><datasource>sas</datasource><type>full</type>"
+                 f"<datetime>{stamp}</datetime></properties>")
+        return enterprise(*(person(p) for p in pupils), properties=props)
+
+    config = lenient(source={"kind": "sftp", "conn_id": "sis_sftp", "path": "/eksport",
+                             "stable_seconds": 0.1})
+    drop(server.folder, "export.xml", export("2025-08-15T05:00:00", "p1", "p2"))
+    first = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
+    assert first["status"] == "committed"
+    again = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 2))
+    assert again["status"] == "unchanged" and again["same_as_run"] == first["id"]
+    drop(server.folder, "export.xml", export("2025-08-01T05:00:00", "p1"))  # last month's
+    older = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 3))
+    assert older["status"] == "rejected"
+    assert "an older export is never imported" in older["fatal"]["reason"]
+    assert older["email"]["outcome"] == "rejected-file"
