@@ -184,7 +184,10 @@ def cmd_filter(args) -> int:
     conn = _connect()
     if args.action == "show":
         result = runs.summary(conn, args.run)
-        _print_json(result) if args.json else _print_run({**result, "calendar": None})
+        if args.json:
+            _print_json(result)
+        else:
+            _print_run({**result, "calendar": None})
         return 0
     if not (args.by and args.reason):
         print("--by and --reason are required to open or reject a held run", file=sys.stderr)

@@ -61,6 +61,7 @@ class Report:
     kept: list[dict] = field(default_factory=list)
     kept_count: int = 0
     school_year_asked: str | None = None  # an HTTP trigger's request
+    failed_task: str | None = None
 
 
 def _outcome(run: dict | None, plan: dict | None, refusal: dict | None,
@@ -151,6 +152,7 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
         f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
         kind=kind, reason=reason, finished=finished, kept=kept, kept_count=kept_count,
         school_year_asked=((plan or {}).get("fetched") or {}).get("school_year"),
+        failed_task=(failed or {}).get("task"),
     )
     report.next_steps = _next_steps(report, refusal)
     return report
@@ -166,12 +168,11 @@ def _next_steps(r: Report, refusal: dict | None = None) -> list[str]:
         "rejected": ["Nothing was applied. Ask for a corrected export."],
         "expired": ["Nothing was applied: no one decided before the deadline. The next file "
                     "will be judged again."],
-        "failed": ["Look at the failed task's log in Airflow, fix the cause and clear the task; "
-                   "the steps are safe to run again."] if r.reason is None or "fetch" not in
-                  r.subject else
-                  ["The export could not be fetched (the reason is above): check that the SIS "
+        "failed": ["The export could not be fetched (the reason is above): check that the SIS "
                    "made it and that the source and its Airflow connection are right; the next "
-                   "run tries again. Nothing was imported."],
+                   "run tries again. Nothing was imported."] if r.failed_task == "fetch" else
+                  ["Look at the failed task's log in Airflow, fix the cause and clear the task; "
+                   "the steps are safe to run again."],
         "finished-pending": [f"Nothing: run(s) {', '.join(str(f['run']) for f in r.finished)} "
                              "had not reached the LMS in full; this run applied the rest."],
         "delay-delete": [f"{r.deferred_waiting} deletions wait for the end of the delay-delete "
