@@ -4,7 +4,7 @@ When a held run is parked in Airflow (its DAG run waits at the ``approval`` task
 made with ``sisflow filter open|reject`` must move that DAG run too, or the two doors would
 disagree. The CLI records the decision, then answers the approval task the way the Required
 Actions page does: ``PATCH /api/v2/dags/{dag}/dagRuns/{run}/taskInstances/approval/-1/
-hitlDetails``. The DAG's ``decide`` task then finds the same decision stored.
+hitlDetails``. The DAG's ``apply`` task then finds the same decision stored.
 
 Where Airflow is and who may answer, in this order:
 
