@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench emails lint clean
+.PHONY: demo test bench emails lint clean airflow airflow-stop
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+airflow: $(STAMP)
+	$(BIN)/python scripts/airflow_local.py start
+
+airflow-stop: $(STAMP)
+	$(BIN)/python scripts/airflow_local.py stop
 
 emails: $(STAMP)
 	$(BIN)/python scripts/render_emails.py

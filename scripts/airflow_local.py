@@ -1,0 +1,170 @@
+"""Airflow on this machine, to use sisflow as an operator does: ``make airflow`` starts it,
+``make airflow-stop`` stops everything it started.
+
+One Postgres server (the embedded one from the ``pgserver`` package, kept running) holds both
+Airflow's metadata database and sisflow's import database, so no task starts a server of its
+own. Airflow's api-server, scheduler (LocalExecutor), dag-processor and triggerer run from this
+venv, each in a process group of its own whose id is kept in ``$SISFLOW_HOME/airflow/
+processes.json``; stopping ends each group (the executor's workers with it), then Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COMPONENTS = (["api-server"], ["scheduler"], ["dag-processor"], ["triggerer"])
+
+
+def _home() -> Path:
+    from sisflow import settings
+
+    return settings.home()
+
+
+def _paths():
+    home = _home()
+    airflow_home = home / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    return home, airflow_home, airflow_home / "processes.json"
+
+
+def _postgres(home: Path) -> dict[str, str]:
+    """The long-running server and its two databases' URLs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    server = pgserver.get_server(home / "pg", cleanup_mode=None)  # outlives this process
+    for db in ("airflow", "sisflow"):
+        if "1 row" not in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}';"):
+            server.psql(f"CREATE DATABASE {db} ENCODING 'UTF8' TEMPLATE template0;")
+    sisflow = server.get_uri("sisflow")
+    airflow = server.get_uri("airflow").replace("postgresql://", "postgresql+psycopg2://", 1)
+    return {"airflow": airflow, "sisflow": sisflow}
+
+
+def _environment(home: Path, airflow_home: Path, urls: dict, port: int) -> dict:
+    secret_file = airflow_home / "jwt_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(48))
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # components run `airflow`
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+        "SISFLOW_DATABASE_URL": urls["sisflow"],
+        "SISFLOW_HOME": str(home),
+        "SISFLOW_CUSTOMERS_DIR": str(PROJECT / "customers"),
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def start(port: int) -> int:
+    home, airflow_home, state = _paths()
+    if state.exists() and any(_alive(p) for p in json.loads(state.read_text())["pids"]):
+        print(f"Airflow is running already: http://localhost:{port} (make airflow-stop)")
+        return 0
+    urls = _postgres(home)
+    env = _environment(home, airflow_home, urls, port)
+    print("migrating Airflow's metadata database ...")
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True,
+                   capture_output=True)
+    pids = []
+    for args in COMPONENTS:
+        log = open(airflow_home / f"{args[0]}.log", "ab")  # noqa: SIM115 (the child keeps it)
+        process = subprocess.Popen([str(BIN / "airflow"), *args], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        pids.append(process.pid)
+    state.write_text(json.dumps({"pids": pids, "port": port}))
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://localhost:{port}/api/v2/version", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                print(f"the api-server did not answer: see {airflow_home}/api-server.log")
+                stop()
+                return 1
+            time.sleep(1)
+    _demo_export(home)
+    password = json.loads((airflow_home / "passwords.json").read_text())["admin"]
+    print(f"""
+Airflow is up: http://localhost:{port}   user admin, password {password}
+  the DAGs of every customer in customers/ (the demo's: sisflow_import__demo and
+  sisflow_rollover__demo); trigger one with the form's file "demo-2025.xml" (it is in the demo's
+  landing zone) and date 2025-09-01; a held run waits under Required Actions.
+  status emails: {home / 'outbox'}      logs: {airflow_home}
+  sisflow filter open RUN ... answers approvals with SISFLOW_AIRFLOW_API_URL=http://localhost:{port}
+  SISFLOW_AIRFLOW_USERNAME=admin SISFLOW_AIRFLOW_PASSWORD={password}
+Stop it all with: make airflow-stop""")
+    return 0
+
+
+def _demo_export(home: Path) -> None:
+    from sisflow.ims.generate import generate
+
+    landing = home / "landing" / "demo"
+    landing.mkdir(parents=True, exist_ok=True)
+    for year in (2025, 2026):
+        if not (landing / f"demo-{year}.xml").exists():
+            generate(landing / f"demo-{year}.xml", seed=1, year=year, size="small")
+
+
+def stop() -> int:
+    home, airflow_home, state = _paths()
+    pids = json.loads(state.read_text())["pids"] if state.exists() else []
+    for pid in pids:
+        if _alive(pid):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in pids:
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    if (home / "pg" / "postmaster.pid").exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pgserver._commands import pg_ctl
+        # as root, pgserver runs the server as its own system user; the stop must be that user
+        pg_ctl(["-w", "stop"], pgdata=home / "pg",
+               user="pgserver" if os.geteuid() == 0 else None)
+    state.unlink(missing_ok=True)
+    left = [p for p in pids if _alive(p)]
+    print("stopped: Airflow's processes and Postgres" if not left else f"still running: {left}")
+    return 1 if left else 0
+
+
+if __name__ == "__main__":
+    port = int(os.environ.get("SISFLOW_AIRFLOW_PORT", "8080"))
+    sys.exit(start(port) if sys.argv[1:] == ["start"] else stop())
