@@ -88,15 +88,20 @@ def _plan(ti):
 
 
 def _sender():
-    """SendGrid when the ``sisflow_sendgrid`` connection exists, else the outbox."""
-    from sisflow.airflow_connections import sendgrid_settings
-    from sisflow.report.email import SendGrid
+    """SendGrid when the ``sisflow_sendgrid`` connection exists, else SMTP when
+    ``sisflow_smtp`` does (a relay, or a development mail catcher), else the outbox."""
+    from sisflow.airflow_connections import sendgrid_settings, smtp_settings
+    from sisflow.report.email import SendGrid, Smtp
 
     settings = sendgrid_settings()
-    if not settings:
-        return None
-    extra = {"from_email": settings["from_email"]} if settings["from_email"] else {}
-    return SendGrid(settings["api_key"], host=settings["host"], **extra)
+    if settings and settings["api_key"]:
+        extra = {"from_email": settings["from_email"]} if settings["from_email"] else {}
+        return SendGrid(settings["api_key"], host=settings["host"], **extra)
+    settings = smtp_settings()
+    if settings:
+        from_email = settings.pop("from_email")
+        return Smtp(**settings, **({"from_email": from_email} if from_email else {}))
+    return None
 
 
 def begin(customer, rollover, params, dag_run, ti):

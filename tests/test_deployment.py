@@ -2,6 +2,7 @@
 .env.example agree with each other and with what the code reads. (No Docker engine runs on the
 development machines, so the images are not built here.)"""
 
+import json
 import re
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def compose() -> dict:
 
 def test_a_celery_deployment_with_one_postgres_and_redis():
     services = compose()["services"]
-    assert {"postgres", "redis"} | AIRFLOW_SERVICES <= set(services)
+    assert {"postgres", "redis", "mailpit"} | AIRFLOW_SERVICES <= set(services)
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
@@ -40,7 +41,7 @@ def test_every_image_is_pinned_and_airflow_matches_the_requirements():
     for name, service in compose()["services"].items():
         image = service["image"]
         repo, _, tag = image.rpartition(":")
-        assert repo and re.match(r"\d+(\.\d+)+", tag), f"{name}: {image} is not pinned"
+        assert repo and re.match(r"v?\d+(\.\d+)+", tag), f"{name}: {image} is not pinned"
     pinned = re.search(r"^apache-airflow==(\S+)$",
                        (ROOT / "requirements.txt").read_text(), re.M).group(1)
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -90,3 +91,11 @@ def test_every_variable_without_a_default_is_in_env_example():
     for line in text.splitlines():  # no secret is written into the compose file itself
         if re.search(r"password|secret|api_key", line, re.I) and not line.lstrip().startswith("#"):
             assert "${" in line, line
+
+
+def test_without_a_sendgrid_key_the_emails_go_to_the_mail_catcher():
+    data = compose()
+    env = data["services"]["airflow-worker"]["environment"]
+    smtp = json.loads(env["AIRFLOW_CONN_SISFLOW_SMTP"])
+    assert (smtp["conn_type"], smtp["host"], smtp["port"]) == ("smtp", "mailpit", 1025)
+    assert "mailpit" in data["services"] and data["services"]["mailpit"]["healthcheck"]

@@ -206,3 +206,37 @@ def test_a_sendgrid_error_is_retried_then_fails_loudly(conn, tmp_path, first, se
     codes.extend([500])  # one failure, then through on the retry; the customer is not locked
     assert run(conn, tmp_path, again, "a3.xml", sender=sender)["email"]["sent"] == \
         "sendgrid:202"
+
+
+def test_the_status_email_by_smtp_reaches_a_real_smtp_server(conn, tmp_path, first):
+    """An SMTP relay or a development mail catcher (Mailpit): aiosmtpd on loopback here."""
+    from aiosmtpd.controller import Controller
+    from sisflow.report.email import Smtp
+
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+            received.append(envelope)
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Controller(Handler(), hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        sender = Smtp("127.0.0.1", port, from_email="sisflow@drift.no")
+        result = run(conn, tmp_path, school("p1", "p2", "p3", bad=True), "again.xml",
+                     sender=sender)
+    finally:
+        server.stop()
+    assert result["email"]["sent"] == f"smtp:127.0.0.1:{port}"
+    (envelope,) = received
+    assert envelope.mail_from == "sisflow@drift.no"
+    assert envelope.rcpt_tos == ["drift@test.kommune.no"]
+    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    text, html = msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+    check(msg, text, html, "nothing changed")

@@ -26,6 +26,24 @@ def sendgrid_settings(conn_id: str = SENDGRID_CONN_ID) -> dict | None:
             "from_email": conn.extra_dejson.get("from_email")}
 
 
+SMTP_CONN_ID = "sisflow_smtp"
+
+
+def smtp_settings(conn_id: str = SMTP_CONN_ID) -> dict | None:
+    """Host, port, login, password and STARTTLS (extra ``starttls: true``) of an SMTP server,
+    with the from address (extra ``from_email``); None when the connection does not exist."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 (Airflow raises its own "not found" types)
+        return None
+    extra = conn.extra_dejson
+    return {"host": conn.host or "localhost", "port": conn.port or 25, "user": conn.login,
+            "password": conn.password, "starttls": str(extra.get("starttls")).lower() == "true",
+            "from_email": extra.get("from_email")}
+
+
 def airflow_api_settings(conn_id: str) -> dict | None:
     """URL, login and password of Airflow's own REST API (connection type http), for the
     command line to answer approval tasks; None without the connection or without Airflow."""

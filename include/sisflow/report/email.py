@@ -54,15 +54,7 @@ class Outbox:
         self.from_email = from_email
 
     def send(self, report: Report) -> str:
-        html, text = render(report)
-        msg = EmailMessage()
-        msg["Subject"] = report.subject
-        msg["From"] = self.from_email
-        msg["To"] = ", ".join(report.recipients) or "undisclosed-recipients:;"
-        msg["Date"] = formatdate(localtime=True)
-        msg["Message-ID"] = make_msgid(domain="sisflow")
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
+        msg = message(report, self.from_email)
         folder = self.folder / report.customer
         folder.mkdir(parents=True, exist_ok=True)
         # every email is kept: the HELD one and the final one of a run are two files
@@ -72,6 +64,54 @@ class Outbox:
         path.write_bytes(msg.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998)))
         log.info("status email for %s written to %s", report.customer, path)
         return str(path)
+
+
+def message(report: Report, from_email: str) -> EmailMessage:
+    """The status email as a MIME message: plain text with an HTML alternative."""
+    html, text = render(report)
+    msg = EmailMessage()
+    msg["Subject"] = report.subject
+    msg["From"] = from_email
+    msg["To"] = ", ".join(report.recipients) or "undisclosed-recipients:;"
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid(domain="sisflow")
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+class Smtp:
+    """An SMTP server (a mail relay, or a development mail catcher such as Mailpit)."""
+
+    def __init__(self, host: str, port: int = 25, *, user: str | None = None,
+                 password: str | None = None, starttls: bool = False,
+                 from_email: str = DEFAULT_FROM, attempts: int = 3, wait: float = 1.0):
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.starttls, self.from_email = starttls, from_email
+        self.attempts, self.wait = attempts, wait
+
+    def send(self, report: Report) -> str:
+        import smtplib
+
+        if not report.recipients:
+            raise ValueError(f"{report.customer} has no status email recipients")
+        msg = message(report, self.from_email)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with smtplib.SMTP(self.host, self.port, timeout=30) as smtp:
+                    if self.starttls:
+                        smtp.starttls()
+                    if self.user:
+                        smtp.login(self.user, self.password or "")
+                    smtp.send_message(msg)
+                log.info("status email for %s sent by SMTP", report.customer)
+                return f"smtp:{self.host}:{self.port}"
+            except (OSError, smtplib.SMTPException) as err:
+                if attempt == self.attempts:
+                    raise RuntimeError(f"status email for {report.customer} not sent by SMTP "
+                                       f"after {attempt} attempts: {type(err).__name__}") from None
+                time.sleep(self.wait * attempt)
+        raise AssertionError("unreachable")
 
 
 class SendGrid:
