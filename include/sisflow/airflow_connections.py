@@ -8,14 +8,23 @@ from contextlib import contextmanager
 SENDGRID_CONN_ID = "sisflow_sendgrid"
 
 
+def _connection(conn_id: str):
+    """The Airflow connection, or None when it does not exist (or Airflow is not at hand)."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:
+        return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 (Airflow raises its own "not found" types)
+        return None
+
+
 def sendgrid_settings(conn_id: str = SENDGRID_CONN_ID) -> dict | None:
     """API key (the connection's password), host (optional, for a local test server) and the
     from address (extra ``from_email``); None when the connection does not exist."""
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 (Airflow raises its own "not found" types)
+    conn = _connection(conn_id)
+    if conn is None:
         return None
     host = conn.host or None
     if host and conn.port:
@@ -32,11 +41,8 @@ SMTP_CONN_ID = "sisflow_smtp"
 def smtp_settings(conn_id: str = SMTP_CONN_ID) -> dict | None:
     """Host, port, login, password and STARTTLS (extra ``starttls: true``) of an SMTP server,
     with the from address (extra ``from_email``); None when the connection does not exist."""
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 (Airflow raises its own "not found" types)
+    conn = _connection(conn_id)
+    if conn is None:
         return None
     extra = conn.extra_dejson
     return {"host": conn.host or "localhost", "port": conn.port or 25, "user": conn.login,
@@ -47,13 +53,8 @@ def smtp_settings(conn_id: str = SMTP_CONN_ID) -> dict | None:
 def airflow_api_settings(conn_id: str) -> dict | None:
     """URL, login and password of Airflow's own REST API (connection type http), for the
     command line to answer approval tasks; None without the connection or without Airflow."""
-    try:
-        from airflow.sdk import BaseHook
-    except ImportError:
-        return None
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 (not found, or no Airflow configuration at hand)
+    conn = _connection(conn_id)
+    if conn is None:
         return None
     host = conn.host or "localhost"
     if "://" not in host:

@@ -342,7 +342,7 @@ def _attach(cur, run_id: int, plan: Plan) -> None:
 def _current(cur, run_id: int, *allowed: RunStatus) -> dict:
     """The run as it is now, read under the customer's lock: a run that a newer one
     superseded is never revived."""
-    run = runs.get(None, run_id, cur=cur)
+    run = runs.row(cur, run_id)
     if run["status"] == RunStatus.SUPERSEDED:
         raise RunSuperseded(f"run {run_id} was superseded by a newer file: nothing more to do")
     if allowed and run["status"] not in allowed:
@@ -450,9 +450,9 @@ def decide(conn, run_id: int, decision: str, *, by: str | None, reason: str | No
     (:class:`~sisflow.errors.ContradictingDecision`), and so is a decision on a run that is
     not held (:class:`~sisflow.errors.NotDecidable`)."""
     with conn, conn.cursor() as cur:
-        run = runs.get(None, run_id, cur=cur)
+        run = runs.row(cur, run_id)
         runs.lock_customer(cur, run["customer"])
-        run = runs.get(None, run_id, cur=cur)
+        run = runs.row(cur, run_id)
         stored = filter_.stored_decision(cur, run_id)
         if stored is None and run["status"] != RunStatus.HELD:
             raise NotDecidable(

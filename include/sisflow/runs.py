@@ -149,19 +149,22 @@ def release(conn, customer: str, holder: str) -> None:
 
 # -- run records ---------------------------------------------------------------------------------
 
-def get(conn, run_id: int, cur=None) -> dict:
-    if cur is not None:
+def get(conn, run_id: int) -> dict:
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
         cur.execute("SELECT * FROM sis.runs WHERE id = %s", (run_id,))
-        names = [d.name for d in cur.description]
         row = cur.fetchone()
-        row = dict(zip(names, row, strict=True)) if row else None
-    else:
-        with conn.cursor(cursor_factory=RealDictCursor) as dict_cur:
-            dict_cur.execute("SELECT * FROM sis.runs WHERE id = %s", (run_id,))
-            row = dict_cur.fetchone()
     if row is None:
         raise LookupError(f"no run {run_id}")
     return dict(row)
+
+
+def row(cur, run_id: int) -> dict:
+    """The run as the caller's transaction sees it (read under the customer's lock)."""
+    cur.execute("SELECT * FROM sis.runs WHERE id = %s", (run_id,))
+    found = cur.fetchone()
+    if found is None:
+        raise LookupError(f"no run {run_id}")
+    return dict(zip([d.name for d in cur.description], found, strict=True))
 
 
 _SUMMARY = ("id", "customer", "status", "file_name", "file_size", "sha256", "datasource",

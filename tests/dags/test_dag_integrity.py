@@ -69,15 +69,12 @@ def test_a_worker_parses_only_the_dag_it_runs(customers, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["import", "rollover"])
 def test_every_task_does_work_and_refusals_are_not_retried(customers, kind):
-    from airflow.sdk.bases.operator import BaseOperator
-
     customers("nordby", GOOD)
     dag = dagbag().dags[f"sisflow_{kind}__nordby"]
     assert len(dag.tasks) <= 8
     assert [t.task_id for t in dag.topological_sort()] == [
         "begin", "fetch", "stage_and_judge", "approval", "apply", "finish"]
     assert not [t for t in dag.tasks if type(t).__name__ == "EmptyOperator"]
-    assert all(isinstance(t, BaseOperator) for t in dag.tasks)
     # a refusal (too early, invalid customer, busy, a contradicting decision) fails or skips
     # its task at once (AirflowFailException); begin, approval and finish never retry
     assert {t.task_id: t.retries for t in dag.tasks if t.retries == 0} == {
