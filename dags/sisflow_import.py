@@ -1,9 +1,12 @@
-"""One import DAG and one rollover DAG per customer file in the customers folder.
+"""An import, a rollover and a readiness DAG per customer file in the customers folder.
 
     sisflow_import__<customer>     on the customer's schedule
-    sisflow_rollover__<customer>   by hand, on the date the operator chooses (rollover profile)
+    sisflow_rollover__<customer>   by hand: the new school year, the effective date (the run
+                                   waits, deferred, until that day), dry run, override
+    sisflow_readiness__<customer>  by hand, and on the customer's ``readiness_on`` days
 
-    begin -> fetch -> stage_and_judge -> (approval) -> apply -> finish
+    import, rollover:  begin -> fetch -> stage_and_judge -> (approval) -> apply -> finish
+    readiness:         check -> (approval) -> attach
 
 Each task is a call or two into ``sisflow.pipeline``, the same phases ``sisflow run`` runs;
 the run's plan (date, calendar mode, run id) travels over XCom. Parsing reads the customer
@@ -29,6 +32,7 @@ from airflow.sdk import DAG, Param, get_parsing_context
 from airflow.timetables.trigger import CronTriggerTimetable
 from sisflow.airflow_api import OPEN, REJECT
 from sisflow.config import ConfigError, CustomerConfig, load_all
+from sisflow_operators import WaitingPythonOperator
 
 OWNER = "integration-ops"
 # The trigger form. Its schemas name JSON Schema draft 7, which covers what they use: Airflow
@@ -44,6 +48,28 @@ FORM = {
     "date": Param(None, type=["null", "string"], format="date",
                   description="read the calendar for this date instead of the run's", **_DRAFT7),
 }
+ROLLOVER_FORM = {
+    "school_year": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{4}$",
+                         description="the school year to switch to, e.g. 2026-2027 (default: "
+                                     "the one after the active school year)", **_DRAFT7),
+    "effective_date": Param(None, type=["null", "string"], format="date",
+                            description="the day the rollover takes effect: today (empty) or "
+                                        "a later day; the run waits until then, holding "
+                                        "nothing. Refused before the earliest rollover date.",
+                            **_DRAFT7),
+    "dry_run": FORM["dry_run"],
+    "override": Param(False, type="boolean",
+                      description="go on despite blocking readiness findings (checked by a "
+                                  "person)", **_DRAFT7),
+    "file": FORM["file"],
+}
+READINESS_FORM = {
+    "file": Param(None, type=["null", "string"],
+                  description="check against this export (the new school year's, in the "
+                              "customer's landing zone or source folder) instead of the "
+                              "current state", **_DRAFT7),
+}
+ATTACH, DO_NOT_ATTACH = "Attach", "Do not attach"
 
 
 # -- the tasks: each a call or two into sisflow.pipeline ----------------------------------------
@@ -104,23 +130,37 @@ def _sender():
     return None
 
 
-def begin(customer, rollover, params, dag_run, ti):
-    """The date (the form's, else the run's logical date in the customer's time zone), the
-    calendar, the lease, and the apply an earlier run left half-way."""
+def _airflow(dag_run) -> dict:
     from airflow.configuration import conf
-    from sisflow import calendar, pipeline
 
     base = conf.get("api", "base_url", fallback="").rstrip("/")
-    airflow = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
-               "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"}
+    return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
+            "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"}
+
+
+def begin(customer, rollover, params, dag_run, ti):
+    """The date (the form's, else the run's logical date in the customer's time zone), the
+    calendar, the school year, the lease, and the apply an earlier run left half-way. A
+    rollover for a later effective date answers when to wait until (its operator defers)."""
+    from sisflow import calendar, pipeline
+
     holder, description = pipeline.airflow_holder(dag_run.dag_id, dag_run.run_id)
     with _step(ti, conn := _conn()):
         config = pipeline.customer_config(customer)
-        day = (date.fromisoformat(params["date"]) if params.get("date")
+        given = params.get("effective_date") or params.get("date")
+        day = (date.fromisoformat(given) if given
                else calendar.day_of(dag_run.logical_date or dag_run.run_after, config))
-        return pipeline.begin(conn, customer, holder=holder, description=description, day=day,
-                              rollover=rollover, dry_run=params["dry_run"], airflow=airflow,
-                              config=config).as_dict()
+        plan = pipeline.prepare(conn, customer, holder=holder, description=description,
+                                day=day, rollover=rollover, dry_run=params["dry_run"],
+                                airflow=_airflow(dag_run), config=config,
+                                target_year=params.get("school_year"),
+                                override=bool(params.get("override")))
+        moment = pipeline.waits_until(plan) if rollover else None
+        if moment:
+            print(f"{customer}: the rollover into {plan.school_year['label']} waits until "
+                  f"{moment.isoformat()}")
+            return {"wait_until": moment.isoformat()}
+        return pipeline.take(conn, plan, config=config).as_dict()
 
 
 def fetch(params, ti):
@@ -248,8 +288,9 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         doc_md=_doc(config, rollover),
         default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=2)},
     ) as dag:
-        first = PythonOperator(task_id="begin", python_callable=begin, retries=0,
-                               op_kwargs={"customer": customer, "rollover": rollover})
+        first = (WaitingPythonOperator if rollover else PythonOperator)(
+            task_id="begin", python_callable=begin, retries=0,
+            op_kwargs={"customer": customer, "rollover": rollover})
         got = PythonOperator(task_id="fetch", python_callable=fetch)
         judged = BranchPythonOperator(task_id="stage_and_judge", python_callable=stage_and_judge)
         approval = HITLOperator(
@@ -272,7 +313,85 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
     # The form is given to the DAG once its tasks exist: Airflow deep-copies a DAG's params into
     # every task it builds, while at run time a task's context takes them from the DAG anyway
     # (``process_params``).
-    dag.params = dict(FORM)
+    dag.params = dict(ROLLOVER_FORM if rollover else FORM)
+    return dag
+
+
+# -- readiness -----------------------------------------------------------------------------------
+
+def check(customer, params, dag_run, ti):
+    """The readiness report, emailed with a CSV per list (ids only); the proposed sync keys go
+    to the approval, when there are any."""
+    from sisflow import calendar, pipeline
+    from sisflow.readiness import readiness, send
+
+    with _step(ti, conn := _conn()):
+        config = pipeline.customer_config(customer)
+        file = pipeline.confine(customer, config, params["file"]) if params.get("file") else None
+        findings = readiness(conn, config, file=file, on=calendar.day_of(
+            dag_run.logical_date or dag_run.run_after, config))
+        email = send(findings, config, sender=_sender(), airflow=_airflow(dag_run))
+        print(f"{customer}: {email['subject']} -> {email['sent']}")
+        ti.xcom_push(key="summary", value=findings.summary())
+        proposals = findings.proposals()
+        ti.xcom_push(key="proposals", value=proposals)
+        return ["approval"] if proposals else []
+
+
+def attach(customer, dag_run, ti):
+    """The approved sync keys, attached and recorded with who approved them."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from sisflow.readiness.attach import attach as attach_keys
+
+    answer = ti.xcom_pull(task_ids="approval") or {}
+    user = answer.get("responded_by_user")
+    if answer.get("chosen_options") != [ATTACH] or not user:
+        raise AirflowSkipException("nothing attached: the attach was not approved")
+    with _step(ti, conn := _conn()):
+        ids = attach_keys(conn, customer, ti.xcom_pull(task_ids="check", key="proposals"),
+                          by=user["name"], via="airflow",
+                          source=f"{dag_run.dag_id} run {dag_run.run_id}")
+    print(f"{customer}: {len(ids)} sync keys attached by {user['name']}: attachments {ids}")
+    return ids
+
+
+_PROPOSALS = """The readiness check proposes these sync keys for manual accounts (duplicates in
+waiting). Attached, the rollover updates these accounts instead of creating second ones; every
+attach is recorded and can be undone (`sisflow readiness undo CUSTOMER ATTACHMENT --by NAME`).
+
+{% for p in ti.xcom_pull(task_ids='check', key='proposals') or [] %}
+- account {{ p.account_id }} gets sync key {{ p.sync_key }} ({{ p.certainty }}: {{ p.evidence }})
+{%- endfor %}
+"""
+
+
+def build_readiness(config: CustomerConfig) -> DAG:
+    from airflow.timetables.events import EventsTimetable
+    from pendulum import datetime as moment
+
+    days = [moment(d.year, d.month, d.day, 6, tz=config.schedule.timezone)
+            for d in config.readiness_on]
+    with DAG(
+        dag_id=f"sisflow_readiness__{config.id}",
+        schedule=EventsTimetable(days, restrict_to_events=True,
+                                 description="readiness_on days") if days else None,
+        max_active_runs=1,
+        tags=["sisflow", "readiness", config.id, config.sis_vendor.value],
+        doc_md=f"# Readiness: {config.name or config.id}\n\nThe year-end checks before the "
+               "rollover, emailed with a CSV per list; the proposed sync keys are attached "
+               "once a person approves them.",
+        default_args={"owner": OWNER, "retries": 0},
+    ) as dag:
+        checked = BranchPythonOperator(task_id="check", python_callable=check,
+                                       op_kwargs={"customer": config.id})
+        approval = HITLOperator(
+            task_id="approval", subject=f"{config.id}: attach the proposed sync keys?",
+            body=_PROPOSALS, options=[ATTACH, DO_NOT_ATTACH], defaults=[DO_NOT_ATTACH],
+            response_timeout=timedelta(days=7))
+        attached = PythonOperator(task_id="attach", python_callable=attach,
+                                  op_kwargs={"customer": config.id})
+        checked >> approval >> attached
+    dag.params = dict(READINESS_FORM)
     return dag
 
 
@@ -294,10 +413,11 @@ def _broken(error: ConfigError) -> DAG:
 _only = get_parsing_context().dag_id
 _configs, _errors = load_all()
 for _config in _configs:
-    for _rollover in (False, True):
-        if _only and _only != f"sisflow_{'rollover' if _rollover else 'import'}__{_config.id}":
+    for _kind in ("import", "rollover", "readiness"):
+        if _only and _only != f"sisflow_{_kind}__{_config.id}":
             continue
-        _dag = build(_config, rollover=_rollover)
+        _dag = (build_readiness(_config) if _kind == "readiness"
+                else build(_config, rollover=_kind == "rollover"))
         globals()[_dag.dag_id] = _dag
 for _error in _errors:
     if not _only or _only == f"sisflow_import__{_error.path.stem}":

@@ -153,9 +153,10 @@ def start(port: int, executor: str = "LocalExecutor") -> int:
     password = json.loads((airflow_home / "passwords.json").read_text())["admin"]
     print(f"""
 Airflow is up: http://localhost:{port}   user admin, password {password}
-  the DAGs of every customer in customers/ (the demo's: sisflow_import__demo and
-  sisflow_rollover__demo); trigger one with the form's file "demo-2025.xml" (it is in the demo's
-  landing zone) and date 2025-09-01; a held run waits under Required Actions.
+  the DAGs of every customer in customers/ (the demo's: sisflow_import__demo,
+  sisflow_rollover__demo and sisflow_readiness__demo); trigger the import with the form's file
+  "demo-2025.xml" (it is in the demo's landing zone) and date 2025-09-01, then the rollover with
+  file "demo-2026.xml" and effective date 2026-08-10; a held run waits under Required Actions.
   status emails: {home / 'outbox'}      logs: {airflow_home}
   sisflow filter open RUN ... answers approvals with SISFLOW_AIRFLOW_API_URL=http://localhost:{port}
   SISFLOW_AIRFLOW_USERNAME=admin SISFLOW_AIRFLOW_PASSWORD={password}

@@ -84,7 +84,7 @@ def test_first_import_builds_the_site(conn, tmp_path):
 
 def test_manual_accounts_and_courses_are_never_touched(conn, tmp_path):
     with conn, conn.cursor() as cur:
-        ids = seed_manual_objects(cur, "kommune", first_grader=("Elev", "P1"))
+        ids = seed_manual_objects(cur, "kommune", first_grader=("Elev", "P1", None))
     run(conn, tmp_path, school(), "day1.xml")
     # the file's p1 has the same name as the hand-made first-grader: a second account is made
     with conn.cursor() as cur:
@@ -180,7 +180,7 @@ def test_archiving_off_detaches_and_keeps_the_course_active(conn, tmp_path):
 def test_terms_no_longer_in_the_data_are_archived(conn, tmp_path):
     run(conn, tmp_path, school(year=2025), "y1.xml")
     nxt = school(year=2026, courses=("MAT-6A",))
-    run(conn, tmp_path, nxt, "y2.xml", on=date(2026, 8, 10))
+    run(conn, tmp_path, nxt, "y2.xml", on=date(2026, 8, 10), rollover=True)
     assert site(conn)["terms"] == {("2025-08-15..2026-06-20", True),
                                    ("2026-08-15..2027-06-20", False)}
 
@@ -249,13 +249,13 @@ def test_a_run_killed_half_way_finishes_like_an_uninterrupted_one(conn, db_url, 
     generate(second, seed=9, year=2026, size="tiny")
     env = {**os.environ, "SISFLOW_DATABASE_URL": db_url, "SISFLOW_HOME": str(tmp_path)}
 
-    def sisflow(customer, path, **extra):
-        return subprocess.run([SISFLOW, "run", customer, str(path), "--on", "2026-08-10",
-                               "--rollover"],
+    def sisflow(customer, path, *how, **extra):
+        return subprocess.run([SISFLOW, "run", customer, str(path),
+                               *(how or ("--on", "2026-08-10", "--rollover"))],
                               env={**env, **extra}, capture_output=True, text=True, timeout=300)
 
     for customer in ("killed", "calm"):
-        assert sisflow(customer, first).returncode == 0
+        assert sisflow(customer, first, "--on", "2025-09-01").returncode == 0
     killed = sisflow("killed", second, SISFLOW_CRASH_POINT=point)
     assert killed.returncode == -signal.SIGKILL
     assert sisflow("killed", second).returncode == 0  # started again
@@ -270,9 +270,9 @@ def test_a_run_killed_half_way_finishes_like_an_uninterrupted_one(conn, db_url, 
 
 def test_a_term_waits_with_its_courses_in_a_delay_delete_window(conn, tmp_path):
     run(conn, tmp_path, school(year=2024), "y1.xml", config=WINDOW, on=date(2025, 5, 20))
-    # in the window: the next school year, last year's courses and their term leave the file
+    # the rollover, in the window: last year's courses and their term leave the file
     run(conn, tmp_path, school(year=2025, courses=("MAT-6A",)), "y2.xml", config=WINDOW,
-        on=date(2025, 8, 20))
+        on=date(2025, 8, 20), rollover=True)
     s = site(conn)
     assert s["courses"]["MAT-5A"][0] == "active"
     assert ("2024-08-15..2025-06-20", False) in s["terms"]  # the term stays with its course

@@ -116,10 +116,16 @@ def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "first import" in out.stdout and "rollover" in out.stdout
     assert out.stdout.count(": committed") == 2
-    assert "(3 manual" in out.stdout  # two administrators and a first-grader made by hand
+    # the first-grader made by hand got their sync key from the readiness check: only the two
+    # administrators are manual after the rollover, and no second account was made
+    assert "1  Manual accounts that match a person in the SIS data" in out.stdout
+    assert "attached 1 sync key(s)" in out.stdout
+    assert "(2 manual" in out.stdout and "(0 duplicates)" in out.stdout
     assert "archived" in out.stdout
     outbox = tmp_path / "home" / "outbox" / "demo"
-    assert len(list(outbox.glob("*.eml"))) == 2  # one status email per run
+    # one status email per run, and the readiness report
+    assert sorted(p.name.rsplit("-", 1)[0] for p in outbox.glob("*.eml")) == [
+        "readiness-blocking", "run-1-applied", "run-2-applied"]
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
 
 

@@ -26,6 +26,7 @@ from psycopg2.extras import execute_values
 
 from . import deferred, faults, runs
 from .calendar import DELAY_DELETE, NORMAL
+from .entities import username_sql
 from .lms.adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
 from .lms.postgres_site import PostgresSite
 
@@ -85,13 +86,9 @@ class Context:
 # -- the steps, in order -------------------------------------------------------------------------
 
 def _users(ctx: Context) -> None:
-    query = """
+    query = f"""
         SELECT ch.sourcedid,
-               COALESCE((SELECT e->>1 FROM jsonb_array_elements(ch.userids) e
-                         WHERE e->>0 = 'username' LIMIT 1),
-                        -- IMS Enterprise 1.1 writes the login name as an untyped userid
-                        (SELECT e->>1 FROM jsonb_array_elements(ch.userids) e
-                         WHERE e->0 = 'null'::jsonb LIMIT 1)),
+               {username_sql('ch.userids')},
                COALESCE(ch.given, ch.fn), ch.family, ch.email,
                CASE lower(ch.institution_role)
                    WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'
@@ -101,7 +98,8 @@ def _users(ctx: Context) -> None:
                        WHERE m.customer = %(customer)s AND m.member_id = ch.sourcedid
                          AND m.idtype = 1 AND m.roletype NOT IN ('01', '04'))
                    THEN 'teacher' ELSE 'student' END
-               END
+               END,
+               ch.bday::text
         FROM sis.person_changes ch
         WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update')
     """

@@ -140,8 +140,12 @@ def cmd_diff(args) -> int:
 
 def cmd_run(args) -> int:
     conn = _connect()
+    if (args.school_year or args.override) and not args.rollover:
+        print("--school-year and --override belong to a rollover (--rollover)", file=sys.stderr)
+        return 2
     result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on,
-                          rollover=args.rollover)
+                          rollover=args.rollover, target_year=args.school_year,
+                          override=args.override)
     if args.json:
         _print_json(result)
     else:
@@ -222,6 +226,72 @@ def cmd_filter(args) -> int:
     return _exit_code(result)
 
 
+def cmd_readiness(args) -> int:
+    """The readiness report (email, and CSV files with names when asked), or an attach, an
+    undo or the list of attached sync keys."""
+    from .config import load_customer
+    from .readiness import attach as attaching
+    from .readiness import readiness, send
+
+    action, rest = (args.words[0], args.words[1:]) if args.words[0] in (
+        "attach", "undo", "attached") else ("check", args.words)
+    wanted = {"check": 1, "attach": 1, "attached": 1, "undo": 2}[action]
+    if len(rest) != wanted:
+        print(f"sisflow readiness {'' if action == 'check' else action + ' '}takes "
+              f"{'CUSTOMER ATTACHMENT' if wanted == 2 else 'CUSTOMER'}", file=sys.stderr)
+        return 2
+    config = load_customer(rest[0])
+    conn = _connect()
+    try:
+        if action == "attach":
+            if not args.from_csv:
+                print("attach needs --from-csv FILE", file=sys.stderr)
+                return 2
+            ids = attaching.attach(conn, config.id, attaching.read_csv(args.from_csv),
+                                   by=args.by, via="cli", source=args.from_csv)
+            print(f"{config.id}: {len(ids)} sync keys attached (attachments "
+                  f"{', '.join(map(str, ids)) or 'none'}); undo one with "
+                  f"'sisflow readiness undo {config.id} ATTACHMENT --by NAME'")
+            return 0
+        if action == "undo":
+            done = attaching.undo(conn, config.id, int(rest[1]), by=args.by)
+            print(f"{config.id}: attachment {done['attachment']} undone: account "
+                  f"{done['account_id']} is manual again")
+            return 0
+    except (attaching.AttachError, ValueError) as err:
+        print(f"sisflow: {err}", file=sys.stderr)
+        return EXIT_FATAL
+    if action == "attached":
+        rows = attaching.listing(conn, config.id)
+        if args.json:
+            _print_json(rows)
+        for r in [] if args.json else rows:
+            state = (f"undone by {r['undone_by']} {r['undone_at']:%Y-%m-%d %H:%M}"
+                     if r["undone_at"] else "attached")
+            print(f"  {r['id']:>5}  account {r['account_id']} <- {r['sync_key']}  by "
+                  f"{r['attached_by']} via {r['attached_via']} {r['attached_at']:%Y-%m-%d %H:%M}"
+                  f"  {state}")
+        return 0
+    findings = readiness(conn, config, file=args.file, on=args.on)
+    email = send(findings, config)
+    if args.json:
+        _print_json({**findings.summary(), "email": email})
+    else:
+        summary = findings.summary()
+        print(f"{config.id}: readiness for {summary['school_year']} against "
+              f"{summary['source']}")
+        for name, n in summary["counts"].items():
+            flag = "  BLOCKING" if name in summary["blocking"] else ""
+            print(f"  {n:>6}  {summary['titles'][name]}{flag}")
+        for note in summary["notes"]:
+            print(f"  note: {note}")
+        print(f"status email: {email['subject']}\n  -> {email['sent']}")
+    if args.csv:
+        for path in findings.write_csv(Path(args.csv)):
+            print(f"  wrote {path}")
+    return 0
+
+
 def cmd_config(args) -> int:
     from . import config as cfg
 
@@ -295,46 +365,68 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The main job on embedded defaults: a demo municipality's first import, then rollover."""
+    """The main job on embedded defaults: a demo municipality's first import, the readiness
+    check before the next school year (a first-grader made by hand gets their sync key), and
+    the rollover."""
     from .lms.postgres_site import forget_site
     from .lms.seed import seed_manual_objects
+    from .readiness import attach as attaching
+    from .readiness import readiness, send
 
     landing = settings.home() / "landing" / "demo"
     landing.mkdir(parents=True, exist_ok=True)
     conn = _connect()
     year = args.year
     size = _size(args.size)
-    first = gen.build_year(gen.Municipality(args.seed, gen.SIZES.get(size, size)), year)
-    first_grader = next(p for p in first["persons"] if p["id"].startswith(f"elev-{year}-"))
+    config = pipeline.customer_config("demo")
+    following = gen.build_year(gen.Municipality(args.seed, gen.SIZES.get(size, size)), year + 1)
+    first_grader = next(p for p in following["persons"]
+                        if p["id"].startswith(f"elev-{year + 1}-"))
     with conn, conn.cursor() as cur:
         state.forget(cur, "demo")  # every demo tells the same story from the start
         forget_site(cur, "demo")
-        seed_manual_objects(cur, "demo",
-                            first_grader=(first_grader["given"], first_grader["family"]))
-    print("The demo site starts with two administrators, a course and a first-grader made by "
-          "hand (no sync key).\n")
-    for step, school_year in enumerate((year, year + 1)):
-        path = landing / f"demo-{school_year}.xml"
-        gen.generate(path, seed=args.seed, year=school_year, size=size)
-        title = "first import" if step == 0 else "next school year (rollover)"
-        print(f"== {title}: school year {school_year}/{school_year + 1}")
-        # the second year is the rollover, triggered on a date the operator chose
-        result = pipeline.run(conn, "demo", path, on=date(school_year, 8, 10),
-                              rollover=step == 1)
-        _print_run(result)
-        print()
+        seed_manual_objects(cur, "demo", first_grader=(
+            first_grader["given"], first_grader["family"], first_grader["bday"]))
+    print("The demo site starts with two administrators, a course, and a pupil who starts "
+          f"school in August {year + 1}, made by hand (no sync key).\n")
+    paths = {}
+    for school_year in (year, year + 1):
+        paths[school_year] = landing / f"demo-{school_year}.xml"
+        gen.generate(paths[school_year], seed=args.seed, year=school_year, size=size)
+
+    print(f"== first import: school year {year}/{year + 1}")
+    _print_run(pipeline.run(conn, "demo", paths[year], on=date(year, 8, 10)))
+
+    print(f"\n== readiness before {year + 1}/{year + 2}, against next year's export")
+    findings = readiness(conn, config, file=str(paths[year + 1]), on=date(year + 1, 6, 1))
+    for name, n in findings.summary()["counts"].items():
+        print(f"  {n:>6}  {findings.title(name)}"
+              f"{'  BLOCKING' if name in findings.blocking else ''}")
+    print(f"  status email -> {send(findings, config)['sent']}")
+    csv_dir = settings.home() / "readiness" / "demo"
+    findings.write_csv(csv_dir)
+    duplicates = csv_dir / "demo-duplicates.csv"
+    ids = attaching.attach(conn, "demo", attaching.read_csv(duplicates), by="demo operator",
+                           via="cli", source=str(duplicates))
+    print(f"  attached {len(ids)} sync key(s) from {duplicates} (undo: sisflow readiness "
+          "undo demo ATTACHMENT --by NAME)")
+
+    print(f"\n== rollover into {year + 1}-{year + 2}, triggered on {year + 1}-08-10")
+    _print_run(pipeline.run(conn, "demo", paths[year + 1], on=date(year + 1, 8, 10),
+                            rollover=True))
+    print()
     args.customer, args.json = "demo", False
     cmd_lms_state(args)
     with conn.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM lms.users m JOIN lms.users s ON s.site = m.site"
-            " AND s.sync_key IS NOT NULL AND s.first_name = m.first_name"
-            " AND s.last_name = m.last_name"
-            " WHERE m.site = 'demo' AND m.sync_key IS NULL AND m.profile = 'student'"
+            " AND s.sync_key IS NOT NULL AND s.id <> m.id AND s.first_name = m.first_name"
+            " AND s.last_name = m.last_name AND s.birth_date = m.birth_date"
+            " WHERE m.site = 'demo' AND m.username = 'manuell.elev'"
         )
-        duplicates = cur.fetchone()[0]
-    print(f"\n  manual accounts untouched; {duplicates} of them now has a synced twin (the "
-          "first-grader made by hand needed a sync key before the first import)")
+        twins = cur.fetchone()[0]
+    print(f"\n  the first-grader made by hand kept one account ({twins} duplicates): the "
+          "rollover updated it by its sync key instead of creating a second one")
     print(f"\nstate folder: {settings.home()}   (sisflow lms-state demo --json for the details)")
     return 0
 
@@ -365,9 +457,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the date the customer's calendar is read for (default today)")
     p.add_argument("--rollover", action="store_true",
                    help="a rollover run: the rollover filter profile, not before the earliest "
-                        "rollover date")
+                        "rollover date; it switches the active school year when it commits")
+    p.add_argument("--school-year", metavar="YYYY-YYYY",
+                   help="rollover: the school year to switch to (default: the next one)")
+    p.add_argument("--override", action="store_true",
+                   help="rollover: go on despite blocking readiness findings")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "readiness", help="year-end readiness checks; attach or undo proposed sync keys",
+        usage="sisflow readiness CUSTOMER [--file FILE] [--csv DIR] [--on DATE] [--json]\n"
+              "       sisflow readiness attach CUSTOMER --from-csv FILE --by NAME\n"
+              "       sisflow readiness undo CUSTOMER ATTACHMENT --by NAME\n"
+              "       sisflow readiness attached CUSTOMER")
+    p.add_argument("words", nargs="+", metavar="CUSTOMER")
+    p.add_argument("--file", help="check against this export (the new school year's, say) "
+                                  "instead of the current state")
+    p.add_argument("--csv", metavar="DIR", help="write a CSV per list, with names, into DIR")
+    p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
+                   help="the date inactivity is measured to (default today)")
+    p.add_argument("--from-csv", metavar="FILE", help="attach: the duplicates CSV to attach")
+    p.add_argument("--by", help="attach, undo: who does it (kept with the record)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_readiness)
 
     p = sub.add_parser("filter", help="a run's filter verdict; open or reject a held run")
     p.add_argument("action", choices=["show", "open", "reject"])

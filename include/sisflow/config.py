@@ -178,6 +178,8 @@ class CustomerConfig(_Strict):
     delay_delete: list[Window] = []
     #: summer teaching: the integration cannot be paused
     summer_school: bool = False
+    #: days the readiness DAG runs by itself (06:00 Europe/Oslo), before the school year ends
+    readiness_on: list[date] = []
     filter: FilterConfig = FilterConfig()
     #: archive an integration-created course whose group left the file (else: detach it)
     course_archiving: bool = True

@@ -89,3 +89,20 @@ class RunSuperseded(Refusal):
     outcome = "superseded"
     fails_the_run = False
     advice = "Nothing to do: the newer run carries the customer forward."
+
+
+class WrongSchoolYear(Refusal):
+    """A rollover into a school year that is not after the active one (or not a school year)."""
+
+    outcome = "refused"
+    advice = ("Give the school year to roll over into (e.g. 2026-2027); it must come after the "
+              "customer's active school year.")
+
+
+class NotReady(Refusal):
+    """Rollover stopped by blocking readiness findings that the operator did not override."""
+
+    outcome = "not-ready"
+    advice = ("Nothing was applied and the school year was not switched. Resolve the blocking "
+              "findings (attach sync keys: 'sisflow readiness attach CUSTOMER --from-csv "
+              "FILE'), or trigger the rollover again with 'override' set once they are checked.")

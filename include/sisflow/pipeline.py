@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import apply as lms_apply
-from . import calendar, deferred, diff, runs, staging, state
+from . import calendar, deferred, diff, runs, school_year, staging, state
 from . import filter as filter_
 from .calendar import Mode
 from .config import ConfigError, CustomerConfig, load_customer
@@ -40,9 +40,11 @@ from .errors import (
     FileRejected,
     InvalidCustomer,
     NotDecidable,
+    NotReady,
     Refusal,
     RolloverTooEarly,
     RunSuperseded,
+    WrongSchoolYear,
 )
 from .ims.reader import ImsReader
 from .ims.records import FatalFileError
@@ -75,6 +77,10 @@ class Plan:
     finished: list[dict] = field(default_factory=list)
     held_email: dict | None = None  # the HELD email, when this run was held
     fetched: dict | None = None  # what the fetch asked for: {"school_year": "2025-2026"}
+    #: the school year the run works in: the active one, or the one a rollover switches to
+    school_year: dict | None = None
+    override: bool = False  # rollover: go on despite blocking readiness findings
+    readiness: dict | None = None  # rollover: the readiness findings' summary
 
     @property
     def rollover(self) -> bool:
@@ -115,27 +121,91 @@ def customer_config(customer: str, config: CustomerConfig | None = None) -> Cust
 
 def begin(conn, customer: str, *, holder: str, description: str, day: date | None = None,
           rollover: bool = False, dry_run: bool = False, airflow: dict | None = None,
-          process: bool = False, config: CustomerConfig | None = None) -> Plan:
+          process: bool = False, config: CustomerConfig | None = None,
+          target_year: str | None = None, override: bool = False) -> Plan:
     """Resolve the run's date and calendar once, refuse what must not run, take the lease and
-    finish what an earlier run left pending. ``process``: the holder is this process."""
+    finish what an earlier run left pending. ``process``: the holder is this process.
+    A rollover works in ``target_year`` (default: the year after the active one), which its
+    commit makes the active school year."""
+    config = customer_config(customer, config)
+    plan = prepare(conn, customer, holder=holder, description=description, day=day,
+                   rollover=rollover, dry_run=dry_run, airflow=airflow, config=config,
+                   target_year=target_year, override=override)
+    return take(conn, plan, config=config, process=process)
+
+
+def prepare(conn, customer: str, *, holder: str, description: str, day: date | None = None,
+            rollover: bool = False, dry_run: bool = False, airflow: dict | None = None,
+            config: CustomerConfig | None = None, target_year: str | None = None,
+            override: bool = False) -> Plan:
+    """The run's plan, and the refusals that need no lease (a rollover too early, into a
+    wrong school year): nothing is held yet, so a rollover may wait for its day after this."""
     config = customer_config(customer, config)
     day = day or calendar.today()
     cal = calendar.state_on(config, day)
     plan = Plan(customer=customer, kind="rollover" if rollover else "import",
                 day=day.isoformat(), mode=str(cal.mode), dry_run=dry_run, holder=holder,
                 description=description, calendar={"date": day.isoformat(), **cal.as_dict()},
-                airflow=airflow)
+                airflow=airflow, override=override)
+    with conn, conn.cursor() as cur:
+        year = school_year.stored(cur, customer)
+        again = rollover and school_year.set_by_rollover(cur, customer)
+    # before the first import there is no old school year to keep apart from a new one
+    holds_back = rollover or year is not None
+    if rollover:
+        year = _rollover_year(config, year, target_year, day, again=again)
+    plan.school_year = {**(year or school_year.containing(day, config)).as_dict(),
+                        "holds_back": holds_back}
     if cal.mode == Mode.PAUSED:
         log.info("%s is paused until %s: nothing fetched or applied", customer, cal.until)
         plan.outcome = "paused"
+    return plan
+
+
+def take(conn, plan: Plan, *, config: CustomerConfig | None = None,
+         process: bool = False) -> Plan:
+    """The customer's lease for the run, and the apply an earlier run left half-way."""
+    if plan.outcome == "paused":
         return plan
-    if rollover and day < cal.earliest_rollover:
-        raise RolloverTooEarly(
-            f"rollover is allowed from {cal.earliest_rollover}, not on {day}")
-    runs.acquire(conn, customer, holder, description, process=process)
-    if not dry_run:
+    config = customer_config(plan.customer, config)
+    runs.acquire(conn, plan.customer, plan.holder, plan.description, process=process)
+    if not plan.dry_run:
         plan.finished = _finish_pending_apply(conn, plan, config)
     return plan
+
+
+def _rollover_year(config: CustomerConfig, active: school_year.SchoolYear | None,
+                   label: str | None, day: date, *, again: bool = False
+                   ) -> school_year.SchoolYear:
+    """The school year a rollover on ``day`` goes into: by default the one after the active
+    one; before any import, the one ``day`` falls in; and the active one itself when a
+    rollover switched to it and the next one's date has not come (the rollover triggered
+    again: it finishes what a crash left). Refused when it is not a later year, or when
+    ``day`` is before the earliest date that year allows."""
+    try:
+        target = (school_year.of_label(label, config) if label
+                  else school_year.starting(active.start.year + 1, config) if active
+                  else school_year.containing(day, config))
+    except ValueError as err:
+        raise WrongSchoolYear(str(err)) from None
+    active = active or school_year.containing(day, config)
+    if again and not label and day < school_year.earliest_rollover(config, active, target):
+        return active
+    if target.start < active.start:
+        raise WrongSchoolYear(f"{target.label} is before the active school year {active.label}")
+    earliest = school_year.earliest_rollover(config, active, target)
+    if day < earliest:
+        raise RolloverTooEarly(f"rollover into {target.label} is allowed from {earliest}, "
+                               f"not on {day}")
+    return target
+
+
+def waits_until(plan: Plan, now: datetime | None = None) -> datetime | None:
+    """A rollover for a later effective date waits until that day begins in the customer's
+    time zone (the DAG defers until then, holding nothing); None when it may go on now."""
+    start = datetime.combine(date.fromisoformat(plan.day), datetime.min.time(),
+                             tzinfo=calendar.OSLO)
+    return start if start > (now or datetime.now(UTC)) else None
 
 
 def _finish_pending_apply(conn, plan: Plan, config: CustomerConfig) -> list[dict]:
@@ -180,7 +250,7 @@ def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = N
     source = config.source
     if file:
         if confined:
-            file = _confined(plan.customer, config, file)
+            file = confine(plan.customer, config, file)
         return str(folder.fetch(plan.customer, source, file))
     if source is None:
         raise folder.NothingToFetch(f"{plan.customer} has no source: give a file")
@@ -193,12 +263,20 @@ def fetch(plan: Plan, config: CustomerConfig | None = None, file: str | None = N
             return sftp.fetch(plan.customer, source, client)
     from .airflow_connections import HttpSource
 
-    year = calendar.school_year_on(config, date.fromisoformat(plan.day))
+    year = _year_of(plan, config)
     plan.fetched = {"school_year": http_trigger.school_year_label(year)}
     return http_trigger.fetch(plan.customer, source, HttpSource(source.conn_id), year)
 
 
-def _confined(customer: str, config: CustomerConfig, file: str) -> str:
+def _year_of(plan: Plan, config: CustomerConfig) -> school_year.SchoolYear:
+    if plan.school_year:
+        return school_year.SchoolYear.from_dict(plan.school_year)
+    return school_year.containing(date.fromisoformat(plan.day), config)  # a plan from before
+
+
+def confine(customer: str, config: CustomerConfig, file: str) -> str:
+    """A file named in an Airflow form, inside the customer's landing zone or source folder;
+    :class:`~sisflow.errors.FileNotAllowed` otherwise."""
     from .sources import landing
 
     landed = landing.within(customer, file)
@@ -261,7 +339,11 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
                 log.info("run %s superseded by a newer file", old)
         committed = runs.latest(cur, customer, (RunStatus.COMMITTED,))
         release = plan.mode == Mode.NORMAL and deferred.waiting(cur, customer) > 0
-        if committed and committed["sha256"] == sha256 and not release:
+        # the same file read for another school year (a rollover after an import that kept
+        # next year's groups back) is not the same import
+        same_year = (committed or {}).get("school_year") in (
+            None, (plan.school_year or {}).get("label"))
+        if committed and committed["sha256"] == sha256 and not release and same_year:
             run_id = runs.create(cur, customer, recorded, name, size, sha256,
                                  status=RunStatus.UNCHANGED, same_as_run=committed["id"],
                                  base_run=committed["id"], counts=_no_changes(),
@@ -282,6 +364,10 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
             _refuse_an_older_file(cur, customer, path, result)
             staging.store_problems(cur, run_id, result)
             staging.store_kept(cur, run_id, result)
+            if plan.school_year and plan.school_year.get("holds_back", True):
+                # no new group of a later school year before its rollover
+                staging.hold_back_later_years(cur, run_id, customer,
+                                              school_year.SchoolYear.from_dict(plan.school_year))
             skipped = dict(result.skipped)
             props = result.properties
             if props.type != "full":
@@ -413,6 +499,8 @@ def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | Non
     config = customer_config(plan.customer, config)
     with landing.local_copy(path) as local:
         run = stage(conn, plan, local, default_type=config.file_type, recorded_as=path)
+    if run["status"] == RunStatus.STAGED and plan.rollover:
+        run = _ready(conn, plan, run, config)
     if run["status"] == RunStatus.STAGED:
         run = compute_diff(conn, plan, run["id"])
     if run["status"] == RunStatus.DIFFED:
@@ -439,6 +527,30 @@ def stage_and_judge(conn, plan: Plan, path: str, *, config: CustomerConfig | Non
         where = f"line {fatal['line']}: " if fatal.get("line") else ""
         raise FileRejected(f"{run['file_name']} was rejected whole: {where}{fatal.get('reason')}")
     return plan
+
+
+def _ready(conn, plan: Plan, run: dict, config: CustomerConfig) -> dict:
+    """A rollover's readiness checks, against the file it staged: blocking findings stop it
+    (nothing diffed or applied, the school year not switched) unless the operator overrode
+    them in the form; a dry run only reports them."""
+    from . import readiness
+
+    with conn, conn.cursor() as cur:
+        findings = readiness.check(cur, config, school_year.SchoolYear.from_dict(
+            plan.school_year), people=readiness.staged_people(cur, run["id"]),
+            on=date.fromisoformat(plan.day))
+    plan.readiness = {**findings.summary(), "overridden": bool(plan.override
+                                                                and findings.blocking)}
+    if not findings.blocking or plan.override or plan.dry_run:
+        return run
+    with conn, conn.cursor() as cur:
+        runs.guard(cur, plan.customer, plan.holder)
+        staging.drop(cur, run["id"])
+        runs.update(cur, run["id"], status=RunStatus.ABORTED, plan=plan.as_dict())
+    plan.run_id, plan.status = run["id"], RunStatus.ABORTED
+    raise NotReady(f"rollover into {plan.school_year['label']} stopped by blocking readiness "
+                   "findings: " + ", ".join(f"{findings.title(name)} {n}"
+                                            for name, n in findings.blocking.items()))
 
 
 # -- decide --------------------------------------------------------------------------------------
@@ -497,6 +609,9 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
                 f"run {run_id} was diffed against run {run['base_run']}, but the current state"
                 f" is now run {committed['id'] if committed else None}: stage the file again")
         state.apply_changes(cur, run_id, plan.customer)
+        if plan.school_year:  # the first import sets it; a rollover switches it
+            school_year.record(cur, plan.customer,
+                               school_year.SchoolYear.from_dict(plan.school_year), run_id)
         staging.drop(cur, run_id)
         runs.update(cur, run_id, status=RunStatus.COMMITTED)
     log.info("run %s committed", run_id)
@@ -588,18 +703,22 @@ def _prune_landing(conn, plan: Plan, config: CustomerConfig) -> None:
 
 def run(conn, customer: str, path=None, *, dry_run: bool = False, on: date | None = None,
         config: CustomerConfig | None = None, rollover: bool = False, sender=None,
-        holder: tuple[str, str] | None = None, now: datetime | None = None) -> dict:
+        holder: tuple[str, str] | None = None, now: datetime | None = None,
+        target_year: str | None = None, override: bool = False) -> dict:
     """One run without Airflow: the same phases the DAG's tasks run, in order. ``path``: a
     file to import; None fetches the newest export from the customer's source.
 
     ``on`` is the date the calendar is read for (default today in Europe/Oslo). A dry run
-    computes the change set and the filter's verdict and applies nothing. A rollover is judged
-    by the rollover profile and refused before the earliest rollover date. A held run stops
-    here; ``sisflow filter open`` goes on with it."""
+    computes the change set and the filter's verdict and applies nothing. A rollover goes into
+    ``target_year`` (default: the year after the active one), is refused before that year's
+    earliest rollover date, stops on blocking readiness findings unless ``override``, is judged
+    by the rollover profile and switches the active school year when it commits. A held run
+    stops here; ``sisflow filter open`` goes on with it."""
     holder, description = holder or process_holder()
     try:
         plan = begin(conn, customer, holder=holder, description=description, day=on,
-                     rollover=rollover, dry_run=dry_run, process=True, config=config)
+                     rollover=rollover, dry_run=dry_run, process=True, config=config,
+                     target_year=target_year, override=override)
     except Refusal as err:
         log.warning("%s: %s", customer, err)
         return finish(conn, None, customer=customer, config=config, refusal=err, sender=sender,

@@ -226,3 +226,45 @@ def check_delta_references(cur, run_id: int, customer: str) -> int:
 def drop(cur, run_id: int) -> None:
     for entity in ENTITIES:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(entity.staged(run_id)))
+
+
+#: the start of the reason kept for a group of a school year that is not active yet
+LATER_YEAR = "belongs to school year"
+
+
+def hold_back_later_years(cur, run_id: int, customer: str, year) -> int:
+    """New groups that begin after the run's school year ends (and their memberships) wait
+    for the rollover into their year: taken out of the staged file and kept, so nothing is
+    created for them. A group already in the current state goes on as usual. Returns how
+    many groups wait."""
+    staged_g, staged_m = BY_NAME["group"].staged(run_id), MEMBERSHIP.staged(run_id)
+    cur.execute(
+        sql.SQL(
+            """
+            WITH later AS (
+                DELETE FROM {g} g
+                WHERE g.begin_date > %(end)s AND g.recstatus IS DISTINCT FROM 3
+                  AND NOT EXISTS (SELECT 1 FROM sis.groups c WHERE c.customer = %(customer)s
+                                  AND c.sourcedid = g.sourcedid)
+                RETURNING g.sourcedid, g.line, g.begin_date
+            )
+            INSERT INTO sis.kept (run_id, entity, record_id, member_id, line, reason)
+            SELECT %(run)s, 'group', sourcedid, NULL, line,
+                   %(prefix)s || ' ' || extract(year FROM begin_date - interval '7 months')::int
+                   || '-' || (extract(year FROM begin_date - interval '7 months')::int + 1)
+                   || ', which is not active yet: it waits for the rollover'
+            FROM later
+            """
+        ).format(g=staged_g),
+        {"run": run_id, "end": year.end, "prefix": LATER_YEAR, "customer": customer},
+    )
+    waiting = cur.rowcount
+    if waiting:
+        cur.execute(
+            sql.SQL("DELETE FROM {m} m USING sis.kept k WHERE k.run_id = %(run)s"
+                    " AND k.entity = 'group' AND k.reason LIKE %(like)s"
+                    " AND k.record_id IN (m.group_id, CASE WHEN m.idtype = 2"
+                    " THEN m.member_id END)").format(m=staged_m),
+            {"run": run_id, "like": LATER_YEAR + " %"},
+        )
+    return waiting

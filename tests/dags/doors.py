@@ -79,6 +79,19 @@ class World:
             cur.execute(sql, args)
             return cur.fetchall()
 
+    def first_grader_by_hand(self, year: int) -> dict:
+        """A pupil who starts school in August ``year``, made by hand in the LMS (no sync
+        key): the classic duplicate in waiting."""
+        from sisflow.ims.generate import Municipality, build_year
+        from sisflow.lms.seed import seed_manual_objects
+
+        pupil = next(p for p in build_year(Municipality(4, 70), year)["persons"]
+                     if p["id"].startswith(f"elev-{year}-"))
+        with psycopg2.connect(self.db_url) as conn, conn.cursor() as cur:
+            seed_manual_objects(cur, "kommune", first_grader=(pupil["given"], pupil["family"],
+                                                              pupil["bday"]))
+        return pupil
+
     def held_run(self) -> int:
         return self.query("SELECT id FROM sis.runs WHERE status = 'held' ORDER BY id DESC")[0][0]
 
@@ -120,8 +133,14 @@ class World:
             leases = cur.fetchone()[0]
             current = state.snapshot(cur, "kommune")
             lms = {k: without_ids(v) for k, v in PostgresSite(cur, "kommune").snapshot().items()}
+            cur.execute("SELECT label FROM sis.school_years ORDER BY set_at")
+            years = [row[0] for row in cur.fetchall()]
+            cur.execute("SELECT sync_key, certainty, undone_at IS NOT NULL"
+                        " FROM sis.sync_key_attachments ORDER BY id")
+            attached = cur.fetchall()
         return {"runs": run_rows, "decisions": decisions, "deferred": deferred,
-                "leases": leases, "current": current, "lms": lms, "outbox": self.outbox()}
+                "leases": leases, "current": current, "lms": lms, "outbox": self.outbox(),
+                "school_years": years, "attached": attached}
 
 
 def sisflow(world: World, *args, extra_env: dict | None = None):
@@ -142,10 +161,10 @@ class CliDoor:
         self.world = world
 
     def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None) -> str:
+            fail=None, override=False) -> str:
         # like the DAG, the command fetches the newest export from the source unless given one
         args = ["run", "kommune", *([file] if file else []), "--on", day]
-        args += ["--rollover"] * rollover + ["--dry-run"] * dry_run
+        args += ["--rollover"] * rollover + ["--dry-run"] * dry_run + ["--override"] * override
         out = sisflow(self.world, *args, extra_env={"SISFLOW_FAIL_POINT": fail} if fail else {})
         if answer and out.returncode == 0:
             how, choice = answer
@@ -157,6 +176,19 @@ class CliDoor:
                 out = sisflow(self.world, "filter", choice, run_id, "--by", "kari",
                               "--reason", "checked with the school")
         return {0: "success", 3: "refused"}.get(out.returncode, f"exit {out.returncode}")
+
+    def readiness(self, file, day: str, *, attach: bool) -> str:
+        """The readiness report against ``file``, then the proposed sync keys attached from
+        its CSV file (as an operator would, after reading it)."""
+        folder = self.world.root / "csv"
+        out = sisflow(self.world, "readiness", "kommune", "--file", file, "--on", day,
+                      "--csv", folder)
+        assert out.returncode == 0, out.stderr
+        if attach:
+            out = sisflow(self.world, "readiness", "attach", "kommune", "--from-csv",
+                          folder / "kommune-duplicates.csv", "--by", "kari")
+            assert out.returncode == 0, out.stderr
+        return "success"
 
 
 class DagDoor:
@@ -171,7 +203,7 @@ class DagDoor:
         os.environ.update(world.env)
 
     def run(self, day: str | None, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None, logical_date=None) -> str:
+            fail=None, logical_date=None, override=False) -> str:
         """``day`` goes into the form's date; None leaves it out (``logical_date`` decides)."""
         os.environ.update(self.world.env)
         dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
@@ -183,10 +215,28 @@ class DagDoor:
             os.environ["SISFLOW_FAIL_POINT"] = fail
         try:
             conf = {"dry_run": dry_run, "file": str(file) if file else None}
-            run = dag.test(run_conf={**conf, "date": day} if day else conf,
-                           logical_date=logical_date)
+            if day:  # the rollover's form has an effective date where the import's has a date
+                conf["effective_date" if rollover else "date"] = day
+            if override:
+                conf["override"] = True
+            run = dag.test(run_conf=conf, logical_date=logical_date)
         finally:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
+        assert errors == []
+        return run.state
+
+    def readiness(self, file, day: str, *, attach: bool) -> str:
+        """The readiness DAG run against ``file``; its approval answered as a person would on
+        the Required Actions page: attach, or not."""
+        from datetime import date, datetime, time
+        from zoneinfo import ZoneInfo
+
+        os.environ.update(self.world.env)
+        dag = dagbag().dags["sisflow_readiness__kommune"]
+        errors = when_asked(answer_in_airflow("Attach" if attach else "Do not attach",
+                                              "checked the list"))
+        on = datetime.combine(date.fromisoformat(day), time(6), tzinfo=ZoneInfo("Europe/Oslo"))
+        run = dag.test(run_conf={"file": str(file)}, logical_date=on)
         assert errors == []
         return run.state
 

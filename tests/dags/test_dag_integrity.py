@@ -8,13 +8,13 @@ from tests.dags.conftest import dagbag
 GOOD = "name: Nordby kommune\nschedule: {cron: '15 5 * * 1-5'}\nsource: {kind: folder, path: /x}\n"
 
 
-def test_every_customer_gets_an_import_and_a_rollover_dag(customers):
+def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers):
     customers("nordby", GOOD)
     customers("sorby", "sis_vendor: IST Extens\n")
     bag = dagbag()
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"sisflow_import__nordby", "sisflow_rollover__nordby",
-                             "sisflow_import__sorby", "sisflow_rollover__sorby"}
+    assert set(bag.dags) == {f"sisflow_{kind}__{customer}" for customer in ("nordby", "sorby")
+                             for kind in ("import", "rollover", "readiness")}
     dag = bag.dags["sisflow_import__nordby"]
     assert dag.timetable.summary == "15 5 * * 1-5"
     assert str(dag.timetable._timezone.name) == "Europe/Oslo"
@@ -24,6 +24,21 @@ def test_every_customer_gets_an_import_and_a_rollover_dag(customers):
     assert "Filter thresholds" in dag.doc_md and "person | delete | 200 | 5%" in dag.doc_md
     assert type(bag.dags["sisflow_rollover__nordby"].timetable).__name__ == "NullTimetable"
     assert set(dag.params) == {"dry_run", "file", "date"}
+    # the rollover's own form: the new school year, the effective date, the override
+    assert set(bag.dags["sisflow_rollover__nordby"].params) == {
+        "school_year", "effective_date", "dry_run", "override", "file"}
+
+
+def test_the_readiness_dag_runs_on_the_customers_readiness_days(customers):
+    customers("nordby", GOOD + "readiness_on: [2027-05-03, 2027-06-01]\n")
+    customers("sorby", "sis_vendor: IST Extens\n")
+    bag = dagbag()
+    dag = bag.dags["sisflow_readiness__nordby"]
+    assert [t.task_id for t in dag.topological_sort()] == ["check", "approval", "attach"]
+    assert [d.isoformat() for d in dag.timetable.event_dates] == [
+        "2027-05-03T06:00:00+02:00", "2027-06-01T06:00:00+02:00"]
+    assert dag.get_task("approval").defaults == ["Do not attach"]
+    assert type(bag.dags["sisflow_readiness__sorby"].timetable).__name__ == "NullTimetable"
 
 
 def test_a_broken_customer_file_never_stops_the_others(customers):

@@ -147,6 +147,35 @@ def landing_in_object_storage(w, door):
     assert door.run("2025-09-02") == "success"  # the same file again, read from there
 
 
+def rollover_stopped_by_readiness(w, door):
+    normal_import(w, door)
+    w.first_grader_by_hand(2026)  # made by hand in June: no sync key
+    w.export(2026)
+    assert door.run("2026-08-01", rollover=True) in ("failed", "refused")
+
+
+def rollover_overridden(w, door):
+    normal_import(w, door)
+    w.first_grader_by_hand(2026)
+    w.export(2026)
+    assert door.run("2026-08-01", rollover=True, override=True) == "success"
+
+
+def readiness_attach_then_rollover(w, door):
+    normal_import(w, door)
+    w.first_grader_by_hand(2026)
+    # the SIS's export of the new school year, read before the rollover
+    assert door.readiness(w.export(2026), "2026-06-01", attach=True) == "success"
+    assert door.run("2026-08-01", rollover=True) == "success"
+
+
+def next_years_export_before_the_rollover(w, door):
+    normal_import(w, door)
+    w.export(2026)  # the SIS sends next year's export already: its new groups wait...
+    assert door.run("2026-08-05") == "success"
+    assert door.run("2026-08-06", rollover=True) == "success"  # ...for the rollover
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -169,6 +198,12 @@ SCENARIOS = {
     "source down": (source_down, ["failed"]),
     "landing zone in object storage": (landing_in_object_storage,
                                        ["applied", "nothing-changed"]),
+    "rollover stopped by readiness": (rollover_stopped_by_readiness, ["applied", "not-ready"]),
+    "rollover, readiness overridden": (rollover_overridden, ["applied", "applied"]),
+    "readiness, attach, rollover": (readiness_attach_then_rollover,
+                                    ["applied", "readiness-blocking", "applied"]),
+    "next year's export before the rollover": (next_years_export_before_the_rollover,
+                                               ["applied", "applied", "applied"]),
 }
 
 
@@ -224,7 +259,8 @@ def test_a_refused_rollover_says_why_and_what_to_do_through_both_doors(worlds):
     for door in worlds:
         rollover_too_early(door.world, door)
         text = door.world.email("rollover-too-early")
-        assert "rollover is allowed from 2026-08-01, not on 2026-07-20" in text, door.name
+        assert "rollover into 2026-2027 is allowed from 2026-08-01, not on 2026-07-20" in text, \
+            door.name
         assert "Trigger the rollover again on or after the earliest rollover date" in text
         assert "rollover: REFUSED" in text.splitlines()[0]  # marked as the rollover's email
         assert "Next scheduled run" not in text  # the import's schedule is not the rollover's
@@ -319,3 +355,102 @@ def test_the_form_reads_no_file_outside_the_customers_own_folders(worlds):
     assert w.query("SELECT count(*) FROM sis.runs") == [(0,)]
     # a name in the landing zone is fine
     assert dag.run("2025-09-01", file=w.by_hand(2025).name) == "success"
+
+
+# -- readiness and the rollover -----------------------------------------------------------------
+
+def _accounts_of(w, pupil) -> list[tuple]:
+    return w.query("SELECT username, sync_key FROM lms.users WHERE first_name = %s"
+                   " AND last_name = %s AND birth_date = %s ORDER BY id",
+                   pupil["given"], pupil["family"], pupil["bday"])
+
+
+def test_a_first_grader_whose_account_got_its_sync_key_gets_no_second_one(worlds):
+    for door in worlds:
+        w = door.world
+        normal_import(w, door)
+        pupil = w.first_grader_by_hand(2026)
+        assert door.readiness(w.export(2026), "2026-06-01", attach=True) == "success"
+        text = w.email("readiness-blocking")
+        assert "readiness for 2026-2027: 1 blocking findings" in text
+        assert f"| {pupil['id']} | medium | name+birth date" in text
+        assert pupil["family"] not in text  # ids in the email, names only in asked-for CSVs
+        assert door.run("2026-08-01", rollover=True) == "success"
+        # one account: the one made by hand, now with its key and the SIS's username
+        assert _accounts_of(w, pupil) == [(pupil["username"], pupil["id"])], door.name
+        assert w.query("SELECT label FROM sis.school_years ORDER BY set_at") == [
+            ("2025-2026",), ("2026-2027",)]
+        text = w.email("applied")
+        assert "School year: 2026-2027" in text and "now the active one" in text
+        assert "Readiness for 2026-2027 (against the file of run" in text
+
+
+def test_a_stopped_rollover_switches_nothing_and_says_why(worlds):
+    for door in worlds:
+        w = door.world
+        rollover_stopped_by_readiness(w, door)
+        text = w.email("not-ready")
+        assert "rollover: STOPPED by blocking readiness findings" in text, door.name
+        assert "duplicates in waiting: attach the sync key) 1" in text
+        assert "sisflow readiness attach CUSTOMER --from-csv" in text
+        assert "School year: 2026-2027 (2026-08-01 to 2027-07-31), not switched" in text
+        assert w.query("SELECT label FROM sis.school_years") == [("2025-2026",)]
+        assert w.query("SELECT count(*) FROM lms.users WHERE sync_key LIKE 'elev-2026-%%'") \
+            == [(0,)]
+
+
+def test_an_attach_not_approved_in_airflow_attaches_nothing(worlds):
+    _, dag = worlds
+    w = dag.world
+    normal_import(w, dag)
+    w.first_grader_by_hand(2026)
+    assert dag.readiness(w.export(2026), "2026-06-01", attach=False) == "success"
+    assert w.query("SELECT count(*) FROM sis.sync_key_attachments") == [(0,)]
+    assert w.query("SELECT count(*) FROM lms.users WHERE sync_key IS NULL"
+                   " AND profile = 'student'") == [(1,)]
+
+
+def test_a_rollover_for_a_later_day_waits_deferred_and_holds_nothing(worlds, caplog):
+    """The form's effective date is tomorrow: ``begin`` defers until the day starts in Oslo
+    (Airflow's DateTimeTrigger, run in line by dag.test), and only then takes the customer. The
+    clock is set to three seconds before midnight so the test waits that long."""
+    import logging
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    import time_machine
+
+    _, dag = worlds
+    w = dag.world
+    normal_import(w, dag)
+    w.export(2026)
+    oslo = ZoneInfo("Europe/Oslo")
+    tomorrow = datetime.now(oslo).date() + timedelta(days=1)
+    midnight = datetime.combine(tomorrow, time(0), tzinfo=oslo)
+    caplog.set_level(logging.INFO, logger="airflow.sdk.definitions.dag")
+    with time_machine.travel(midnight - timedelta(seconds=3), tick=True):
+        assert dag.run(tomorrow.isoformat(), rollover=True) == "success"
+        finished = datetime.now(oslo)
+    assert finished >= midnight  # it did not go on before its day
+    assert "running trigger in line" in caplog.text  # begin deferred: a trigger waited
+    assert w.outbox() == ["applied", "applied"]
+    assert w.query("SELECT label FROM sis.school_years ORDER BY set_at") == [
+        ("2025-2026",), ("2026-2027",)]
+    assert w.query("SELECT plan->>'day' FROM sis.runs ORDER BY id DESC LIMIT 1") == [
+        (tomorrow.isoformat(),)]
+
+
+def test_a_rollover_for_a_day_before_the_earliest_date_is_refused_at_once(worlds):
+    from tests.dags.conftest import dagbag
+
+    _, dag = worlds
+    w = dag.world
+    normal_import(w, dag)
+    w.export(2026)
+    # triggered months ahead, for 20 July 2027 into 2027-2028: refused now, not after waiting
+    run = dagbag().dags["sisflow_rollover__kommune"].test(run_conf={
+        "effective_date": "2027-07-20", "school_year": "2027-2028", "dry_run": False})
+    assert run.state == "failed"
+    assert w.outbox() == ["applied", "rollover-too-early"]
+    assert "rollover into 2027-2028 is allowed from 2027-08-01, not on 2027-07-20" in \
+        w.email("rollover-too-early")

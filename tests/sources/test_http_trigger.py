@@ -108,14 +108,14 @@ def test_a_sis_that_is_down_fails_with_a_clear_reason(sis, monkeypatch):
 SISFLOW = str(Path(sys.executable).with_name("sisflow"))
 
 
-def run_command(tmp_path, db_url, day, customers):
+def run_command(tmp_path, db_url, day, customers, *more):
     env = {**os.environ, "SISFLOW_DATABASE_URL": db_url,
            "SISFLOW_CUSTOMERS_DIR": str(customers)}
-    return subprocess.run([SISFLOW, "run", "kommune", "--on", day, "--json"],
+    return subprocess.run([SISFLOW, "run", "kommune", "--on", day, "--json", *more],
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_the_school_year_asked_for_changes_with_the_calendar_and_the_email_says_it(
+def test_the_school_year_asked_for_changes_with_the_rollover_and_the_email_says_it(
         sis, db_url, tmp_path):
     customers = tmp_path / "customers"
     customers.mkdir()
@@ -126,11 +126,19 @@ def test_the_school_year_asked_for_changes_with_the_calendar_and_the_email_says_
         encoding="utf-8")
     before = run_command(tmp_path, db_url, "2026-06-15", customers)
     assert before.returncode == 0, before.stdout + before.stderr
-    after = run_command(tmp_path, db_url, "2026-08-10", customers)  # the next school year
-    assert [r["school_year"] for r in sis["requests"]] == ["2025-2026", "2026-2027"]
+    # in August a daily import still asks for the active school year: only the rollover
+    # switches it (domain rule 12)
+    august = run_command(tmp_path, db_url, "2026-08-09", customers)
+    assert json.loads(august.stdout)["status"] == "unchanged"
+    after = run_command(tmp_path, db_url, "2026-08-10", customers, "--rollover")
+    assert [r["school_year"] for r in sis["requests"]] == ["2025-2026", "2025-2026",
+                                                           "2026-2027"]
     first = json.loads(before.stdout)
     assert first["status"] == "committed"
-    assert json.loads(after.stdout)["status"] == "unchanged"  # the SIS sent the same file
+    # the SIS sent last year's file again: the rollover stops, nothing switched
+    stopped = json.loads(after.stdout)
+    assert stopped["status"] == "aborted" and stopped["refusal"]["outcome"] == "not-ready"
+    assert "No terms for the new school year in the file" in stopped["refusal"]["reason"]
     text = Path(first["email"]["sent"]).read_text()
     assert "Asked the SIS for an export of school year 2025-2026" in text
 

@@ -21,6 +21,7 @@ class UserRow(NamedTuple):
     last_name: str | None
     email: str | None
     profile: str  # student, teacher, staff, admin, guest
+    birth_date: str | None = None  # ISO date: how a manual account is matched to its person
 
 
 class UnitRow(NamedTuple):
@@ -106,6 +107,20 @@ class LmsSite(ABC):
         """A group left the file: remove its unit, or retire its course. Retiring a course
         removes its hierarchy link and turns its synced participants into manual ones, who
         keep access; with ``archive_courses`` an integration-created course is archived too."""
+
+    @abstractmethod
+    def accounts(self) -> list[dict]:
+        """Every account, manual ones included, for the readiness checks: id, sync_key,
+        username, email, given, family, birth_date, profile, last_login, created_at, trashed."""
+
+    @abstractmethod
+    def terms(self) -> list[dict]:
+        """Every term: id, sync_key, name, begins, ends, created_by_integration, archived."""
+
+    @abstractmethod
+    def set_sync_key(self, account_id: int, old: str | None, new: str | None) -> bool:
+        """Give an account a sync key (or take it back: ``new`` None), only if it still has
+        ``old``; whether it did. An operator's act (readiness), never the import's."""
 
     @abstractmethod
     def snapshot(self) -> dict:

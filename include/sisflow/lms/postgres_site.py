@@ -15,7 +15,8 @@ from ..db.copy import row_writer
 from .adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
 
 _BATCH_TABLES = {
-    "users": ("sync_key", "username", "first_name", "last_name", "email", "profile"),
+    "users": ("sync_key", "username", "first_name", "last_name", "email", "profile",
+              "birth_date"),
     "units": ("sync_key", "kind", "name", "parent_key"),
     "terms": ("sync_key", "name", "begins", "ends"),
     "courses": ("sync_key", "title", "code", "unit_key", "term_key"),
@@ -69,17 +70,21 @@ class PostgresSite(LmsSite):
         self._run(
             """
             INSERT INTO lms.users (site, sync_key, username, first_name, last_name, email,
-                                   profile)
-            SELECT %(site)s, sync_key, username, first_name, last_name, email, profile
+                                   profile, birth_date)
+            SELECT %(site)s, sync_key, username, first_name, last_name, email, profile,
+                   birth_date::date
             FROM {batch}
             ON CONFLICT (site, sync_key) DO UPDATE SET
                 username = EXCLUDED.username, first_name = EXCLUDED.first_name,
                 last_name = EXCLUDED.last_name, email = EXCLUDED.email,
-                profile = EXCLUDED.profile, trashed_at = NULL, updated_at = now()
+                profile = EXCLUDED.profile, birth_date = EXCLUDED.birth_date,
+                trashed_at = NULL, updated_at = now()
             WHERE (lms.users.username, lms.users.first_name, lms.users.last_name,
-                   lms.users.email, lms.users.profile, lms.users.trashed_at)
+                   lms.users.email, lms.users.profile, lms.users.birth_date,
+                   lms.users.trashed_at)
                   IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.first_name,
-                   EXCLUDED.last_name, EXCLUDED.email, EXCLUDED.profile, NULL)
+                   EXCLUDED.last_name, EXCLUDED.email, EXCLUDED.profile,
+                   EXCLUDED.birth_date, NULL)
             """,
             batch,
         )
@@ -276,6 +281,32 @@ class PostgresSite(LmsSite):
         return []
 
     # -- looking at it -------------------------------------------------------------------------
+
+    # -- what the readiness checks read, and sync keys given by hand ---------------------------
+
+    def _dicts(self, query: str, params: dict) -> list[dict]:
+        self.cur.execute(query, params)
+        names = [c.name for c in self.cur.description]
+        return [dict(zip(names, row, strict=True)) for row in self.cur.fetchall()]
+
+    def accounts(self) -> list[dict]:
+        return self._dicts(
+            "SELECT id, sync_key, username, email, first_name AS given, last_name AS family,"
+            " birth_date, profile, last_login, created_at, trashed_at IS NOT NULL AS trashed"
+            " FROM lms.users WHERE site = %(site)s ORDER BY id", {"site": self.site})
+
+    def terms(self) -> list[dict]:
+        return self._dicts(
+            "SELECT id, sync_key, name, begins, ends, created_by_integration,"
+            " archived_at IS NOT NULL AS archived FROM lms.terms WHERE site = %(site)s"
+            " ORDER BY begins NULLS LAST, id", {"site": self.site})
+
+    def set_sync_key(self, account_id: int, old: str | None, new: str | None) -> bool:
+        self.cur.execute(
+            "UPDATE lms.users SET sync_key = %(new)s, updated_at = now() WHERE id = %(id)s"
+            " AND site = %(site)s AND sync_key IS NOT DISTINCT FROM %(old)s",
+            {"new": new, "old": old, "id": account_id, "site": self.site})
+        return self.cur.rowcount == 1
 
     def snapshot(self) -> dict:
         queries = {

@@ -7,9 +7,10 @@ them); a first-grader made by hand without a sync key is the classic duplicate i
 from __future__ import annotations
 
 
-def seed_manual_objects(cur, site: str, *, first_grader: tuple[str, str] | None = None) -> dict:
+def seed_manual_objects(cur, site: str, *,
+                        first_grader: tuple[str, str, str | None] | None = None) -> dict:
     """Two administrators, a manual course with one of them in it, and optionally a
-    first-grader made by hand (given name, family name); returns their ids."""
+    first-grader made by hand (given name, family name, birth date); returns their ids."""
     ids = {}
     for n in (1, 2):
         cur.execute(
@@ -30,11 +31,11 @@ def seed_manual_objects(cur, site: str, *, first_grader: tuple[str, str] | None 
         (ids["manual_course"], ids["admin1"]),
     )
     if first_grader:
-        given, family = first_grader
+        given, family, born = first_grader
         cur.execute(
-            "INSERT INTO lms.users (site, username, first_name, last_name, profile)"
-            " VALUES (%s, %s, %s, %s, 'student') RETURNING id",
-            (site, "manuell.elev", given, family),
+            "INSERT INTO lms.users (site, username, first_name, last_name, birth_date, profile)"
+            " VALUES (%s, %s, %s, %s, %s, 'student') RETURNING id",
+            (site, "manuell.elev", given, family, born),
         )
         ids["manual_first_grader"] = cur.fetchone()[0]
     return ids

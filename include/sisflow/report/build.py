@@ -13,6 +13,7 @@ from ..calendar import next_run
 from ..config import CustomerConfig
 from ..deferred import waiting
 from ..filter import cap, limits, profile_for
+from ..staging import LATER_YEAR
 
 MAX_EXAMPLES = 20
 
@@ -36,6 +37,7 @@ SUBJECTS = {
     "contradicting-decision": "REFUSED: contradicting decisions on run {run_id}, nothing applied",
     "superseded": "stopped: a newer file replaced this run",
     "refused": "REFUSED: {reason}",
+    "not-ready": "STOPPED by blocking readiness findings: nothing applied",
 }
 
 
@@ -62,6 +64,10 @@ class Report:
     kept_count: int = 0
     school_year_asked: str | None = None  # an HTTP trigger's request
     failed_task: str | None = None
+    school_year: dict | None = None  # the school year the run worked in (a rollover's new one)
+    readiness: dict | None = None  # a rollover's readiness findings (summary)
+    #: groups of a later school year, kept back until its rollover
+    later_year: int = 0
 
 
 def _outcome(run: dict | None, plan: dict | None, refusal: dict | None,
@@ -115,18 +121,22 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
     calendar = (plan or {}).get("calendar")
     with conn.cursor() as cur:
         deferred = waiting(cur, config.id)
-        problems, kept, kept_count = [], [], 0
+        problems, kept, kept_count, later_year = [], [], 0, 0
         if run:
             cur.execute("SELECT entity, record_id, line, reason, severity FROM sis.problems"
                         " WHERE run_id = %s ORDER BY line NULLS FIRST LIMIT %s",
                         (run["id"], MAX_EXAMPLES))
             problems = [dict(zip(("entity", "id", "line", "reason", "severity"), row,
                                  strict=True)) for row in cur.fetchall()]
-            cur.execute("SELECT count(*) FROM sis.kept WHERE run_id = %s", (run["id"],))
-            kept_count = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FILTER (WHERE reason NOT LIKE %(later)s),"
+                        " count(*) FILTER (WHERE reason LIKE %(later)s)"
+                        " FROM sis.kept WHERE run_id = %(run)s",
+                        {"run": run["id"], "later": LATER_YEAR + " %"})
+            kept_count, later_year = cur.fetchone()
             cur.execute("SELECT entity, record_id || COALESCE('/' || member_id, ''), line, reason"
-                        " FROM sis.kept WHERE run_id = %s ORDER BY line NULLS LAST LIMIT %s",
-                        (run["id"], MAX_EXAMPLES))
+                        " FROM sis.kept WHERE run_id = %s AND reason NOT LIKE %s"
+                        " ORDER BY line NULLS LAST LIMIT %s",
+                        (run["id"], LATER_YEAR + " %", MAX_EXAMPLES))
             kept = [dict(zip(("entity", "id", "line", "reason"), row, strict=True))
                     for row in cur.fetchall()]
     changes = sum(sum(c.values()) for c in run["counts"].values()) if run and run.get("counts") \
@@ -153,6 +163,8 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
         kind=kind, reason=reason, finished=finished, kept=kept, kept_count=kept_count,
         school_year_asked=((plan or {}).get("fetched") or {}).get("school_year"),
         failed_task=(failed or {}).get("task"),
+        school_year=(plan or {}).get("school_year"), readiness=(plan or {}).get("readiness"),
+        later_year=later_year,
     )
     report.next_steps = _next_steps(report, refusal)
     return report
@@ -186,6 +198,13 @@ def _next_steps(r: Report, refusal: dict | None = None) -> list[str]:
     if r.kept_count:
         result.append(f"{r.kept_count} records are invalid in this file and were kept as they "
                       "were (listed below): ask the SIS supplier to fix them.")
+    if r.later_year:
+        result.append(f"{r.later_year} groups belong to a school year after "
+                      f"{(r.school_year or {}).get('label', 'the active one')}: they wait, "
+                      "untouched, until the customer's rollover into their year.")
+    if r.readiness and r.readiness.get("overridden"):
+        result.append("The rollover went on despite blocking readiness findings (overridden in "
+                      "its form): check the lists below.")
     if r.problems:
         result.append("Some records were skipped (listed above): ask the SIS supplier to fix them.")
     return result or ["Nothing: the import went through."]

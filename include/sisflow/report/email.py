@@ -4,6 +4,7 @@ is configured (the embedded default)."""
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import logging
 import re
@@ -40,9 +41,11 @@ DEFAULT_FROM = "sisflow@localhost"
 
 
 def render(report: Report) -> tuple[str, str]:
-    """(html, text) of the status email."""
-    return (_ENV.get_template("status.html.j2").render(r=report),
-            _TEXT_ENV.get_template("status.txt.j2").render(r=report))
+    """(html, text) of the email: a run's status, or another report (readiness) that names
+    its own ``template``."""
+    name = getattr(report, "template", "status")
+    return (_ENV.get_template(f"{name}.html.j2").render(r=report),
+            _TEXT_ENV.get_template(f"{name}.txt.j2").render(r=report))
 
 
 class Outbox:
@@ -77,6 +80,8 @@ def message(report: Report, from_email: str) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain="sisflow")
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
+    for filename, data in getattr(report, "attachments", []):
+        msg.add_attachment(data, maintype="text", subtype="csv", filename=filename)
     return msg
 
 
@@ -124,13 +129,24 @@ class SendGrid:
 
     def send(self, report: Report) -> str:
         from sendgrid import SendGridAPIClient
-        from sendgrid.helpers.mail import Mail
+        from sendgrid.helpers.mail import (
+            Attachment,
+            Disposition,
+            FileContent,
+            FileName,
+            FileType,
+            Mail,
+        )
 
         if not report.recipients:
             raise ValueError(f"{report.customer} has no status email recipients")
         html, text = render(report)
         mail = Mail(from_email=self.from_email, to_emails=report.recipients,
                     subject=report.subject, plain_text_content=text, html_content=html)
+        for filename, data in getattr(report, "attachments", []):
+            mail.add_attachment(Attachment(FileContent(base64.b64encode(data).decode()),
+                                           FileName(filename), FileType("text/csv"),
+                                           Disposition("attachment")))
         kwargs = {"host": self.host} if self.host else {}
         client = SendGridAPIClient(api_key=self.api_key, **kwargs)
         for attempt in range(1, self.attempts + 1):

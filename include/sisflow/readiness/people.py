@@ -1,0 +1,78 @@
+"""The SIS side of the readiness checks: persons and course terms, from the customer's
+current state, from the file a rollover staged, or from an export given by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from typing import NamedTuple
+
+import pandas as pd
+from psycopg2 import sql
+
+from ..apply import COURSE_KINDS
+from ..entities import BY_NAME, PERSON, username_sql
+
+COLUMNS = ["sync_key", "username", "email", "given", "family", "birth_date"]
+
+
+class SisData(NamedTuple):
+    people: pd.DataFrame  # COLUMNS, one row per person
+    terms: set[tuple[date, date]]  # the course groups' timeframes
+    source: str  # in words, for the report
+    whole: bool  # a whole export (a file), not the current state
+
+
+def _frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=COLUMNS)
+    return frame.astype({c: "string" for c in COLUMNS})
+
+
+def _read(cur, people_from: sql.Composable, groups_from: sql.Composable, params: dict,
+          people_where: str, groups_where: str) -> tuple[pd.DataFrame, set]:
+    cur.execute(sql.SQL(
+        "SELECT sourcedid, " + username_sql("userids") + ", email, COALESCE(given, fn),"
+        " family, bday::text FROM {} WHERE " + people_where).format(people_from), params)
+    people = _frame(cur.fetchall())
+    cur.execute(sql.SQL(
+        "SELECT DISTINCT begin_date, end_date FROM {} WHERE grouptype = ANY(%(courses)s)"
+        " AND begin_date IS NOT NULL AND end_date IS NOT NULL AND " + groups_where
+    ).format(groups_from), {**params, "courses": list(COURSE_KINDS)})
+    return people, set(cur.fetchall())
+
+
+def state_people(cur, customer: str) -> SisData:
+    people, terms = _read(cur, PERSON.table, BY_NAME["group"].table, {"c": customer},
+                          "customer = %(c)s", "customer = %(c)s")
+    return SisData(people, terms, "the current state", False)
+
+
+def staged_people(cur, run_id: int) -> SisData:
+    where = "recstatus IS DISTINCT FROM 3"
+    people, terms = _read(cur, PERSON.staged(run_id), BY_NAME["group"].staged(run_id), {},
+                          where, where)
+    return SisData(people, terms, f"the file of run {run_id}", True)
+
+
+def file_people(path: str | os.PathLike) -> SisData:
+    """An export read by the reader (its checks apply; a rejected file raises)."""
+    from ..ims.reader import ImsReader
+    from ..ims.records import Group, Person
+
+    people, terms = [], set()
+    for record in ImsReader(path):
+        if isinstance(record, Person) and record.recstatus != 3:
+            people.append((record.sourcedid, _username(record.userids), record.email,
+                           record.given or record.fn, record.family, record.bday))
+        elif (isinstance(record, Group) and record.recstatus != 3
+              and record.grouptype in COURSE_KINDS and record.begin and record.end):
+            terms.add((date.fromisoformat(record.begin),
+                       date.fromisoformat(record.end)))
+    return SisData(_frame(people), terms, f"the file {os.path.basename(path)}", True)
+
+
+def _username(userids: str | None) -> str | None:
+    pairs = json.loads(userids) if userids else []
+    typed = [v for t, v in pairs if t == "username"]
+    return (typed or [v for t, v in pairs if t is None] or [None])[0]
