@@ -137,7 +137,8 @@ def dag_parse(n: int, repeat: int = 5, dags: Path | None = None) -> float:
             "tasks = max(len(d.tasks) for d in b.dags.values()); "
             "print(a, time.perf_counter() - t, len(b.dags), tasks)")
     env = {**os.environ, "SISFLOW_CUSTOMERS_DIR": str(folder),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(dags.parent / "plugins")}
     loads = []
     for _ in range(repeat):
         out = subprocess.run([sys.executable, "-c", code], env=env, check=True,

@@ -372,7 +372,7 @@ def test_a_first_grader_whose_account_got_its_sync_key_gets_no_second_one(worlds
         pupil = w.first_grader_by_hand(2026)
         assert door.readiness(w.export(2026), "2026-06-01", attach=True) == "success"
         text = w.email("readiness-blocking")
-        assert "readiness for 2026-2027: 1 blocking findings" in text
+        assert "readiness for 2026-2027: 1 blocking finding\n" in text
         assert f"| {pupil['id']} | medium | name+birth date" in text
         assert pupil["family"] not in text  # ids in the email, names only in asked-for CSVs
         assert door.run("2026-08-01", rollover=True) == "success"

@@ -36,7 +36,8 @@ def build(config: CustomerConfig, findings: Findings, *, airflow: dict | None = 
           ) -> ReadinessReport:
     blocking = findings.blocking
     name = config.name or config.id
-    verdict = (f"{sum(blocking.values())} blocking findings" if blocking
+    n = sum(blocking.values())
+    verdict = (f"{n} blocking finding{'' if n == 1 else 's'}" if blocking
                else "ready (nothing blocks the rollover)")
     lists = []
     for key in LISTS:
