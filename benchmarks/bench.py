@@ -21,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from lxml import etree
@@ -58,17 +59,27 @@ def raw_iterparse(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def _timed_run(conn, customer: str, path: Path, config: CustomerConfig) -> dict:
-    """The pipeline's phases one by one (the same calls ``sisflow run`` makes), timed."""
+#: the day each run is read for: the first import and a day in one school year, the rollover
+#: into the next on the day the operator chose
+DAYS = {"first import": date(YEAR, 9, 1), "1% churn": date(YEAR, 9, 2),
+        "rollover": date(YEAR + 1, 8, 10)}
+
+
+def _timed_run(conn, customer: str, path: Path, config: CustomerConfig, *, day: date,
+               rollover: bool = False) -> dict:
+    """The pipeline's phases one by one (the same calls ``sisflow run`` makes), timed. A
+    rollover's readiness checks against the staged file count in its diff time."""
     from sisflow import apply as lms_apply
 
     plan = pipeline.begin(conn, customer, holder="bench", description="the benchmark",
-                          config=config)
+                          config=config, day=day, rollover=rollover)
     times = {}
     t = time.perf_counter()
     run = pipeline.stage(conn, plan, path)
     times["stage"] = time.perf_counter() - t
     t = time.perf_counter()
+    if rollover:
+        run = pipeline._ready(conn, plan, run, config)
     run = pipeline.compute_diff(conn, plan, run["id"])
     pipeline.judge(conn, plan, run["id"], config)
     times["diff"] = time.perf_counter() - t  # with the filter's verdict
@@ -104,7 +115,8 @@ def one(size: str) -> dict:
 
     reset()
     floor = min(raw_iterparse(files["first import"]) for _ in range(2))
-    runs = {name: _timed_run(conn, customer, path, config) for name, path in files.items()}
+    runs = {name: _timed_run(conn, customer, path, config, day=DAYS[name],
+                             rollover=name == "rollover") for name, path in files.items()}
     reset()
     conn.close()
     return {

@@ -25,6 +25,9 @@ _embedded = None  # the pgserver handle, kept for the life of the process
 _migrated: set[str] = set()
 
 
+_CREATE_LOCK = 7_262_027  # pg_advisory_lock key: one process creates the database
+
+
 def _embedded_url() -> str:
     global _embedded
     if _embedded is None:
@@ -36,14 +39,25 @@ def _embedded_url() -> str:
         folder = settings.home() / "pg"
         _embedded = pgserver.get_server(folder)
         log.info("embedded Postgres at %s", folder)
-        exists = _embedded.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{_EMBEDDED_DB}';"
-        )
-        if "1 row" not in exists:
-            _embedded.psql(
-                f"CREATE DATABASE {_EMBEDDED_DB} ENCODING 'UTF8' TEMPLATE template0;"
-            )
+        _create_once(_embedded.get_uri("postgres"))
     return _embedded.get_uri(_EMBEDDED_DB)
+
+
+def _create_once(admin_url: str) -> None:
+    """Create the import database unless it exists. Many processes may start at once against a
+    fresh state folder (a scheduler starting 40 tasks): a session advisory lock lets one of
+    them create it while the others wait, then find it there."""
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True  # CREATE DATABASE runs outside a transaction
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_CREATE_LOCK,))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (_EMBEDDED_DB,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {_EMBEDDED_DB} ENCODING 'UTF8' TEMPLATE template0")
+            cur.execute("SELECT pg_advisory_unlock(%s)", (_CREATE_LOCK,))
+    finally:
+        conn.close()
 
 
 def database_url() -> str:
