@@ -174,11 +174,22 @@ def main() -> None:
                         "parse measurement (0: skip)")
     parser.add_argument("--dags-folder", type=Path, help="another DAG folder to measure (an "
                         "older checkout, say)")
+    parser.add_argument("--customers", type=int, default=0,
+                        help="many customers mode: this many small customers (0: skip)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="many customers mode: runs at a time")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one)))
         return
+    if args.customers:
+        import many_customers
+
+        files = _files("small")
+        many_customers.report(args.customers, args.concurrency, many_customers.measure(
+            args.customers, args.concurrency, str(files["first import"]),
+            str(files["1% churn"])))
     if args.dags:
         dag_parse(args.dags, dags=args.dags_folder)
     print(f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"

@@ -292,6 +292,20 @@ def cmd_readiness(args) -> int:
     return 0
 
 
+def cmd_maintenance(args) -> int:
+    """History older than the retention period leaves (what the nightly DAG does)."""
+    from . import retention
+
+    conn = _connect()
+    gone = retention.prune(conn, older_than_days=args.days, customer=args.customer)
+    if args.json:
+        _print_json(gone)
+    else:
+        print(f"removed what is older than {gone['days']:g} days: " + ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in gone.items() if k != "days"))
+    return 0
+
+
 def cmd_config(args) -> int:
     from . import config as cfg
 
@@ -489,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why (stored with the decision)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_filter)
+
+    p = sub.add_parser("maintenance", help="remove history older than the retention period")
+    p.add_argument("--days", type=float, help="the period (default SISFLOW_RETENTION_DAYS, "
+                                              "else 90)")
+    p.add_argument("--customer", help="one customer only")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_maintenance)
 
     p = sub.add_parser("config", help="check the customer files, or write their JSON Schema")
     p.add_argument("action", choices=["check", "schema"])

@@ -138,9 +138,15 @@ class World:
             cur.execute("SELECT sync_key, certainty, undone_at IS NOT NULL"
                         " FROM sis.sync_key_attachments ORDER BY id")
             attached = cur.fetchall()
+            cur.execute("SELECT (SELECT count(*) FROM sis.person_changes),"
+                        " (SELECT count(*) FROM sis.membership_changes),"
+                        " (SELECT count(*) FROM sis.runs WHERE pruned_at IS NOT NULL)")
+            history = cur.fetchone()
         return {"runs": run_rows, "decisions": decisions, "deferred": deferred,
                 "leases": leases, "current": current, "lms": lms, "outbox": self.outbox(),
-                "school_years": years, "attached": attached}
+                "school_years": years, "attached": attached, "history": history,
+                "landed": sorted(p.name for p in (self.root / "home" / "landing").rglob("*")
+                                 if p.is_file())}
 
 
 def sisflow(world: World, *args, extra_env: dict | None = None):
@@ -176,6 +182,11 @@ class CliDoor:
                 out = sisflow(self.world, "filter", choice, run_id, "--by", "kari",
                               "--reason", "checked with the school")
         return {0: "success", 3: "refused"}.get(out.returncode, f"exit {out.returncode}")
+
+    def maintenance(self, days: float) -> str:
+        out = sisflow(self.world, "maintenance", "--days", days)
+        assert out.returncode == 0, out.stderr
+        return "success"
 
     def readiness(self, file, day: str, *, attach: bool) -> str:
         """The readiness report against ``file``, then the proposed sync keys attached from
@@ -224,6 +235,10 @@ class DagDoor:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
         assert errors == []
         return run.state
+
+    def maintenance(self, days: float) -> str:
+        os.environ.update(self.world.env)
+        return dagbag().dags["sisflow_maintenance"].test(run_conf={"days": days}).state
 
     def readiness(self, file, day: str, *, attach: bool) -> str:
         """The readiness DAG run against ``file``; its approval answered as a person would on

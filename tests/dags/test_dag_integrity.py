@@ -14,7 +14,8 @@ def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers)
     bag = dagbag()
     assert bag.import_errors == {}
     assert set(bag.dags) == {f"sisflow_{kind}__{customer}" for customer in ("nordby", "sorby")
-                             for kind in ("import", "rollover", "readiness")}
+                             for kind in ("import", "rollover", "readiness")} | {
+        "sisflow_maintenance"}
     dag = bag.dags["sisflow_import__nordby"]
     assert dag.timetable.summary == "15 5 * * 1-5"
     assert str(dag.timetable._timezone.name) == "Europe/Oslo"
@@ -39,6 +40,13 @@ def test_the_readiness_dag_runs_on_the_customers_readiness_days(customers):
         "2027-05-03T06:00:00+02:00", "2027-06-01T06:00:00+02:00"]
     assert dag.get_task("approval").defaults == ["Do not attach"]
     assert type(bag.dags["sisflow_readiness__sorby"].timetable).__name__ == "NullTimetable"
+
+
+def test_the_maintenance_dag_runs_every_night(customers):
+    dag = dagbag().dags["sisflow_maintenance"]
+    assert dag.timetable.summary == "15 2 * * *"
+    assert [t.task_id for t in dag.tasks] == ["prune"]
+    assert dict(dag.params)["days"] is None  # the default: SISFLOW_RETENTION_DAYS, else 90
 
 
 def test_a_broken_customer_file_never_stops_the_others(customers):
@@ -79,7 +87,7 @@ def test_a_worker_parses_only_the_dag_it_runs(customers, monkeypatch):
     customers("sorby", GOOD.replace("/x", "/y"))
     customers("broken", "inactive_months: 7\n")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "sisflow_import__sorby")
-    assert set(dagbag().dags) == {"sisflow_import__sorby"}
+    assert set(dagbag().dags) == {"sisflow_import__sorby", "sisflow_maintenance"}
 
 
 @pytest.mark.parametrize("kind", ["import", "rollover"])

@@ -176,6 +176,14 @@ def next_years_export_before_the_rollover(w, door):
     assert door.run("2026-08-06", rollover=True) == "success"  # ...for the rollover
 
 
+def maintenance_then_the_same_file(w, door):
+    normal_import(w, door)
+    w.export(2026)
+    assert door.run("2026-08-10", rollover=True) == "success"
+    assert door.maintenance(0) == "success"  # all history goes: it is older than now
+    assert door.run("2026-08-11") == "success"  # still recognised as the same file
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -204,6 +212,7 @@ SCENARIOS = {
                                     ["applied", "readiness-blocking", "applied"]),
     "next year's export before the rollover": (next_years_export_before_the_rollover,
                                                ["applied", "applied", "applied"]),
+    "maintenance, then the same file": (maintenance_then_the_same_file, ["nothing-changed"]),
 }
 
 
