@@ -23,6 +23,8 @@ from .entities import (
 )
 
 OPS = ("create", "update", "delete")
+#: change rows of one entity from which a run's change table statistics are read again
+BIG_RUN = 100_000
 
 
 def _creates_and_updates(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Composed:
@@ -140,9 +142,14 @@ def compute(cur, run_id: int, customer: str, file_type: str, *,
         cur.execute(_CASCADE, params)
     if release_deferred:
         deferred.release(cur, run_id, customer)
-    for entity in ENTITIES:  # the commit joins these rows: let the planner see how many
-        cur.execute(sql.SQL("ANALYZE {}").format(entity.changes))
-    return counts(cur, run_id)
+    result = counts(cur, run_id)
+    # the commit and the apply join these rows. The planner's guess for one run's rows is the
+    # average run's: good enough unless this run is far bigger (a large first import or
+    # rollover), and then reading the statistics again costs little beside the run itself
+    for entity in ENTITIES:
+        if sum(result[entity.name].values()) >= BIG_RUN:
+            cur.execute(sql.SQL("ANALYZE {}").format(entity.changes))
+    return result
 
 
 def counts(cur, run_id: int) -> dict[str, dict[str, int]]:

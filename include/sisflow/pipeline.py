@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import apply as lms_apply
-from . import calendar, deferred, diff, runs, school_year, staging, state
+from . import calendar, deferred, diff, partitions, runs, school_year, staging, state
 from . import filter as filter_
 from .calendar import Mode
 from .config import ConfigError, CustomerConfig, load_customer
@@ -168,6 +168,7 @@ def take(conn, plan: Plan, *, config: CustomerConfig | None = None,
     if plan.outcome == "paused":
         return plan
     config = customer_config(plan.customer, config)
+    partitions.ensure(conn, plan.customer)
     runs.acquire(conn, plan.customer, plan.holder, plan.description, process=process)
     if not plan.dry_run:
         plan.finished = _finish_pending_apply(conn, plan, config)
@@ -608,7 +609,7 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
             raise RunSuperseded(
                 f"run {run_id} was diffed against run {run['base_run']}, but the current state"
                 f" is now run {committed['id'] if committed else None}: stage the file again")
-        state.apply_changes(cur, run_id, plan.customer)
+        state.apply_changes(cur, run_id, plan.customer, run["counts"], run["base_counts"])
         if plan.school_year:  # the first import sets it; a rollover switches it
             school_year.record(cur, plan.customer,
                                school_year.SchoolYear.from_dict(plan.school_year), run_id)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
+from . import partitions
 from .entities import GROUP, MEMBERSHIP, PERSON, idents, key_match
 
 
-def apply_changes(cur, run_id: int, customer: str) -> None:
+def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
+                  base: dict | None = None) -> None:
+    """Move the state forward by the run's change rows; ``counts`` and ``base`` (the run's
+    change counts and the state's size before) say whether the statistics need a new look."""
     params = {"run": run_id, "customer": customer}
     for entity in (MEMBERSHIP, GROUP, PERSON):  # children before parents
         cur.execute(
@@ -41,10 +45,11 @@ def apply_changes(cur, run_id: int, customer: str) -> None:
             ).format(table=entity.table, columns=idents(entity.columns), changes=entity.changes),
             params,
         )
-    # keep the planner's picture of the current state true after a big change: the next diff
-    # joins against it, and stale estimates turn its hash joins into nested loops
-    for entity in (PERSON, GROUP, MEMBERSHIP):
-        cur.execute(sql.SQL("ANALYZE {}").format(entity.table))
+    # keep the planner's picture of the customer's state true after a big change: the next
+    # diff joins against it, and stale estimates turn its hash joins into nested loops
+    if counts is not None:
+        changed = {e: sum(c.values()) for e, c in counts.items()}
+        partitions.analyze(cur, customer, changed, base or {})
 
 
 def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
