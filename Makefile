@@ -19,8 +19,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# make bench BENCH_ARGS="--customers 500 --concurrency 4" for the many-customers mode
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 airflow: $(STAMP)
 	$(BIN)/python scripts/airflow_local.py start
