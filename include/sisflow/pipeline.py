@@ -190,11 +190,11 @@ def _rollover_year(config: CustomerConfig, active: school_year.SchoolYear | None
     except ValueError as err:
         raise WrongSchoolYear(str(err)) from None
     active = active or school_year.containing(day, config)
-    if again and not label and day < school_year.earliest_rollover(config, active, target):
+    earliest = school_year.earliest_rollover(config, active, target)
+    if again and not label and day < earliest:
         return active
     if target.start < active.start:
         raise WrongSchoolYear(f"{target.label} is before the active school year {active.label}")
-    earliest = school_year.earliest_rollover(config, active, target)
     if day < earliest:
         raise RolloverTooEarly(f"rollover into {target.label} is allowed from {earliest}, "
                                f"not on {day}")
