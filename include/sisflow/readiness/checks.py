@@ -45,8 +45,11 @@ LISTS: dict[str, ListSpec] = {
         "Manual accounts whose person already has a synced account (merge them by hand)", False,
         ["account_id", "sync_key", "synced_account_id", "evidence"], _WHO),
     "created_twice": ListSpec(
-        "Persons the integration would create twice (one person under several sync keys)", True,
-        ["sync_keys", "evidence"], []),
+        "Persons the integration would create twice (one username under several sync keys)",
+        True, ["sync_keys", "evidence"], []),
+    "maybe_twice": ListSpec(
+        "Persons who share a name and birth date under several sync keys (in a large "
+        "municipality often two people: check by hand)", False, ["sync_keys", "evidence"], []),
     "admins_with_sync_key": ListSpec(
         "Administrators that carry a sync key (administrators are made by hand, without one)",
         True, ["account_id", "sync_key"], ["username"]),
@@ -213,7 +216,9 @@ def check(cur, config: CustomerConfig, target: SchoolYear, *, people: SisData, o
     """Every readiness check for rolling ``config``'s customer into ``target``."""
     accounts = _accounts(cur, config.id)
     frames = _matches(accounts, people)
-    frames["created_twice"] = matching.shared(matching.keyed(people.people), "sync_key")
+    shared = matching.shared(matching.keyed(people.people), "sync_key")
+    by_username = shared["evidence"].str.contains("username", regex=False)
+    frames["created_twice"], frames["maybe_twice"] = shared[by_username], shared[~by_username]
     frames["admins_with_sync_key"] = accounts[
         (accounts["profile"] == "admin") & accounts["sync_key"].notna()]
     frames["inactive"] = _inactive(accounts, on, config.inactive_months)
