@@ -305,3 +305,19 @@ def test_a_rollover_into_a_past_school_year_is_refused(site):
     result = pipeline.run(site["conn"], "kommune", site["files"][1], on=date(2026, 8, 1),
                           rollover=True, target_year="2024-2025", config=site["config"])
     assert result["refusal"]["reason"] == "2024-2025 is before the active school year 2025-2026"
+
+
+def test_forgetting_a_customer_forgets_its_school_year_and_attachments(site):
+    """A demo or benchmark reset starts the story again: the next first import sets the school
+    year anew, and no attach from before is left to undo."""
+    from sisflow import state
+
+    conn = site["conn"]
+    attach(conn, "kommune", [{"account_id": str(site["ids"]["by_name"]),
+                              "sync_key": site["starters"][0]["id"]}], by="kari", via="cli")
+    with conn, conn.cursor() as cur:
+        assert school_year.stored(cur, "kommune") == school_year.SchoolYear(
+            date(2025, 8, 1), date(2026, 7, 31))
+        state.forget(cur, "kommune")
+        assert school_year.stored(cur, "kommune") is None
+    assert listing(conn, "kommune") == []
