@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import apply as lms_apply
-from . import calendar, deferred, diff, partitions, runs, school_year, staging, state
+from . import calendar, deferred, diff, partitions, runs, school_year, settings, staging, state
 from . import filter as filter_
 from .calendar import Mode
 from .config import ConfigError, CustomerConfig, load_customer
@@ -354,7 +354,7 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
         run_id = runs.create(cur, customer, recorded, name, size, sha256, plan=plan.as_dict(),
                              airflow_run=plan.airflow)
 
-    reader = ImsReader(path, default_type=default_type)
+    reader = ImsReader(path, default_type=default_type, fast=settings.fast_reader())
     try:
         with conn, conn.cursor() as cur:
             runs.guard(cur, customer, plan.holder)

@@ -20,7 +20,7 @@ from psycopg2 import sql
 
 from .db.copy import row_writer
 from .entities import BY_NAME, ENTITIES, GROUP, MEMBERSHIP, PERSON, idents
-from .ims.reader import ImsReader
+from .ims.reader import ImsReader, MembershipRows, ReadAgain
 from .ims.records import Membership, Person, ValidationResult
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,20 @@ def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
     """Create the run's staging tables and fill them from the reader; rows per entity.
 
     Raises FatalFileError when the file is rejected (``reader.result`` says why); the caller
-    must then roll back its transaction.
+    must then roll back its transaction. A fast reader that has to read the file again
+    (:class:`ReadAgain`) starts over the straightforward way from a clean slate.
     """
+    cur.execute("SAVEPOINT stage_records")
+    try:
+        return _stage_records(cur, run_id, reader)
+    except ReadAgain as why:
+        log.info("run %s: read again the straightforward way (%s)", run_id, why)
+        cur.execute("ROLLBACK TO SAVEPOINT stage_records")
+        reader.straightforward()
+        return _stage_records(cur, run_id, reader)
+
+
+def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
     for entity in ENTITIES:
         cur.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(
@@ -99,6 +111,12 @@ def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
                         if copy_error:
                             raise copy_error[0]
                         pipe.flush()
+                elif cls is MembershipRows:
+                    pipe.buffer.write(record)
+                    if buffer_tell() > _CHUNK:
+                        if copy_error:
+                            raise copy_error[0]
+                        pipe.flush()
                 elif cls is Person:
                     write_person(record)
                 else:
@@ -121,7 +139,7 @@ def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
             sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id), idents(entity.key))
         )
         cur.execute(sql.SQL("ANALYZE {}").format(entity.staged(run_id)))
-    log.info("run %s staged: %s", run_id, rows)
+    log.info("run %s staged: %s (the fast way: %s)", run_id, rows, reader.plain)
     return rows
 
 

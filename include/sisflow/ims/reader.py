@@ -50,6 +50,167 @@ from .records import (
 )
 
 _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
+
+# -- the plain membership ----------------------------------------------------------------------
+# Nearly all of a file's rows are members written the one way every SIS writes them. Such a
+# <membership>, serialised by lxml (which normalises attribute quoting and drops comments), is
+# recognised whole by one regular expression and turned into COPY rows in C, without a Python
+# object per member. Anything else (another element, an attribute, whitespace around a value,
+# an escaped character, a line break, a member not seen yet, a duplicate, the group's second
+# <membership>) goes the straightforward way, which says what is wrong with it.
+
+#: an id that needs no stripping, unescaping nor CSV quoting, within MAX_ID
+_PLAIN_ID = r'[^\s<>&,"\\]{1,255}'
+_PLAIN_SOURCEDID = r"<sourcedid>(?:<source>[^<&]*</source>)?<id>({})</id></sourcedid>"
+_PLAIN_ROLE = r'<idtype>1</idtype><role roletype="({})"><status>({})</status></role>'
+_PLAIN_MEMBER = re.compile("<member>" + _PLAIN_SOURCEDID.format(_PLAIN_ID)
+                           + _PLAIN_ROLE.format("0[1-8]", "[01]") + "</member>")
+_MEMBERSHIP_HEAD = re.compile(
+    r'<membership(?: xmlns="[^"&<]*")?>' + _PLAIN_SOURCEDID.format(_PLAIN_ID) + "(?=<member>)")
+#: what plain members become (see _member_rows); anything else left in them fails this
+_PLAIN_ROWS = re.compile(rf"(?:\d+,,{_PLAIN_ID},{_PLAIN_ID},1,0[1-8],,[01],,,\r\n)+")
+_ROW_MEMBER_ID = re.compile(r"^\d+,,[^,]*,([^,]*),", re.MULTILINE)
+
+
+#: a value that needs no stripping nor unescaping (what ``_text`` would give unchanged)
+_V = r"([^<&\s](?:[^<&]*[^<&\s])?)"
+_PLAIN_PERSON = re.compile(
+    r'<person(?: xmlns="[^"&<]*")?>'
+    rf"<sourcedid>(?:<source>{_V}</source>)?<id>({_PLAIN_ID})</id></sourcedid>"
+    r'((?:<userid(?: useridtype="[^"&<]*")?>[^<&]*</userid>)*)'
+    rf"(?:<name>(?:<fn>{_V}</fn>)?(?:<n>(?:<family>{_V}</family>)?(?:<given>{_V}</given>)?"
+    r"</n>)?</name>)?"
+    rf"(?:<demographics>(?:<gender>{_V}</gender>)?(?:<bday>(\d{{4}}-\d\d-\d\d)</bday>)?"
+    r"</demographics>)?"
+    rf"(?:<email>{_V}</email>)?"
+    r'(?:<institutionrole institutionroletype="([^"&<]*)"/>)?'
+    r"</person>")
+_PLAIN_USERID = re.compile(rf'<userid( useridtype="([^"&<]*)")?>{_V}</userid>')
+
+
+#: what JSON must escape
+_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+
+def _json_pairs(items: list[tuple]) -> str:
+    """``json.dumps`` of a list of lists of short strings (or None), ensure_ascii=False, in
+    a fraction of its time when no value needs escaping."""
+    if any(v is not None and _JSON_SPECIAL.search(v) for item in items for v in item):
+        return json.dumps([list(item) for item in items], ensure_ascii=False)
+    return "[" + ", ".join(
+        "[" + ", ".join("null" if v is None else f'"{v}"' for v in item) + "]"
+        for item in items) + "]"
+
+
+def _plain_person(el, line: int) -> Person | None:
+    """A plain person read by one regular expression, or None to read it the
+    straightforward way (which also says what is wrong with it)."""
+    whole = _PLAIN_PERSON.fullmatch(etree.tostring(el, encoding="unicode", with_tail=False))
+    if whole is None:
+        return None
+    source, sid, userid_part, fn, family, given, gender, bday, email, role = whole.groups()
+    if fn is None and family is None and given is None:
+        return None  # the straightforward way warns about it
+    if bday is not None:
+        try:
+            date.fromisoformat(bday)
+        except ValueError:
+            return None
+    userids = None
+    if userid_part:
+        found = _PLAIN_USERID.findall(userid_part)
+        if len(found) != userid_part.count("<userid"):
+            return None  # an empty or spaced value: _text's business
+        userids = _json_pairs([(kind if typed else None, value)
+                              for typed, kind, value in found])
+    return Person(line, None, sid, source, None, userids, fn, family, given, email, bday,
+                  gender, role, None)
+
+
+_PLAIN_GROUP = re.compile(
+    r'<group(?: xmlns="[^"&<]*")?>'
+    rf"<sourcedid>(?:<source>{_V}</source>)?<id>({_PLAIN_ID})</id></sourcedid>"
+    r"((?:<grouptype>.*?</grouptype>)*)"
+    rf"(?:<description>(?:<short>{_V}</short>)?(?:<long>{_V}</long>)?(?:<full>{_V}</full>)?"
+    r"</description>)?"
+    r'(?:<timeframe>(?:<begin(?: restrict="[01]")?>(\d{4}-\d\d-\d\d)</begin>)?'
+    r'(?:<end(?: restrict="[01]")?>(\d{4}-\d\d-\d\d)</end>)?'
+    r"(?:<adminperiod>[^<&]*</adminperiod>)?</timeframe>)?"
+    r'(?:<relationship relation="1">'
+    rf"<sourcedid>(?:<source>{_V}</source>)?<id>({_PLAIN_ID})</id></sourcedid>"
+    r"(?:<label>[^<&]*</label>)?</relationship>)?"
+    r"</group>")
+_GROUPTYPE = (rf'<grouptype>(?:<scheme>{_V}</scheme>)?<typevalue( level="([^"&<]*)")?>{_V}'
+              r"</typevalue></grouptype>")
+_PLAIN_GROUPTYPE = re.compile(_GROUPTYPE)
+_PLAIN_GROUPTYPES = re.compile(f"(?:{_GROUPTYPE})+")
+
+
+def _plain_group(el, line: int) -> Group | None:
+    """A plain group read by regular expressions, or None to read it the straightforward way."""
+    whole = _PLAIN_GROUP.fullmatch(etree.tostring(el, encoding="unicode", with_tail=False))
+    if whole is None:
+        return None
+    source, sid, type_part, short, long, full, begin, end, _parent_source, parent = \
+        whole.groups()
+    try:
+        for day in (begin, end):
+            if day is not None:
+                date.fromisoformat(day)
+    except ValueError:
+        return None
+    types = None
+    grouptype = None
+    if type_part:
+        if not _PLAIN_GROUPTYPES.fullmatch(type_part):
+            return None
+        found = _PLAIN_GROUPTYPE.findall(type_part)
+        grouptype = found[0][3]
+        types = _json_pairs([(scheme or None, value, level if has_level else None)
+                         for scheme, has_level, level, value in found])
+    if parent == sid:
+        parent = None
+    return Group(line, None, sid, source, grouptype, types, short, long, full, begin,
+                 end, parent, None)
+
+
+_PLAIN_READERS = {"person": _plain_person, "group": _plain_group}
+
+
+_FIRST_MEMBER = re.compile(r"<member><sourcedid>(?:<source>[^<&]*</source>)?<id>")
+
+
+def _member_rows(members: str, head: str) -> str | None:
+    """COPY rows (line, recstatus, group_id, member_id, idtype, roletype, subrole, status,
+    begin, end, extension; csv.writer's line ending, as COPY wants one kind) of plain members,
+    or None when they are not all plain. Members of one source, as nearly always, are
+    rewritten by ``str.replace`` in C; what is left must be rows and nothing else."""
+    first = _FIRST_MEMBER.match(members)
+    if first is None:
+        return None
+    rows = (members.replace(first.group(), head)
+            .replace('</id></sourcedid><idtype>1</idtype><role roletype="', ",1,")
+            .replace('"><status>', ",,")
+            .replace("</status></role></member>", ",,,\r\n"))
+    if _PLAIN_ROWS.fullmatch(rows):
+        return rows
+    if "<" not in rows:
+        return None
+    # members of several sources
+    found = _PLAIN_MEMBER.findall(members)
+    rows = "".join([f"{head}{i},1,{r},,{st},,,\r\n" for i, r, st in found])
+    return rows if _PLAIN_ROWS.fullmatch(rows) and len(found) == members.count("<member>") \
+        else None
+
+
+class MembershipRows(str):
+    """Staging rows (COPY csv) of one plain <membership>: what the straightforward reading
+    would give as Membership records, in the same columns."""
+
+
+class ReadAgain(Exception):
+    """A group's memberships came in two elements and the first went the fast way, so its
+    keys were not kept for the duplicate check: the file must be read the straightforward way."""
 _ROLETYPE_ALIASES = {str(i): f"{i:02d}" for i in range(1, 9)}  # "1" -> "01", seen in the wild
 
 
@@ -194,11 +355,18 @@ class ImsReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, max_examples: int = 10_000,
-                 default_type: str = "full"):
+                 default_type: str = "full", fast: bool = False):
         """``default_type``: what a missing or unknown ``properties/type`` means (the
-        customer's ``file_type``; full by default, the PIFU rule)."""
+        customer's ``file_type``; full by default, the PIFU rule). ``fast``: plain
+        memberships are given as :class:`MembershipRows` (staging only); iterating may then
+        raise :class:`ReadAgain`, after which :meth:`straightforward` starts over."""
         self.path = os.fspath(path)
         self.default_type = default_type
+        self.max_examples = max_examples
+        self.fast = fast
+        self._membership_groups: set[str] = set()  # groups seen in a <membership>
+        self._fast_groups: set[str] = set()  # ... of those, the ones read the fast way
+        self.plain = {"person": 0, "group": 0, "membership": 0}  # records read the fast way
         self.result = ValidationResult(
             FileInfo(path=self.path, name=os.path.basename(self.path)), max_examples=max_examples
         )
@@ -210,6 +378,11 @@ class ImsReader:
         self._membership_keys: set[int] = set()
         self._deferred: list[Membership] = []
         self._parents: list[tuple[str, str, int]] = []
+
+    def straightforward(self) -> None:
+        """Start over, every record the straightforward way (after :class:`ReadAgain`)."""
+        self.__init__(self.path, max_examples=self.max_examples,
+                      default_type=self.default_type)
 
     # -- the pass over the file ------------------------------------------------------------
 
@@ -287,6 +460,10 @@ class ImsReader:
         if kind == "membership":
             if self.result.properties is None:
                 self._fatal(line, "<membership> before <properties>: properties must come first")
+            if self.fast:
+                rows = self._plain_membership(el, line)
+                if rows is not None:
+                    return rows
             return self._membership(el, line)
         if kind == "properties":
             self._properties(el, line)
@@ -294,28 +471,23 @@ class ImsReader:
         if self.result.properties is None:
             self._fatal(line, f"<{kind}> before <properties>: properties must come first")
         self.result.records[kind] += 1
-        try:
-            recstatus = self._recstatus(el)
+        seen = self._persons if kind == "person" else self._groups
+        record = self.fast and _PLAIN_READERS[kind](el, line)
+        if record:  # a plain record has no recstatus
+            self.plain[kind] += 1
+            recstatus = None
+        else:
             try:
-                record_id = self._peek_id(el)
-            except EntityInValue as err:
-                return self._unidentified(kind, line, str(err))
-            try:
-                if kind == "person":
-                    record = self._person(el, line, recstatus)
-                    seen = self._persons
-                else:
-                    record = self._group(el, line, recstatus)
-                    seen = self._groups
-            except EntityInValue as err:
-                raise _BadRecord(f"{err}: the value cannot be read", record_id) from None
-        except _BadRecord as bad:
-            record_id = bad.record_id or self._peek_id(el)
-            self._problem(kind, record_id, line, bad.reason)
-            if record_id:
-                self._skipped_ids.setdefault((kind, record_id), line)
-                self.result.keep(kind, record_id, None, line, bad.reason)
-            return []
+                recstatus, record = self._read(kind, el, line)
+            except _BadRecord as bad:
+                record_id = bad.record_id or self._peek_id(el)
+                self._problem(kind, record_id, line, bad.reason)
+                if record_id:
+                    self._skipped_ids.setdefault((kind, record_id), line)
+                    self.result.keep(kind, record_id, None, line, bad.reason)
+                return []
+            if record is None:
+                return []
         if record.sourcedid in seen:
             self._problem(kind, record.sourcedid, line, "duplicate id: the first one is kept")
             return []
@@ -332,6 +504,21 @@ class ImsReader:
         if kind == "group" and record.parent_id:
             self._parents.append((record.sourcedid, record.parent_id, line))
         return [record]
+
+    def _read(self, kind: str, el, line: int) -> tuple[int | None, Person | Group | None]:
+        """A person or group the straightforward way: its recstatus and the record (None when
+        it cannot be identified)."""
+        recstatus = self._recstatus(el)
+        try:
+            record_id = self._peek_id(el)
+        except EntityInValue as err:
+            return recstatus, self._unidentified(kind, line, str(err)) or None
+        try:
+            if kind == "person":
+                return recstatus, self._person(el, line, recstatus)
+            return recstatus, self._group(el, line, recstatus)
+        except EntityInValue as err:
+            raise _BadRecord(f"{err}: the value cannot be read", record_id) from None
 
     def _finish(self) -> Iterator[Membership]:
         result = self.result
@@ -561,6 +748,35 @@ class ImsReader:
 
     # -- memberships -----------------------------------------------------------------------
 
+    def _plain_membership(self, el, line: int) -> list[MembershipRows] | None:
+        """The rows of a plain <membership> in a full file, or None to read it the
+        straightforward way."""
+        if self.file_type != "full":
+            return None
+        text = etree.tostring(el, encoding="unicode", with_tail=False)
+        if "\n" in text:  # a pretty-printed file: its members' lines differ
+            return None
+        whole = _MEMBERSHIP_HEAD.match(text)
+        if whole is None or not text.endswith("</member></membership>"):
+            return None
+        group_id = whole.group(1)
+        if group_id not in self._groups or group_id in self._membership_groups:
+            return None
+        rows = _member_rows(text[whole.end():-len("</membership>")], f"{line},,{group_id},")
+        # a line break inside a tag is lost in serialisation: the last role must be on the
+        # element's line, so every member's line is the element's
+        if rows is None or el[-1][-1].sourceline != line:
+            return None
+        ids = _ROW_MEMBER_ID.findall(rows)
+        # a member twice (two roles) or not seen yet: the straightforward way keeps the keys
+        if len(set(ids)) != len(ids) or not self._persons.issuperset(ids):
+            return None
+        self._membership_groups.add(group_id)
+        self._fast_groups.add(group_id)
+        self.result.records["membership"] += len(ids)
+        self.plain["membership"] += len(ids)
+        return [MembershipRows(rows)]
+
     def _membership(self, el, line: int) -> list[Membership]:
         group_id = None
         for c in el:
@@ -578,6 +794,9 @@ class ImsReader:
         except _BadRecord as bad:
             self._problem("membership", bad.record_id, line, bad.reason)
             return []
+        if group_id in self._fast_groups:
+            raise ReadAgain(f"line {line}: group '{group_id}' has a second <membership>")
+        self._membership_groups.add(group_id)
         rows: list[Membership] = []
         # in full files, a member not seen yet waits for the end of the file
         check_refs = self.file_type == "full"

@@ -154,7 +154,9 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
     name = config.name or config.id
     report = Report(
         customer=config.id, customer_name=name, outcome=outcome,
-        subject=f"[sisflow] {name}{' rollover' if kind == 'rollover' else ''}: {subject}",
+        # a database error's reason runs over lines; a subject is one line (the body has it all)
+        subject=" ".join(
+            f"[sisflow] {name}{' rollover' if kind == 'rollover' else ''}: {subject}".split()),
         run=run, calendar=calendar, deferred_waiting=deferred, problems=problems,
         limits=_limits(run, config) if run and run.get("counts") else [],
         airflow=(plan or {}).get("airflow"), recipients=list(config.recipients),
