@@ -32,7 +32,9 @@ from .lms.postgres_site import PostgresSite
 
 log = logging.getLogger(__name__)
 
-BATCH = 50_000
+#: rows per batch to the site: each batch is one round of statements there, whose joins may
+#: scan a table (the reference site's participants) once per batch
+BATCH = 200_000
 
 #: group types that become hierarchy units, and those that become courses
 UNIT_KINDS = ("skoleeier", "skole", "trinn", "basisgruppe")
@@ -67,8 +69,9 @@ class Context:
         with self.conn.cursor(name=f"apply_{self.run_id}") as named:
             named.itersize = BATCH
             named.execute(query, self.params)
+            make = getattr(factory, "_make", None)  # a NamedTuple's, without a call per row
             while batch := named.fetchmany(BATCH):
-                yield [factory(*row) for row in batch]
+                yield list(map(make, batch)) if make else [factory(*row) for row in batch]
 
     def send(self, operation: Callable, batch: list, step: str) -> None:
         failed = operation(batch)
