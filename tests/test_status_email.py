@@ -144,6 +144,21 @@ def test_failed_task(conn, tmp_path, first):
     check(msg, text, html, "FAILED at apply: OperationalError: LMS down")
 
 
+def test_a_database_error_over_several_lines_still_gives_one_subject_line(conn, tmp_path, first):
+    """Postgres errors carry HINT and CONTEXT lines; the email still goes, the subject on one
+    line and the whole reason in the body."""
+    plan = pipeline.Plan.from_dict({**first["plan"], "run_id": first["id"]})
+    reason = ("BadCopyFileFormat: unquoted carriage return found in data\n"
+              "HINT:  Use quoted CSV field to represent carriage return.\n"
+              "CONTEXT:  COPY staged_membership_r2, line 55\n")
+    status = pipeline.notify(conn, plan, config(), sender=Outbox(tmp_path / "outbox"),
+                             failed={"task": "run", "reason": reason})
+    msg, text, html = read(status["sent"])
+    check(msg, text, html, "FAILED at run: BadCopyFileFormat: unquoted carriage return found"
+                           " in data HINT: Use quoted CSV field")
+    assert "\n" not in msg["Subject"] and "CONTEXT:  COPY staged_membership_r2" in text
+
+
 def test_one_customers_email_holds_nothing_of_another(conn, tmp_path, first):
     other = CustomerConfig(id="annen", name="Annen kommune", recipients=["x@annen.no"])
     result = pipeline.run(conn, "annen", write(tmp_path, school("q1"), "annen.xml"),
