@@ -131,11 +131,10 @@ def _accounts(cur, customer: str) -> pd.DataFrame:
     return accounts
 
 
-def _matches(accounts: pd.DataFrame, sis: SisData) -> dict[str, pd.DataFrame]:
-    """Manual accounts against the persons in the SIS data."""
+def _matches(accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Manual accounts against the persons in the SIS data (keyed)."""
     live = accounts[~accounts["trashed"]]
     manual = matching.keyed(live[live["sync_key"].isna() & (live["profile"] != "admin")])
-    people = matching.keyed(sis.people)
     found = matching.pairs(manual, people, "account_id", "sync_key")
     found = found.merge(manual[["account_id", *_WHO]], on="account_id", how="left")
     # a synced account for the key already (even one in the trash: the import restores it)
@@ -215,8 +214,9 @@ def check(cur, config: CustomerConfig, target: SchoolYear, *, people: SisData, o
           current: SchoolYear | None = None) -> Findings:
     """Every readiness check for rolling ``config``'s customer into ``target``."""
     accounts = _accounts(cur, config.id)
-    frames = _matches(accounts, people)
-    shared = matching.shared(matching.keyed(people.people), "sync_key")
+    keyed = matching.keyed(people.people)
+    frames = _matches(accounts, keyed)
+    shared = matching.shared(keyed, "sync_key")
     by_username = shared["evidence"].str.contains("username", regex=False)
     frames["created_twice"], frames["maybe_twice"] = shared[by_username], shared[~by_username]
     frames["admins_with_sync_key"] = accounts[

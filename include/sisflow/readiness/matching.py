@@ -34,7 +34,10 @@ def keyed(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["k_username"] = frame["username"].str.strip().str.casefold().replace("", None)
     out["k_email"] = frame["email"].str.strip().str.casefold().replace("", None)
-    names = [normal_name(g, f) for g, f in zip(frame["given"], frame["family"], strict=True)]
+    # a school owner's pupils share first and last names: each pair is normalised once
+    cache: dict[tuple, str | None] = {}
+    names = [cache[key] if key in cache else cache.setdefault(key, normal_name(*key))
+             for key in zip(frame["given"], frame["family"], strict=True)]
     birth = frame["birth_date"].astype("string")
     out["k_name+birth date"] = pd.Series(names, index=frame.index, dtype="string") + "|" + birth
     return out
@@ -73,11 +76,10 @@ def shared(frame: pd.DataFrame, id_column: str, keys=("username", "name+birth da
     found = []
     for key in keys:
         column = f"k_{key}"
-        sub = frame[[id_column, column]].dropna()
-        many = sub.groupby(column)[id_column].nunique()
-        for value in many[many > 1].index:
-            ids = sorted(sub.loc[sub[column] == value, id_column].unique())
-            found.append({"sync_keys": " ".join(ids), "evidence": key})
+        sub = frame[[id_column, column]].dropna().drop_duplicates()
+        sub = sub[sub.duplicated(column, keep=False)]  # values under more than one id
+        for ids in sub.groupby(column)[id_column].agg(lambda ids: " ".join(sorted(ids))):
+            found.append({"sync_keys": ids, "evidence": key})
     if not found:
         return pd.DataFrame(columns=["sync_keys", "evidence"])
     return (pd.DataFrame(found).groupby("sync_keys")["evidence"]
