@@ -67,7 +67,7 @@ class PostgresSite(LmsSite):
     def _run(self, statement: str, table: sql.Identifier, **params):
         self.cur.execute(sql.SQL(statement).format(batch=table), {"site": self.site, **params})
 
-    def _new_rows_counted(self, table: str) -> None:
+    def _analyze_after_many_new_rows(self, table: str) -> None:
         """After many new rows (a site's first import or a new school year): ANALYZE, so the
         next statements are planned for them. Until autovacuum gets there, the planner takes a
         new site for empty, and the units' parent link became a nested loop over 5,800 units
@@ -104,7 +104,7 @@ class PostgresSite(LmsSite):
             """,
             batch,
         )
-        self._new_rows_counted("lms.users")
+        self._analyze_after_many_new_rows("lms.users")
         return []
 
     def trash_users(self, keys: list[str]) -> list[Outcome]:
@@ -135,7 +135,7 @@ class PostgresSite(LmsSite):
             """,
             batch,
         )
-        self._new_rows_counted("lms.units")
+        self._analyze_after_many_new_rows("lms.units")
         # parents are linked by key, whatever order the batches came in
         self._run(
             "UPDATE lms.units u SET parent_id = p.id FROM lms.units p"
@@ -191,7 +191,7 @@ class PostgresSite(LmsSite):
             """,
             batch,
         )
-        self._new_rows_counted("lms.courses")
+        self._analyze_after_many_new_rows("lms.courses")
         return []
 
     def retire_groups(self, keys: list[str], *, archive_courses: bool) -> list[Outcome]:
