@@ -65,16 +65,16 @@ def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
 
     Raises FatalFileError when the file is rejected (``reader.result`` says why); the caller
     must then roll back its transaction. A fast reader that has to read the file again
-    (:class:`ReadAgain`) starts over the straightforward way from a clean slate.
+    (:class:`ReadAgain`) starts over a slower way from a clean slate.
     """
     cur.execute("SAVEPOINT stage_records")
-    try:
-        return _stage_records(cur, run_id, reader)
-    except ReadAgain as why:
-        log.info("run %s: read again the straightforward way (%s)", run_id, why)
-        cur.execute("ROLLBACK TO SAVEPOINT stage_records")
-        reader.straightforward()
-        return _stage_records(cur, run_id, reader)
+    while True:
+        try:
+            return _stage_records(cur, run_id, reader)
+        except ReadAgain as why:
+            log.info("run %s: the file is read again (%s)", run_id, why)
+            cur.execute("ROLLBACK TO SAVEPOINT stage_records")
+            reader.read_again(why)
 
 
 def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:

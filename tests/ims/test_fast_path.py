@@ -75,6 +75,73 @@ def _duplicate_person(lines, rng):
     lines.insert(rng.randrange(i, len(lines) - 1), copy)
 
 
+def _insert_between_records(lines, rng, text):
+    lines.insert(rng.randrange(3, len(lines) - 2), text)
+
+
+def _edit_line(lines, rng, prefix, change):
+    candidates = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    i = rng.choice(candidates)
+    lines[i] = change(lines[i])
+
+
+def _lone_carriage_return(lines, rng):
+    i = rng.randrange(3, len(lines) - 3)
+    lines[i] += "\r" + lines.pop(i + 1)
+
+
+#: how files are written apart from their records, each with whether the scan still reads the
+#: file (True) or leaves it to lxml (False)
+LAYOUTS = {
+    "a comment between records": (
+        lambda ls, r: _insert_between_records(ls, r, "<!-- elever -->"), True),
+    "Windows line endings": (
+        lambda ls, r: ls.__setitem__(slice(None), [line.rstrip("\r") + "\r"
+                                                   for line in ls[:-1]] + ls[-1:]), True),
+    "a byte order mark": (lambda ls, r: ls.__setitem__(0, "\ufeff" + ls[0].lstrip("\ufeff")),
+                          True),
+    "a pretty-printed person": (
+        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace("><", ">\n  <")), True),
+    "a pretty-printed membership": (
+        lambda ls, r: _edit_line(ls, r, "<membership>", lambda m: m.replace("><", ">\n <")),
+        True),
+    "a tab in an attribute value": (
+        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace(
+            'useridtype="username"', 'useridtype="user\tname"')), True),
+    "a greater-than sign in a name": (
+        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace("</given>", ">x</given>")),
+        True),
+    "a character reference in a name": (
+        lambda ls, r: _edit_line(ls, r, "<person>",
+                                 lambda p: p.replace("</family>", "&#248;</family>")), True),
+    "single-quoted attributes": (
+        lambda ls, r: _edit_line(ls, r, "<membership>", lambda m: re.sub(
+            r'roletype="(\d+)"', r"roletype='\1'", m)), True),
+    "an empty person": (lambda ls, r: _insert_between_records(ls, r, "<person/>"), True),
+    "a person's end tag in a comment": (
+        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace(
+            "</email>", "</email><!-- </person> -->")), False),
+    "a CDATA section": (
+        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: re.sub(
+            r"<given>([^<]*)</given>", r"<given><![CDATA[\1]]></given>", p)), False),
+    "a lone carriage return": (_lone_carriage_return, False),
+    "a processing instruction between records": (
+        lambda ls, r: _insert_between_records(ls, r, "<?sis kilde?>"), False),
+    "text between records": (lambda ls, r: _insert_between_records(ls, r, "stray"), False),
+    "an element between records": (
+        lambda ls, r: _insert_between_records(ls, r, "<extension><x>1</x></extension>"), False),
+    "a DOCTYPE": (lambda ls, r: ls.insert(1, "<!DOCTYPE enterprise>"), False),
+    "a control character in a name": (
+        lambda ls, r: _edit_line(ls, r, "<person>",
+                                 lambda p: p.replace("</given>", "\x01</given>")), False),
+    "a file cut short": (lambda ls, r: ls.__delitem__(slice(-3, None)), False),
+    "a record after the root": (lambda ls, r: ls.append(ls[3]), False),
+    "a namespace prefix on the root": (
+        lambda ls, r: ls.__setitem__(slice(None), [
+            line.replace("<enterprise xmlns=", "<ims:enterprise xmlns:ims=").replace(
+                "</enterprise>", "</ims:enterprise>") for line in ls]), False),
+}
+
 #: what dirty exports do, each as an edit of the generated file's lines
 EDITS = {
     "drop a member": lambda ls, r: _edit_member(ls, r, lambda m: ""),
@@ -150,6 +217,7 @@ EDITS = {
     "a group's members in two elements": _split_membership,
     "members before their persons": _move_membership_up,
     "a person twice": _duplicate_person,
+    **{name: edit for name, (edit, scanned) in LAYOUTS.items() if scanned},
 }
 
 
@@ -158,7 +226,11 @@ EDITS = {
 STAYS_PLAIN = {"drop a member", "a comment in a member", "a person twice",
                "a member without its source", "a member of another source", "an untyped userid",
                "an institution role", "a username with a backslash and a quote",
-               "only a full name", "a name with a comma and a quote"}
+               "only a full name", "a name with a comma and a quote",
+               # layouts: lxml reads these values as plain ones
+               "a comment between records", "Windows line endings", "a byte order mark",
+               "a tab in an attribute value", "a greater-than sign in a name",
+               "a character reference in a name", "single-quoted attributes"}
 
 
 def edited(text: str, seed: int, n: int = 8) -> str:
@@ -177,18 +249,19 @@ def generated(tmp_path_factory):
     return path.read_text(encoding="utf-8")
 
 
-def read(path, *, fast: bool):
+def read(path, *, fast: bool, scan: bool | None = None):
     """Everything a reading gives: rows (as text), problems, counts, kept keys; and how many
     memberships went each way."""
-    reader = ImsReader(path, fast=fast)
+    reader = ImsReader(path, fast=fast, scan=scan)
     rows, ways = [], {"fast": 0, "straightforward": 0}
     try:
-        try:
-            records = list(reader)
-        except ReadAgain:
-            ways["read again"] = 1
-            reader.straightforward()
-            records = list(reader)
+        while True:
+            try:
+                records = list(reader)
+                break
+            except ReadAgain as why:
+                ways["read again" if why.straightforward else "with lxml"] = 1
+                reader.read_again(why)
     except FatalFileError as err:
         return {"fatal": str(err)}, ways
     for record in records:
@@ -215,9 +288,12 @@ def test_fast_and_straightforward_readings_agree(generated, tmp_path, seed):
     fast, ways = read(path, fast=True)
     straight, straight_ways = read(path, fast=False)
     assert fast == straight
+    assert read(path, fast=True, scan=False)[0] == straight  # lxml's tree, then the regexes
     assert straight_ways["fast"] == 0
     if "read again" not in ways:  # both ways taken: the edits reach the straightforward one
-        assert ways["fast"] > 0 and ways["straightforward"] > 0
+        assert ways["fast"] > 0
+        assert ways["straightforward"] > 0 or ways["plain persons"] < ways["persons"] \
+            or fast["problems"]
 
 
 def test_every_edit_leaves_the_fast_way(generated, tmp_path):
@@ -234,6 +310,28 @@ def test_every_edit_leaves_the_fast_way(generated, tmp_path):
         if name not in STAYS_PLAIN:  # a person the straightforward way, or a membership
             assert ways["plain persons"] < ways["persons"] or ways["straightforward"] or \
                 ways.get("read again") or fast["problems"], name
+
+
+def test_the_scan_reads_each_layout_as_lxml_does(generated, tmp_path):
+    """Each layout alone: the scan reads the file, or leaves it to lxml, as listed; either
+    way the reading is the straightforward one, fatal errors included."""
+    for n, (name, (edit, scanned)) in enumerate(sorted(LAYOUTS.items())):
+        lines = generated.split("\n")
+        edit(lines, random.Random(n))
+        path = tmp_path / f"layout-{n}.xml"
+        path.write_bytes("\n".join(lines).encode("utf-8"))
+        fast, ways = read(path, fast=True)
+        assert fast == read(path, fast=False)[0], name
+        assert ("with lxml" not in ways) == scanned, name
+
+
+def test_the_plain_file_is_scanned_and_not_parsed(generated, tmp_path):
+    path = tmp_path / "plain.xml"
+    path.write_text(generated, encoding="utf-8")
+    fast, ways = read(path, fast=True)
+    assert "with lxml" not in ways and "read again" not in ways
+    assert ways["straightforward"] == 0 and ways["plain persons"] == ways["persons"] > 0
+    assert fast == read(path, fast=False)[0]
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -48,8 +48,12 @@ from .records import (
     Properties,
     ValidationResult,
 )
+from .scan import Scanner, Unscannable
 
 _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
+#: lxml's settings for one record's text: the same as for the whole file
+_SPAN_PARSER = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False,
+                               remove_comments=True, remove_pis=True, huge_tree=True)
 
 # -- the plain membership ----------------------------------------------------------------------
 # Nearly all of a file's rows are members written the one way every SIS writes them. Such a
@@ -95,17 +99,17 @@ _JSON_SPECIAL = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
 def _json_pairs(items: list[tuple]) -> str:
     """``json.dumps`` of a list of lists of short strings (or None), ensure_ascii=False, in
     a fraction of its time when no value needs escaping."""
-    if any(v is not None and _JSON_SPECIAL.search(v) for item in items for v in item):
+    if _JSON_SPECIAL.search("".join([v for item in items for v in item if v is not None])):
         return json.dumps([list(item) for item in items], ensure_ascii=False)
     return "[" + ", ".join(
         "[" + ", ".join("null" if v is None else f'"{v}"' for v in item) + "]"
         for item in items) + "]"
 
 
-def _plain_person(el, line: int) -> Person | None:
-    """A plain person read by one regular expression, or None to read it the
-    straightforward way (which also says what is wrong with it)."""
-    whole = _PLAIN_PERSON.fullmatch(etree.tostring(el, encoding="unicode", with_tail=False))
+def _plain_person(text: str, line: int) -> Person | None:
+    """A plain person (its element as text) read by one regular expression, or None to read
+    it the straightforward way (which also says what is wrong with it)."""
+    whole = _PLAIN_PERSON.fullmatch(text)
     if whole is None:
         return None
     source, sid, userid_part, fn, family, given, gender, bday, email, role = whole.groups()
@@ -146,9 +150,10 @@ _PLAIN_GROUPTYPE = re.compile(_GROUPTYPE)
 _PLAIN_GROUPTYPES = re.compile(f"(?:{_GROUPTYPE})+")
 
 
-def _plain_group(el, line: int) -> Group | None:
-    """A plain group read by regular expressions, or None to read it the straightforward way."""
-    whole = _PLAIN_GROUP.fullmatch(etree.tostring(el, encoding="unicode", with_tail=False))
+def _plain_group(text: str, line: int) -> Group | None:
+    """A plain group (its element as text) read by regular expressions, or None to read it
+    the straightforward way."""
+    whole = _PLAIN_GROUP.fullmatch(text)
     if whole is None:
         return None
     source, sid, type_part, short, long, full, begin, end, _parent_source, parent = \
@@ -209,8 +214,14 @@ class MembershipRows(str):
 
 
 class ReadAgain(Exception):
-    """A group's memberships came in two elements and the first went the fast way, so its
-    keys were not kept for the duplicate check: the file must be read the straightforward way."""
+    """The file must be read again, a slower way: it is not of the shape the scan reads
+    (with lxml, then), or a group's memberships came in two elements and the first went the
+    fast way, so its keys were not kept for the duplicate check (``straightforward``)."""
+
+    def __init__(self, why: str, *, straightforward: bool = False):
+        super().__init__(why)
+        self.straightforward = straightforward
+
 _ROLETYPE_ALIASES = {str(i): f"{i:02d}" for i in range(1, 9)}  # "1" -> "01", seen in the wild
 
 
@@ -355,15 +366,20 @@ class ImsReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, max_examples: int = 10_000,
-                 default_type: str = "full", fast: bool = False):
+                 default_type: str = "full", fast: bool = False, scan: bool | None = None):
         """``default_type``: what a missing or unknown ``properties/type`` means (the
-        customer's ``file_type``; full by default, the PIFU rule). ``fast``: plain
-        memberships are given as :class:`MembershipRows` (staging only); iterating may then
-        raise :class:`ReadAgain`, after which :meth:`straightforward` starts over."""
+        customer's ``file_type``; full by default, the PIFU rule). ``fast``: plain records
+        are read by regular expressions, and plain memberships are given as
+        :class:`MembershipRows` (staging only); iterating may then raise :class:`ReadAgain`,
+        after which :meth:`read_again` starts over. ``scan`` (the default when fast): the
+        records' text is found without lxml (:mod:`.scan`), which parses only the records
+        that are not plain."""
         self.path = os.fspath(path)
         self.default_type = default_type
         self.max_examples = max_examples
         self.fast = fast
+        self.scan = fast if scan is None else scan
+        self._offset = 0  # the line of a record's text, less one, when lxml parsed that text
         self._membership_groups: set[str] = set()  # groups seen in a <membership>
         self._fast_groups: set[str] = set()  # ... of those, the ones read the fast way
         self.plain = {"person": 0, "group": 0, "membership": 0}  # records read the fast way
@@ -379,10 +395,12 @@ class ImsReader:
         self._deferred: list[Membership] = []
         self._parents: list[tuple[str, str, int]] = []
 
-    def straightforward(self) -> None:
-        """Start over, every record the straightforward way (after :class:`ReadAgain`)."""
+    def read_again(self, why: ReadAgain) -> None:
+        """Start over the slower way ``why`` asks for: lxml's parse of the whole file, or
+        every record the straightforward way."""
+        fast = self.fast and not why.straightforward
         self.__init__(self.path, max_examples=self.max_examples,
-                      default_type=self.default_type)
+                      default_type=self.default_type, fast=fast, scan=False)
 
     # -- the pass over the file ------------------------------------------------------------
 
@@ -393,6 +411,14 @@ class ImsReader:
             if info.size == 0:
                 self._fatal(None, "the file is empty")
             hashing = _HashingReader(raw)
+            if self.scan:
+                try:
+                    yield from self._scanned(hashing)
+                finally:  # a rejected file is still identified by its checksum
+                    hashing.drain()
+                    info.sha256 = hashing.sha256.hexdigest()
+                yield from self._finish()
+                return
             context = etree.iterparse(
                 hashing,
                 events=("end",),
@@ -415,7 +441,7 @@ class ImsReader:
                         continue  # a record-named element nested deeper (e.g. in an extension)
                     if hashing.utf8_line is not None:
                         self._encoding_contradicted(hashing)
-                    records = self._record(el)
+                    records = self._record(_local(el.tag), el.sourceline, el)
                     el.clear(keep_tail=False)
                     while el.getprevious() is not None:
                         del root[0]
@@ -433,6 +459,34 @@ class ImsReader:
         if self.result.properties is None:
             self._fatal(None, "no <properties> element")
         yield from self._finish()
+
+    def _scanned(self, hashing: _HashingReader) -> Iterator[Person | Group | Membership]:
+        """The records of a file of the simple shape (see :mod:`.scan`); :class:`ReadAgain`
+        with lxml when it is not."""
+        scanner = Scanner(hashing)
+        try:
+            for kind, line, text in scanner:
+                if kind == "properties" or "\n" in text or "\t" in text:
+                    # a line break or tab: the lines, or a value, would differ from lxml's
+                    records = self._record(kind, line, self._parsed_text(scanner, text, line))
+                else:
+                    records = self._record(kind, line, None, text, scanner)
+                yield from records
+        except Unscannable as why:
+            raise ReadAgain(f"read with lxml: {why}") from None
+        if self.result.properties is None:
+            self._fatal(None, "no <properties> element")
+
+    def _parsed_text(self, scanner: Scanner, text: str, line: int):
+        """One record's text parsed by lxml as the whole file would have been."""
+        try:
+            root = etree.fromstring(f"{scanner.root_tag}{text}</enterprise>", _SPAN_PARSER)
+        except etree.XMLSyntaxError as err:
+            raise Unscannable(f"line {line}: {err.msg}") from None
+        if len(root) != 1 or (root.text or "").strip() or (root[0].tail or "").strip():
+            raise Unscannable(f"line {line}: not one element")
+        self._offset = line - 1
+        return root[0]
 
     def _check_root(self, root) -> None:
         if root is None or _local(root.tag) != "enterprise":
@@ -452,18 +506,23 @@ class ImsReader:
         self.result.fatal = Problem("file", None, line, reason)
         raise FatalFileError(self.path, line, reason)
 
-    def _record(self, el) -> list[Person | Group | Membership]:
+    def _record(self, kind: str, line: int, el, text: str | None = None,
+                scanner: Scanner | None = None) -> list[Person | Group | Membership]:
         """The good records of one top-level element (a list: one call per element is
-        cheaper than a generator per level, and a membership element holds many rows)."""
-        kind = _local(el.tag)
-        line = el.sourceline
+        cheaper than a generator per level, and a membership element holds many rows).
+        The element is ``el``, or only its ``text`` as written, which lxml parses when it is
+        not plain."""
+        if self.fast and text is None:
+            text = etree.tostring(el, encoding="unicode", with_tail=False)
         if kind == "membership":
             if self.result.properties is None:
                 self._fatal(line, "<membership> before <properties>: properties must come first")
             if self.fast:
-                rows = self._plain_membership(el, line)
+                rows = self._plain_membership(text, line, el)
                 if rows is not None:
                     return rows
+            if el is None:
+                el = self._parsed_text(scanner, text, line)
             return self._membership(el, line)
         if kind == "properties":
             self._properties(el, line)
@@ -472,11 +531,13 @@ class ImsReader:
             self._fatal(line, f"<{kind}> before <properties>: properties must come first")
         self.result.records[kind] += 1
         seen = self._persons if kind == "person" else self._groups
-        record = self.fast and _PLAIN_READERS[kind](el, line)
+        record = self.fast and _PLAIN_READERS[kind](text, line)
         if record:  # a plain record has no recstatus
             self.plain[kind] += 1
             recstatus = None
         else:
+            if el is None:
+                el = self._parsed_text(scanner, text, line)
             try:
                 recstatus, record = self._read(kind, el, line)
             except _BadRecord as bad:
@@ -748,12 +809,11 @@ class ImsReader:
 
     # -- memberships -----------------------------------------------------------------------
 
-    def _plain_membership(self, el, line: int) -> list[MembershipRows] | None:
-        """The rows of a plain <membership> in a full file, or None to read it the
-        straightforward way."""
+    def _plain_membership(self, text: str, line: int, el) -> list[MembershipRows] | None:
+        """The rows of a plain <membership> in a full file (its text as written, or ``el``
+        serialised), or None to read it the straightforward way."""
         if self.file_type != "full":
             return None
-        text = etree.tostring(el, encoding="unicode", with_tail=False)
         if "\n" in text:  # a pretty-printed file: its members' lines differ
             return None
         whole = _MEMBERSHIP_HEAD.match(text)
@@ -765,7 +825,7 @@ class ImsReader:
         rows = _member_rows(text[whole.end():-len("</membership>")], f"{line},,{group_id},")
         # a line break inside a tag is lost in serialisation: the last role must be on the
         # element's line, so every member's line is the element's
-        if rows is None or el[-1][-1].sourceline != line:
+        if rows is None or el is not None and el[-1][-1].sourceline + self._offset != line:
             return None
         ids = _ROW_MEMBER_ID.findall(rows)
         # a member twice (two roles) or not seen yet: the straightforward way keeps the keys
@@ -795,7 +855,8 @@ class ImsReader:
             self._problem("membership", bad.record_id, line, bad.reason)
             return []
         if group_id in self._fast_groups:
-            raise ReadAgain(f"line {line}: group '{group_id}' has a second <membership>")
+            raise ReadAgain(f"line {line}: group '{group_id}' has a second <membership>",
+                            straightforward=True)
         self._membership_groups.add(group_id)
         rows: list[Membership] = []
         # in full files, a member not seen yet waits for the end of the file
@@ -815,6 +876,7 @@ class ImsReader:
         return rows
 
     def _member(self, member, group_id: str) -> list[Membership]:
+        member_line = member.sourceline + self._offset
         member_id = None
         idtype = "1"
         roles = []
@@ -826,7 +888,7 @@ class ImsReader:
                         try:
                             member_id = _text(part)
                         except EntityInValue as err:
-                            return self._unidentified("membership", member.sourceline,
+                            return self._unidentified("membership", member_line,
                                                       f"member of '{group_id}': {err}")
             elif name == "idtype":
                 try:
@@ -837,20 +899,20 @@ class ImsReader:
                 roles.append(c)
         self.result.records["membership"] += len(roles) or 1
         if member_id is not None and len(member_id) > MAX_ID:
-            self._problem("membership", f"{group_id}/{member_id[:40]}...", member.sourceline,
+            self._problem("membership", f"{group_id}/{member_id[:40]}...", member_line,
                           f"id of {len(member_id)} characters is longer than {MAX_ID}")
             return []
         if member_id is not None and idtype in ("1", "2") and not roles:
             reason = "member has no role"
-            self._problem("membership", f"{group_id}/{member_id}", member.sourceline, reason)
-            self.result.keep("membership", group_id, member_id, member.sourceline, reason)
+            self._problem("membership", f"{group_id}/{member_id}", member_line, reason)
+            self.result.keep("membership", group_id, member_id, member_line, reason)
             return []
         if member_id is None:
-            self._problem("membership", f"{group_id}/?", member.sourceline,
+            self._problem("membership", f"{group_id}/?", member_line,
                           "member has no sourcedid/id")
             return []
         if idtype not in ("1", "2"):
-            self._problem("membership", f"{group_id}/{member_id}", member.sourceline,
+            self._problem("membership", f"{group_id}/{member_id}", member_line,
                           f"idtype '{idtype}' is not 1 or 2")
             return []
         out = []
@@ -861,10 +923,10 @@ class ImsReader:
                 except EntityInValue as err:
                     raise _BadRecord(f"{err}: the value cannot be read") from None
             except _BadRecord as bad:
-                self._problem("membership", f"{group_id}/{member_id}", role.sourceline,
-                              bad.reason)
-                self.result.keep("membership", group_id, member_id, role.sourceline,
-                                 bad.reason)
+                self._problem("membership", f"{group_id}/{member_id}",
+                              role.sourceline + self._offset, bad.reason)
+                self.result.keep("membership", group_id, member_id,
+                                 role.sourceline + self._offset, bad.reason)
                 continue
             if m.recstatus == 3 and self.file_type == "full":
                 self._problem("membership", f"{group_id}/{member_id}", m.line,
@@ -897,7 +959,7 @@ class ImsReader:
             elif name == "extension":
                 extension = etree.tostring(c, encoding="unicode", with_tail=False)
         return Membership(
-            role.sourceline, recstatus, group_id, member_id, idtype, roletype,
+            role.sourceline + self._offset, recstatus, group_id, member_id, idtype, roletype,
             subrole, status, begin, end, extension,
         )
 
