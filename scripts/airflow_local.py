@@ -84,7 +84,8 @@ def _environment(home: Path, airflow_home: Path, urls: dict, port: int, executor
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
         "SISFLOW_DATABASE_URL": urls["sisflow"],
         "SISFLOW_HOME": str(home),
-        "SISFLOW_CUSTOMERS_DIR": str(PROJECT / "customers"),
+        "SISFLOW_CUSTOMERS_DIR": os.environ.get("SISFLOW_CUSTOMERS_DIR")
+        or str(PROJECT / "customers"),
     }
 
 

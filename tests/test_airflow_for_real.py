@@ -13,11 +13,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "airflow_local.py"
+PROJECT = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT / "scripts" / "airflow_local.py"
 
 
 class Api:
@@ -64,13 +67,27 @@ class Api:
         return self.wait(state)
 
 
+def _demo_scheduled_far_from_now(folder: Path) -> Path:
+    """The demo customer with its daily import twelve hours from now. A new DAG runs its
+    latest scheduled time at once when that was less than 2.4 hours ago (Airflow's
+    CronTriggerTimetable): with the demo's 05:00, a test started between 05:00 and 07:24
+    Oslo time would find that run holding the customer."""
+    folder.mkdir()
+    later = datetime.now(ZoneInfo("Europe/Oslo")) + timedelta(hours=12)
+    text = (PROJECT / "customers" / "demo.yaml").read_text()
+    (folder / "demo.yaml").write_text(text + f'schedule: {{cron: "{later.minute} {later.hour}'
+                                             ' * * *"}\n')
+    return folder
+
+
 @pytest.fixture
 def airflow(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "SISFLOW_HOME": str(tmp_path / "home"), "SISFLOW_AIRFLOW_PORT": str(port),
-           "SISFLOW_AIRFLOW_EXECUTOR": "CeleryExecutor"}
+           "SISFLOW_AIRFLOW_EXECUTOR": "CeleryExecutor",
+           "SISFLOW_CUSTOMERS_DIR": str(_demo_scheduled_far_from_now(tmp_path / "customers"))}
     for key in [k for k in env if k.startswith(("AIRFLOW_", "AIRFLOW__"))]:
         del env[key]  # the tests' own Airflow settings are not this Airflow's
     started = subprocess.run([sys.executable, str(SCRIPT), "start"], env=env,
