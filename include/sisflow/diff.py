@@ -27,14 +27,20 @@ OPS = ("create", "update", "delete")
 BIG_RUN = 100_000
 
 
-def _creates_and_updates(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Composed:
-    first_key = sql.Identifier("c", entity.key[0])
-    changed = sql.SQL(", ").join(
+def _changed(entity: Entity) -> sql.Composed:
+    """The names of the values that differ between the staged row ``s`` and the state's ``c``
+    (an array of them, with NULL where one is equal)."""
+    return sql.SQL(", ").join(
         sql.SQL("CASE WHEN {s} IS DISTINCT FROM {c} THEN {name} END").format(
             s=sql.Identifier("s", v), c=sql.Identifier("c", v), name=sql.Literal(v)
         )
         for v in entity.values
     )
+
+
+def _delta_creates_and_updates(entity: Entity, staged: sql.Identifier) -> sql.Composed:
+    first_key = sql.Identifier("c", entity.key[0])
+    changed = _changed(entity)
     return sql.SQL(
         """
         INSERT INTO {changes} (run_id, op, changed, {columns})
@@ -45,7 +51,7 @@ def _creates_and_updates(entity: Entity, staged: sql.Identifier, delta: bool) ->
                {s_columns}
         FROM {staged} s
         LEFT JOIN {table} c ON c.customer = %(customer)s AND {match}
-        WHERE {not_deleted}
+        WHERE s.recstatus IS DISTINCT FROM 3
           AND ({first_key} IS NULL OR ROW({s_values}) IS DISTINCT FROM ROW({c_values}))
         """
     ).format(
@@ -57,7 +63,6 @@ def _creates_and_updates(entity: Entity, staged: sql.Identifier, delta: bool) ->
         staged=staged,
         table=entity.table,
         match=key_match(entity, "c", "s"),
-        not_deleted=sql.SQL("s.recstatus IS DISTINCT FROM 3" if delta else "TRUE"),
         s_values=idents(entity.values, "s"),
         c_values=idents(entity.values, "c"),
     )
@@ -79,18 +84,11 @@ _NOT_KEPT = {
 }
 
 
-def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Composed:
-    if delta:
-        source = sql.SQL(
-            "FROM {table} c JOIN {staged} s ON {match}"
-            " WHERE c.customer = %(customer)s AND s.recstatus = 3"
-        )
-    else:
-        source = sql.SQL(
-            "FROM {table} c WHERE c.customer = %(customer)s"
-            " AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match}) AND "
-            + _NOT_KEPT[entity.name]
-        )
+def _delta_deletes(entity: Entity, staged: sql.Identifier) -> sql.Composed:
+    source = sql.SQL(
+        "FROM {table} c JOIN {staged} s ON {match}"
+        " WHERE c.customer = %(customer)s AND s.recstatus = 3"
+    )
     return sql.SQL(
         "INSERT INTO {changes} (run_id, op, {columns}) SELECT %(run)s, 'delete', {c_columns} "
     ).format(
@@ -98,6 +96,48 @@ def _deletes(entity: Entity, staged: sql.Identifier, delta: bool) -> sql.Compose
         c_columns=idents(entity.columns, "c"),
     ) + source.format(
         table=entity.table, staged=staged, match=key_match(entity, "c", "s")
+    )
+
+
+def _full_changes(entity: Entity, staged: sql.Identifier) -> sql.Composed:
+    """A full file's creates, updates and deletes in one pass: the staged file and the
+    customer's state joined once (a hash full join), instead of once for creates and updates
+    and once again for what is absent."""
+    s_key, c_key = sql.Identifier("s", entity.key[0]), sql.Identifier("c", entity.key[0])
+    changed = _changed(entity)
+    either = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN {s_key} IS NULL THEN {c} ELSE {s} END").format(
+            s_key=s_key, c=sql.Identifier("c", col), s=sql.Identifier("s", col))
+        for col in entity.columns
+    )
+    return sql.SQL(
+        """
+        INSERT INTO {changes} (run_id, op, changed, {columns})
+        SELECT %(run)s,
+               CASE WHEN {s_key} IS NULL THEN 'delete'
+                    WHEN {c_key} IS NULL THEN 'create' ELSE 'update' END,
+               CASE WHEN {s_key} IS NOT NULL AND {c_key} IS NOT NULL
+                    THEN array_remove(ARRAY[{changed}]::text[], NULL) END,
+               {either}
+        FROM {staged} s
+        FULL JOIN (SELECT {columns} FROM {table} WHERE customer = %(customer)s) c ON {match}
+        WHERE CASE WHEN {s_key} IS NULL THEN {not_kept}
+                   WHEN {c_key} IS NULL THEN TRUE
+                   ELSE ROW({s_values}) IS DISTINCT FROM ROW({c_values}) END
+        """
+    ).format(
+        changes=entity.changes,
+        columns=idents(entity.columns),
+        s_key=s_key,
+        c_key=c_key,
+        changed=changed,
+        either=either,
+        staged=staged,
+        table=entity.table,
+        match=key_match(entity, "c", "s"),
+        not_kept=sql.SQL(_NOT_KEPT[entity.name]),
+        s_values=idents(entity.values, "s"),
+        c_values=idents(entity.values, "c"),
     )
 
 
@@ -136,8 +176,11 @@ def compute(cur, run_id: int, customer: str, file_type: str, *,
         cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(entity.changes), (run_id,))
     for entity in (PERSON, GROUP, MEMBERSHIP):
         staged = entity.staged(run_id)
-        cur.execute(_creates_and_updates(entity, staged, delta), params)
-        cur.execute(_deletes(entity, staged, delta), params)
+        if delta:
+            cur.execute(_delta_creates_and_updates(entity, staged), params)
+            cur.execute(_delta_deletes(entity, staged), params)
+        else:
+            cur.execute(_full_changes(entity, staged), params)
     if delta:
         cur.execute(_CASCADE, params)
     if release_deferred:

@@ -135,9 +135,11 @@ def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
             cur.copy_expert(_copy_sql(cur, entity, run_id), spool)
             rows[entity.name] = cur.rowcount
     for entity in ENTITIES:
-        cur.execute(
-            sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id), idents(entity.key))
-        )
+        # a full file's memberships are only ever joined whole (the diff's hash full join):
+        # an index on a million rows would cost a second a day and serve nothing
+        if entity is not MEMBERSHIP or reader.file_type != "full":
+            cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id),
+                                                                  idents(entity.key)))
         cur.execute(sql.SQL("ANALYZE {}").format(entity.staged(run_id)))
     log.info("run %s staged: %s (the fast way: %s)", run_id, rows, reader.plain)
     return rows
