@@ -92,18 +92,9 @@ _PLAIN_PERSON = re.compile(
 _PLAIN_USERID = re.compile(rf'<userid( useridtype="([^"&<]*)")?>{_V}</userid>')
 
 
-#: what JSON must escape
-_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
-
-
-def _json_pairs(items: list[tuple]) -> str:
-    """``json.dumps`` of a list of lists of short strings (or None), ensure_ascii=False, in
-    a fraction of its time when no value needs escaping."""
-    if _JSON_SPECIAL.search("".join([v for item in items for v in item if v is not None])):
-        return json.dumps([list(item) for item in items], ensure_ascii=False)
-    return "[" + ", ".join(
-        "[" + ", ".join("null" if v is None else f'"{v}"' for v in item) + "]"
-        for item in items) + "]"
+#: ``json.dumps(..., ensure_ascii=False)`` without building an encoder per call: the JSON of
+#: user ids, old ids and group types (tuples are written as arrays, as lists are)
+_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _plain_person(text: str, line: int) -> Person | None:
@@ -125,7 +116,7 @@ def _plain_person(text: str, line: int) -> Person | None:
         found = _PLAIN_USERID.findall(userid_part)
         if len(found) != userid_part.count("<userid"):
             return None  # an empty or spaced value: _text's business
-        userids = _json_pairs([(kind if typed else None, value)
+        userids = _json([(kind if typed else None, value)
                               for typed, kind, value in found])
     return Person(line, None, sid, source, None, userids, fn, family, given, email, bday,
                   gender, role, None)
@@ -171,7 +162,7 @@ def _plain_group(text: str, line: int) -> Group | None:
             return None
         found = _PLAIN_GROUPTYPE.findall(type_part)
         grouptype = found[0][3]
-        types = _json_pairs([(scheme or None, value, level if has_level else None)
+        types = _json([(scheme or None, value, level if has_level else None)
                          for scheme, has_level, level, value in found])
     if parent == sid:
         parent = None
@@ -735,8 +726,8 @@ class ImsReader:
         old = [i[2] for i in ids if i[0] == "Old" and i[2]]
         return Person(
             line, recstatus, sid, source,
-            json.dumps(old, ensure_ascii=False) if old else None,
-            json.dumps(userids, ensure_ascii=False) if userids else None,
+            _json(old) if old else None,
+            _json(userids) if userids else None,
             fn, family, given, email, bday, gender, role, extension,
         )
 
@@ -787,7 +778,7 @@ class ImsReader:
         grouptype = types[0][1] if types else None
         return Group(
             line, recstatus, sid, source, grouptype,
-            json.dumps(types, ensure_ascii=False) if types else None,
+            _json(types) if types else None,
             short, long, full, begin, end, parent, extension,
         )
 
