@@ -134,6 +134,9 @@ def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
             spool.seek(0)
             cur.copy_expert(_copy_sql(cur, entity, run_id), spool)
             rows[entity.name] = cur.rowcount
+    # the planner needs the staged tables' sizes and that their keys are unique, which a small
+    # sample tells as well as the default one (30,000 rows of every column: 0.4 s a run)
+    cur.execute("SET LOCAL default_statistics_target = 10")
     for entity in ENTITIES:
         # a full file's memberships are only ever joined whole (the diff's hash full join):
         # an index on a million rows would cost a second a day and serve nothing
@@ -141,6 +144,7 @@ def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
             cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id),
                                                                   idents(entity.key)))
         cur.execute(sql.SQL("ANALYZE {}").format(entity.staged(run_id)))
+    cur.execute("RESET default_statistics_target")
     log.info("run %s staged: %s (the fast way: %s)", run_id, rows, reader.plain)
     return rows
 
