@@ -11,7 +11,7 @@ Each size runs in a fresh subprocess so that peak RSS is that size's alone. File
 generated once into $SISFLOW_HOME/bench and reused. The database is the embedded one (or
 SISFLOW_DATABASE_URL).
 
-    python benchmarks/bench.py [--sizes small,medium,large]
+    python benchmarks/bench.py [--sizes small,medium,large] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -161,7 +162,6 @@ def dag_parse(n: int, repeat: int = 5, dags: Path | None = None) -> float:
     importing Airflow itself takes, each in a fresh process as the DAG processor does: the
     median ratio of ``repeat`` loads (the machine's timings vary by a third from run to run)."""
     import os
-    import statistics
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="sisflow-customers-"))
@@ -237,6 +237,21 @@ def aims(results: dict[str, dict], dag_ratio: float | None) -> None:
         print(f"{name:<40}{measured:<46}{aim:<26}{'yes' if met else 'no'}")
 
 
+def _median(results: list[dict]) -> dict:
+    """Each figure's median over repeated runs of one size (counts are the same in all)."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+
+    def median(values):
+        return statistics.median(values) if isinstance(values[0], float) else values[0]
+
+    return {**first, "iterparse_s": median([r["iterparse_s"] for r in results]),
+            "runs": {name: {key: median([r["runs"][name][key] for r in results])
+                            for key in run}
+                     for name, run in first["runs"].items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,medium,large")
@@ -248,6 +263,8 @@ def main() -> None:
                         help="many customers mode: this many small customers (0: skip)")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="many customers mode: runs at a time")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each size; the "
+                        "medians are printed (the machine's timings vary by a fifth)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -264,12 +281,15 @@ def main() -> None:
     print(f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
           f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'commit':>7}{'apply':>7}"
           f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}")
+    if args.repeat > 1:
+        print(f"(each figure the median of {args.repeat} runs)")
     results = {}
     for size in filter(None, args.sizes.split(",")):
         _files(size)  # generated outside the measured process
-        out = subprocess.run([sys.executable, __file__, "--one", size], check=True,
-                             capture_output=True, text=True)
-        r = results[size] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = results[size] = _median([
+            json.loads(subprocess.run([sys.executable, __file__, "--one", size], check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1])
+            for _ in range(max(1, args.repeat))])
         for name, t in r["runs"].items():
             n = t["records"]
             first = name == "first import"
