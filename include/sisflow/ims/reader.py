@@ -48,12 +48,9 @@ from .records import (
     Properties,
     ValidationResult,
 )
-from .scan import Scanner, Unscannable
+from .scan import LXML_OPTIONS, Scanner, Unscannable
 
 _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
-#: lxml's settings for one record's text: the same as for the whole file
-_SPAN_PARSER = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False,
-                               remove_comments=True, remove_pis=True, huge_tree=True)
 
 # -- the plain membership ----------------------------------------------------------------------
 # Nearly all of a file's rows are members written the one way every SIS writes them. Such a
@@ -414,12 +411,7 @@ class ImsReader:
                 hashing,
                 events=("end",),
                 tag=_RECORD_TAGS,
-                load_dtd=False,
-                no_network=True,
-                resolve_entities=False,
-                remove_comments=True,
-                remove_pis=True,
-                huge_tree=True,
+                **LXML_OPTIONS,
             )
             root = None
             try:
@@ -470,14 +462,9 @@ class ImsReader:
 
     def _parsed_text(self, scanner: Scanner, text: str, line: int):
         """One record's text parsed by lxml as the whole file would have been."""
-        try:
-            root = etree.fromstring(f"{scanner.root_tag}{text}</enterprise>", _SPAN_PARSER)
-        except etree.XMLSyntaxError as err:
-            raise Unscannable(f"line {line}: {err.msg}") from None
-        if len(root) != 1 or (root.text or "").strip() or (root[0].tail or "").strip():
-            raise Unscannable(f"line {line}: not one element")
+        element = scanner.parse(text, line)
         self._offset = line - 1
-        return root[0]
+        return element
 
     def _check_root(self, root) -> None:
         if root is None or _local(root.tag) != "enterprise":

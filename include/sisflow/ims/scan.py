@@ -25,6 +25,12 @@ import codecs
 import re
 from collections.abc import Iterator
 
+from lxml import etree
+
+#: how lxml reads an export, whole or one record at a time: no DTD, no entity resolved, no
+#: network; comments and processing instructions dropped
+LXML_OPTIONS = {"load_dtd": False, "no_network": True, "resolve_entities": False,
+                "remove_comments": True, "remove_pis": True, "huge_tree": True}
 _CHUNK = 1 << 22  # bytes read at a time
 _LOOKAHEAD = 1 << 16  # characters kept ahead of the position before reading more
 
@@ -83,6 +89,20 @@ class Scanner:
         self._eof = False
         self._tail = b""  # the end of the last chunk, for a sequence split between two
         self.root_tag = ""
+        # a parser of its own: lxml's parsers are not to be shared between threads
+        self._parser = etree.XMLParser(**LXML_OPTIONS)
+
+    def parse(self, text: str, line: int):
+        """A record's text (from ``line``) parsed by lxml in the root's namespace context: its
+        element, whose lines count from 1. Unscannable when lxml cannot parse it alone or it
+        is not one element."""
+        try:
+            root = etree.fromstring(f"{self.root_tag}{text}</enterprise>", self._parser)
+        except etree.XMLSyntaxError as err:
+            raise Unscannable(f"line {line}: {err.msg}") from None
+        if len(root) != 1 or (root.text or "").strip() or (root[0].tail or "").strip():
+            raise Unscannable(f"line {line}: not one element")
+        return root[0]
 
     def _more(self, text: str, pos: int) -> str:
         """The text from ``pos`` with the next chunk of the file added."""
