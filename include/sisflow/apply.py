@@ -162,7 +162,11 @@ def _courses(ctx: Context) -> None:
 
 
 def _memberships(ctx: Context) -> None:
-    """Additions to courses and units; removals (held back in a delay-delete window)."""
+    """Removals (held back in a delay-delete window), then additions to courses and units.
+    Removals first: a key names one participant (roles map one to one), so the order changes
+    nothing, and each removal batch then searches the participants before the additions (a
+    rollover's million new ones) are among them."""
+    _removals(ctx)
     joined = """
         FROM sis.membership_changes ch
         JOIN sis.groups g ON g.customer = %(customer)s AND g.sourcedid = ch.group_id
@@ -191,7 +195,10 @@ def _memberships(ctx: Context) -> None:
         ctx.params,
     )
     ctx.counts["skipped"] += ctx.cur.rowcount
-    # an update to status 0 (inactive) takes the member out at once; deletions may wait
+
+
+def _removals(ctx: Context) -> None:
+    """Members taken out: an update to status 0 (inactive) at once; deletions may wait."""
     if ctx.mode == DELAY_DELETE:
         ctx.defer("membership")
         removals = "ch.op = 'update' AND ch.status = 0"
