@@ -65,13 +65,28 @@ class Context:
                 "courses": list(COURSE_KINDS)}
 
     def rows(self, query: str, factory) -> Iterator[list]:
-        """The query's rows in batches, read through a server-side cursor."""
+        """The query's rows in batches, read through a server-side cursor a tenth of a batch
+        at a time: only the batch's own rows are held, not the driver's copy of all of them
+        beside it."""
+        make = getattr(factory, "_make", None)  # a NamedTuple's, without a call per row
         with self.conn.cursor(name=f"apply_{self.run_id}") as named:
-            named.itersize = BATCH
             named.execute(query, self.params)
-            make = getattr(factory, "_make", None)  # a NamedTuple's, without a call per row
-            while batch := named.fetchmany(BATCH):
-                yield list(map(make, batch)) if make else [factory(*row) for row in batch]
+            batch: list = []
+            while chunk := named.fetchmany(BATCH // 10):
+                batch.extend(map(make, chunk) if make else (factory(*row) for row in chunk))
+                del chunk
+                if len(batch) >= BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    def send_all(self, query: str, factory, operation: Callable, step: str) -> None:
+        """Every batch of the query's rows to ``operation``. A batch is emptied once it is
+        sent: the next one is read while the loop would still hold the last."""
+        for batch in self.rows(query, factory):
+            self.send(operation, batch, step)
+            batch.clear()
 
     def send(self, operation: Callable, batch: list, step: str) -> None:
         failed = operation(batch)
@@ -106,8 +121,7 @@ def _users(ctx: Context) -> None:
         FROM sis.person_changes ch
         WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update')
     """
-    for batch in ctx.rows(query, UserRow):
-        ctx.send(ctx.site.upsert_users, batch, "users")
+    ctx.send_all(query, UserRow, ctx.site.upsert_users, "users")
 
 
 def _units(ctx: Context) -> None:
@@ -116,8 +130,7 @@ def _units(ctx: Context) -> None:
         FROM sis.group_changes
         WHERE run_id = %(run)s AND op IN ('create', 'update') AND grouptype = ANY(%(units)s)
     """
-    for batch in ctx.rows(query, UnitRow):
-        ctx.send(ctx.site.upsert_units, batch, "units")
+    ctx.send_all(query, UnitRow, ctx.site.upsert_units, "units")
 
 
 _TERM_KEY = "g.begin_date::text || '..' || g.end_date::text"
@@ -157,8 +170,7 @@ def _courses(ctx: Context) -> None:
         WHERE g.run_id = %(run)s AND g.op IN ('create', 'update')
           AND g.grouptype = ANY(%(courses)s)
     """
-    for batch in ctx.rows(query, CourseRow):
-        ctx.send(ctx.site.upsert_courses, batch, "courses")
+    ctx.send_all(query, CourseRow, ctx.site.upsert_courses, "courses")
 
 
 def _memberships(ctx: Context) -> None:
@@ -177,8 +189,7 @@ def _memberships(ctx: Context) -> None:
                              ("units", ctx.site.add_unit_members)):
         query = (f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
                  f" {joined} AND g.grouptype = ANY(%({kinds})s)")
-        for batch in ctx.rows(query, MemberRow):
-            ctx.send(operation, batch, "memberships")
+        ctx.send_all(query, MemberRow, operation, "memberships")
     # the rest has nothing in the LMS to go to
     ctx.cur.execute(
         """
@@ -207,8 +218,7 @@ def _removals(ctx: Context) -> None:
     query = (f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
              f" FROM sis.membership_changes ch WHERE ch.run_id = %(run)s AND {removals}"
              " AND ch.idtype = 1")
-    for batch in ctx.rows(query, MemberRow):
-        ctx.send(ctx.site.remove_memberships, batch, "memberships")
+    ctx.send_all(query, MemberRow, ctx.site.remove_memberships, "memberships")
 
 
 def _groups_removed(ctx: Context) -> None:
@@ -217,8 +227,8 @@ def _groups_removed(ctx: Context) -> None:
         return
     query = "SELECT sourcedid FROM sis.group_changes WHERE run_id = %(run)s AND op = 'delete'"
     archive = ctx.course_archiving
-    for batch in ctx.rows(query, lambda key: key):
-        ctx.send(lambda keys: ctx.site.retire_groups(keys, archive_courses=archive), batch,
+    ctx.send_all(query, lambda key: key,
+                 lambda keys: ctx.site.retire_groups(keys, archive_courses=archive),
                  "groups_removed")
 
 
@@ -227,8 +237,7 @@ def _users_removed(ctx: Context) -> None:
         ctx.defer("person")
         return
     query = "SELECT sourcedid FROM sis.person_changes WHERE run_id = %(run)s AND op = 'delete'"
-    for batch in ctx.rows(query, lambda key: key):
-        ctx.send(ctx.site.trash_users, batch, "users_removed")
+    ctx.send_all(query, lambda key: key, ctx.site.trash_users, "users_removed")
 
 
 def _deferred_settled(ctx: Context) -> None:

@@ -8,7 +8,7 @@ own progress together.
 from __future__ import annotations
 
 import csv
-import io
+import tempfile
 
 from psycopg2 import sql
 
@@ -47,18 +47,19 @@ class PostgresSite(LmsSite):
             )
         )
         self.cur.execute(sql.SQL("TRUNCATE {}").format(table))
-        buffer = io.StringIO()
-        if len(columns) > 1:  # rows of two columns and more are written by csv in C
-            csv.writer(buffer).writerows(rows)
-        else:  # a lone value may be COPY's end-of-data marker (see db.copy)
-            writerow = row_writer(buffer)
-            for row in rows:
-                writerow((row,) if isinstance(row, str) else row)
-        buffer.seek(0)
-        self.cur.copy_expert(
-            sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table).as_string(self.cur),
-            buffer,
-        )
+        # a temporary file, not memory: a StringIO read back holds four bytes a character
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as buffer:
+            if len(columns) > 1:  # rows of two columns and more are written by csv in C
+                csv.writer(buffer).writerows(rows)
+            else:  # a lone value may be COPY's end-of-data marker (see db.copy)
+                writerow = row_writer(buffer)
+                for row in rows:
+                    writerow((row,) if isinstance(row, str) else row)
+            buffer.seek(0)
+            self.cur.copy_expert(
+                sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table)
+                .as_string(self.cur), buffer,
+            )
         # without statistics the planner takes a 50,000-row batch for a handful of rows and
         # joins it to a million participants row by row
         self.cur.execute(sql.SQL("ANALYZE {}").format(table))
