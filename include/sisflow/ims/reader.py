@@ -1,8 +1,10 @@
 """Streaming reader for IMS Enterprise 1.1 and its Norwegian profile PIFU-IMS 1.1-1.3.
 
-A school owner's export can hold a million memberships, so the file is read once with lxml's
-``iterparse`` and every record element is cleared as soon as it is turned into a tuple: memory
-stays flat as the file grows. The same single pass computes the file's size and sha256.
+A school owner's export can hold a million memberships, so the file is read once and every
+record is let go as soon as it is turned into a tuple: memory stays flat as the file grows. A
+fast reader scans the records' text (:mod:`.scan`) and hands lxml only the records that are
+not plain, or the whole file when the scan is unsure; otherwise lxml's ``iterparse`` reads it,
+clearing each record element. The same single pass computes the file's size and sha256.
 
 Namespaces are ignored (no namespace, the PIFU namespaces and the IMS ones are all seen in the
 wild); the encoding is whatever the XML declaration says. No DTD is loaded, no entity is
@@ -209,6 +211,7 @@ class ReadAgain(Exception):
     def __init__(self, why: str, *, straightforward: bool = False):
         super().__init__(why)
         self.straightforward = straightforward
+
 
 _ROLETYPE_ALIASES = {str(i): f"{i:02d}" for i in range(1, 9)}  # "1" -> "01", seen in the wild
 
