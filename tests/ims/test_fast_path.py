@@ -38,10 +38,14 @@ def _edit_member(lines, rng, change):
     lines[i] = lines[i][:m.start()] + change(m.group()) + lines[i][m.end():]
 
 
-def _edit_person(lines, rng, change):
-    candidates = [i for i, line in enumerate(lines) if line.startswith("<person>")]
+def _edit_line(lines, rng, prefix, change):
+    candidates = [i for i, line in enumerate(lines) if line.startswith(prefix)]
     i = rng.choice(candidates)
     lines[i] = change(lines[i])
+
+
+def _edit_person(lines, rng, change):
+    _edit_line(lines, rng, "<person>", change)
 
 
 def _split_membership(lines, rng):
@@ -77,12 +81,6 @@ def _duplicate_person(lines, rng):
 
 def _insert_between_records(lines, rng, text):
     lines.insert(rng.randrange(3, len(lines) - 2), text)
-
-
-def _edit_line(lines, rng, prefix, change):
-    candidates = [i for i, line in enumerate(lines) if line.startswith(prefix)]
-    i = rng.choice(candidates)
-    lines[i] = change(lines[i])
 
 
 def _lone_carriage_return(lines, rng):
