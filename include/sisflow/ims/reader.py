@@ -402,49 +402,42 @@ class ImsReader:
             if info.size == 0:
                 self._fatal(None, "the file is empty")
             hashing = _HashingReader(raw)
-            if self.scan:
-                try:
-                    yield from self._scanned(hashing)
-                finally:  # a rejected file is still identified by its checksum
-                    hashing.drain()
-                    info.sha256 = hashing.sha256.hexdigest()
-                yield from self._finish()
-                return
-            context = etree.iterparse(
-                hashing,
-                events=("end",),
-                tag=_RECORD_TAGS,
-                **LXML_OPTIONS,
-            )
-            root = None
             try:
-                for _event, el in context:
-                    parent = el.getparent()
-                    if root is None:
-                        root = parent
-                        self._check_root(root)
-                    if parent is not root:
-                        continue  # a record-named element nested deeper (e.g. in an extension)
-                    if hashing.utf8_line is not None:
-                        self._encoding_contradicted(hashing)
-                    records = self._record(_local(el.tag), el.sourceline, el)
-                    el.clear(keep_tail=False)
-                    while el.getprevious() is not None:
-                        del root[0]
-                    yield from records
-            except etree.XMLSyntaxError as err:
-                line = err.position[0] if err.position else err.lineno
-                self._fatal(line, f"not well-formed XML: {err.msg}")
+                yield from (self._scanned if self.scan else self._parsed)(hashing)
             finally:  # a rejected file is still identified by its checksum
                 hashing.drain()
                 info.sha256 = hashing.sha256.hexdigest()
-            if root is None:
-                self._check_root(context.root)
-            if hashing.utf8_line is not None:
-                self._encoding_contradicted(hashing)
         if self.result.properties is None:
             self._fatal(None, "no <properties> element")
         yield from self._finish()
+
+    def _parsed(self, hashing: _HashingReader) -> Iterator[Person | Group | Membership]:
+        """The records as lxml's ``iterparse`` finds them, each element cleared once read."""
+        context = etree.iterparse(hashing, events=("end",), tag=_RECORD_TAGS, **LXML_OPTIONS)
+        root = None
+        try:
+            for _event, el in context:
+                parent = el.getparent()
+                if root is None:
+                    root = parent
+                    self._check_root(root)
+                if parent is not root:
+                    continue  # a record-named element nested deeper (e.g. in an extension)
+                if hashing.utf8_line is not None:
+                    self._encoding_contradicted(hashing)
+                records = self._record(_local(el.tag), el.sourceline, el)
+                el.clear(keep_tail=False)
+                while el.getprevious() is not None:
+                    del root[0]
+                yield from records
+        except etree.XMLSyntaxError as err:
+            line = err.position[0] if err.position else err.lineno
+            self._fatal(line, f"not well-formed XML: {err.msg}")
+        hashing.drain()  # bytes that contradict the encoding may follow the last record
+        if root is None:
+            self._check_root(context.root)
+        if hashing.utf8_line is not None:
+            self._encoding_contradicted(hashing)
 
     def _scanned(self, hashing: _HashingReader) -> Iterator[Person | Group | Membership]:
         """The records of a file of the simple shape (see :mod:`.scan`); :class:`ReadAgain`
@@ -460,8 +453,6 @@ class ImsReader:
                 yield from records
         except Unscannable as why:
             raise ReadAgain(f"read with lxml: {why}") from None
-        if self.result.properties is None:
-            self._fatal(None, "no <properties> element")
 
     def _parsed_text(self, scanner: Scanner, text: str, line: int):
         """One record's text parsed by lxml as the whole file would have been."""

@@ -135,9 +135,9 @@ class Scanner:
             gap = _GAP.match(text, pos)
             found = _RECORD.match(text, gap.end())
             if found is None:
-                if _END.match(text, gap.end()):
-                    line += text.count("\n", pos, gap.end())
-                    self._finish(text, _END.match(text, gap.end()).end())
+                ended = _END.match(text, gap.end())
+                if ended:
+                    self._finish(text, ended.end())
                     return
                 raise Unscannable(f"line {line}: something between records")
             kind = found.group(1)
