@@ -141,6 +141,22 @@ def test_the_findings_on_a_seeded_site_are_exactly_right(site):
                                  "admins_with_sync_key": 1}
 
 
+def test_a_name_matches_however_it_is_cased_and_spaced_and_a_missing_one_matches_nothing(
+        site):
+    f = site["starters"][6]
+    with site["conn"], site["conn"].cursor() as cur:
+        shouted = _manual(cur, "manuell.f", f"  {f['given'].upper()} ",
+                          f["family"].upper().replace(" ", "   "), f["bday"])
+        # a manual account with no first name: its name and birth date form no key
+        _manual(cur, "uten.fornavn", None, f["family"], f["bday"])
+    findings = readiness(site["conn"], site["config"], file=str(site["files"][1]), on=ON)
+    assert (shouted, f["id"], "medium", "name+birth date") in rows(
+        findings, "duplicates", "account_id", "sync_key", "certainty", "evidence")
+    named = {row[0] for name in ("duplicates", "ambiguous", "already_twice")
+             for row in rows(findings, name, "sync_key") if row[0] == f["id"]}
+    assert named == {f["id"]} and len(findings.table("ambiguous")) == 2
+
+
 def test_the_email_and_its_csv_files_carry_ids_not_names(site, state_folder):
     from sisflow.readiness import send
 

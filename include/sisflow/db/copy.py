@@ -1,4 +1,4 @@
-"""Rows for ``COPY ... FROM STDIN WITH (FORMAT csv)`` that carry any value.
+"""Rows for ``COPY ... FROM STDIN`` that carry any value.
 
 CSV needs no escaping of backslashes or tabs, and Python's writer quotes fields with quotes,
 commas and line breaks. One value is left: a line holding only ``\\.`` is COPY's end-of-data
@@ -25,3 +25,13 @@ def row_writer(f):
             write(row)
 
     return writerow
+
+
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def text_line(row) -> str:
+    """One line of COPY's text format. Unlike csv, where an empty field is NULL, it keeps an
+    empty string apart from None: the readiness checks tell an account without a sync key
+    from one whose key is empty, as the LMS does."""
+    return "\t".join("\\N" if v is None else str(v).translate(_TEXT_ESCAPES) for v in row) + "\n"

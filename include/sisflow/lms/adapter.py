@@ -1,17 +1,23 @@
 """The LMS as sisflow sees it: one customer's site, changed in batches, always by sync key.
 
-Another LMS plugs in by implementing :class:`LmsSite`. Every operation takes a batch of rows
-and must be idempotent (applying a batch twice leaves what applying it once left), because a
-run killed half-way is started again from the last finished step. An operation never touches
-an object without a sync key: those are manual, made by people, and stay as they are.
-Operations return the rows they could not apply, as outcomes ("skipped": nothing in the LMS
-answers to that key; "failed": the LMS refused it).
+Another LMS plugs in by implementing :class:`LmsSite`. Every operation takes a batch of rows,
+an iterable read once (it streams from the import database: a rollover's 200,000-row batch of
+memberships is never in memory whole), and must be idempotent (applying a batch twice leaves
+what applying it once left), because a run killed half-way is started again from the last
+finished step. An operation never touches an object without a sync key: those are manual,
+made by people, and stay as they are. Operations return the rows they could not apply, as
+outcomes ("skipped": nothing in the LMS answers to that key; "failed": the LMS refused it).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
+
+#: what :meth:`LmsSite.accounts` tells of each account
+ACCOUNT_FIELDS = ("id", "sync_key", "username", "email", "given", "family", "birth_date",
+                  "profile", "last_login", "created_at", "trashed")
 
 
 class UserRow(NamedTuple):
@@ -67,51 +73,51 @@ class LmsSite(ABC):
     site: str
 
     @abstractmethod
-    def upsert_users(self, rows: list[UserRow]) -> list[Outcome]:
+    def upsert_users(self, rows: Iterable[UserRow]) -> list[Outcome]:
         """Create or update accounts; an account in the trash comes back out of it."""
 
     @abstractmethod
-    def trash_users(self, keys: list[str]) -> list[Outcome]:
+    def trash_users(self, keys: Iterable[str]) -> list[Outcome]:
         """Move accounts to the trash (recoverable); never a hard delete."""
 
     @abstractmethod
-    def upsert_units(self, rows: list[UnitRow]) -> list[Outcome]:
+    def upsert_units(self, rows: Iterable[UnitRow]) -> list[Outcome]:
         """Create or update hierarchy units and link them to their parents."""
 
     @abstractmethod
-    def upsert_terms(self, rows: list[TermRow]) -> list[Outcome]:
+    def upsert_terms(self, rows: Iterable[TermRow]) -> list[Outcome]:
         """Create or update the terms the integration owns."""
 
     @abstractmethod
-    def archive_terms_except(self, keys: list[str]) -> int:
+    def archive_terms_except(self, keys: Iterable[str]) -> int:
         """Archive the integration's terms whose key is not in ``keys``; how many."""
 
     @abstractmethod
-    def upsert_courses(self, rows: list[CourseRow]) -> list[Outcome]:
+    def upsert_courses(self, rows: Iterable[CourseRow]) -> list[Outcome]:
         """Create or update courses. An archived course stays archived and unlinked."""
 
     @abstractmethod
-    def add_participants(self, rows: list[MemberRow]) -> list[Outcome]:
+    def add_participants(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         """Add synced participants to courses (a manual participant stays manual)."""
 
     @abstractmethod
-    def add_unit_members(self, rows: list[MemberRow]) -> list[Outcome]:
+    def add_unit_members(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         """Add users to hierarchy units."""
 
     @abstractmethod
-    def remove_memberships(self, rows: list[MemberRow]) -> list[Outcome]:
+    def remove_memberships(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         """Remove synced participants or unit members; manual participants stay."""
 
     @abstractmethod
-    def retire_groups(self, keys: list[str], *, archive_courses: bool) -> list[Outcome]:
+    def retire_groups(self, keys: Iterable[str], *, archive_courses: bool) -> list[Outcome]:
         """A group left the file: remove its unit, or retire its course. Retiring a course
         removes its hierarchy link and turns its synced participants into manual ones, who
         keep access; with ``archive_courses`` an integration-created course is archived too."""
 
     @abstractmethod
-    def accounts(self) -> list[dict]:
-        """Every account, manual ones included, for the readiness checks: id, sync_key,
-        username, email, given, family, birth_date, profile, last_login, created_at, trashed."""
+    def accounts(self) -> Iterator[dict]:
+        """Every account, manual ones included, for the readiness checks: a dict of
+        :data:`ACCOUNT_FIELDS` each. An iterator: a school owner has a hundred thousand."""
 
     @abstractmethod
     def terms(self) -> list[dict]:

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import csv
 import tempfile
+from collections.abc import Iterable, Iterator
 
 from psycopg2 import sql
 
 from ..db.copy import row_writer
-from .adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
+from ..db.stream import streamed
+from .adapter import (
+    ACCOUNT_FIELDS,
+    CourseRow,
+    LmsSite,
+    MemberRow,
+    Outcome,
+    TermRow,
+    UnitRow,
+    UserRow,
+)
 
 _BATCH_TABLES = {
     "users": ("sync_key", "username", "first_name", "last_name", "email", "profile",
@@ -82,7 +93,7 @@ class PostgresSite(LmsSite):
 
     # -- users ---------------------------------------------------------------------------------
 
-    def upsert_users(self, rows: list[UserRow]) -> list[Outcome]:
+    def upsert_users(self, rows: Iterable[UserRow]) -> list[Outcome]:
         batch = self._load("users", rows)
         self._run(
             """
@@ -108,7 +119,7 @@ class PostgresSite(LmsSite):
         self._analyze_after_many_new_rows("lms.users")
         return []
 
-    def trash_users(self, keys: list[str]) -> list[Outcome]:
+    def trash_users(self, keys: Iterable[str]) -> list[Outcome]:
         batch = self._load("keys", keys)
         self._run(
             "UPDATE lms.users u SET trashed_at = now(), updated_at = now() FROM {batch} b"
@@ -124,7 +135,7 @@ class PostgresSite(LmsSite):
 
     # -- units and terms -----------------------------------------------------------------------
 
-    def upsert_units(self, rows: list[UnitRow]) -> list[Outcome]:
+    def upsert_units(self, rows: Iterable[UnitRow]) -> list[Outcome]:
         batch = self._load("units", rows)
         self._run(
             """
@@ -146,7 +157,7 @@ class PostgresSite(LmsSite):
         )
         return []
 
-    def upsert_terms(self, rows: list[TermRow]) -> list[Outcome]:
+    def upsert_terms(self, rows: Iterable[TermRow]) -> list[Outcome]:
         batch = self._load("terms", rows)
         self._run(
             """
@@ -160,7 +171,7 @@ class PostgresSite(LmsSite):
         )
         return []
 
-    def archive_terms_except(self, keys: list[str]) -> int:
+    def archive_terms_except(self, keys: Iterable[str]) -> int:
         batch = self._load("keys", keys)
         self._run(
             "UPDATE lms.terms t SET archived_at = now() WHERE t.site = %(site)s"
@@ -172,7 +183,7 @@ class PostgresSite(LmsSite):
 
     # -- courses -------------------------------------------------------------------------------
 
-    def upsert_courses(self, rows: list[CourseRow]) -> list[Outcome]:
+    def upsert_courses(self, rows: Iterable[CourseRow]) -> list[Outcome]:
         batch = self._load("courses", rows)
         self._run(
             """
@@ -195,7 +206,7 @@ class PostgresSite(LmsSite):
         self._analyze_after_many_new_rows("lms.courses")
         return []
 
-    def retire_groups(self, keys: list[str], *, archive_courses: bool) -> list[Outcome]:
+    def retire_groups(self, keys: Iterable[str], *, archive_courses: bool) -> list[Outcome]:
         batch = self._load("keys", keys)
         self._run(
             """
@@ -238,13 +249,13 @@ class PostgresSite(LmsSite):
 
     # -- memberships ---------------------------------------------------------------------------
 
-    def add_participants(self, rows: list[MemberRow]) -> list[Outcome]:
+    def add_participants(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         return self._add_members(rows, "participants", "course_id", "lms.courses", "course")
 
-    def add_unit_members(self, rows: list[MemberRow]) -> list[Outcome]:
+    def add_unit_members(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         return self._add_members(rows, "unit_members", "unit_id", "lms.units", "unit")
 
-    def _add_members(self, rows: list[MemberRow], table: str, group_column: str,
+    def _add_members(self, rows: Iterable[MemberRow], table: str, group_column: str,
                      groups_table: str, what: str) -> list[Outcome]:
         """Members in, and those whose group or account the site lacks back as failed: one
         pass over the batch resolves both."""
@@ -270,7 +281,7 @@ class PostgresSite(LmsSite):
         return [Outcome("membership", key, "failed", f"no such {what} or account")
                 for (key,) in self.cur.fetchall()]
 
-    def remove_memberships(self, rows: list[MemberRow]) -> list[Outcome]:
+    def remove_memberships(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         batch = self._load("members", rows)
         self._run(
             """
@@ -301,11 +312,13 @@ class PostgresSite(LmsSite):
         names = [c.name for c in self.cur.description]
         return [dict(zip(names, row, strict=True)) for row in self.cur.fetchall()]
 
-    def accounts(self) -> list[dict]:
-        return self._dicts(
-            "SELECT id, sync_key, username, email, first_name AS given, last_name AS family,"
-            " birth_date, profile, last_login, created_at, trashed_at IS NOT NULL AS trashed"
-            " FROM lms.users WHERE site = %(site)s ORDER BY id", {"site": self.site})
+    def accounts(self) -> Iterator[dict]:
+        for row in streamed(
+                self.cur,
+                "SELECT id, sync_key, username, email, first_name, last_name, birth_date,"
+                " profile, last_login, created_at, trashed_at IS NOT NULL"
+                " FROM lms.users WHERE site = %(site)s ORDER BY id", {"site": self.site}):
+            yield dict(zip(ACCOUNT_FIELDS, row, strict=True))
 
     def terms(self) -> list[dict]:
         return self._dicts(

@@ -18,9 +18,11 @@ import pandas as pd
 
 from ..calendar import OSLO
 from ..config import CustomerConfig
+from ..lms.adapter import ACCOUNT_FIELDS
 from ..lms.postgres_site import PostgresSite
 from ..school_year import SchoolYear
 from . import matching
+from .narrowing import narrowed
 from .people import SisData
 
 _WHO = ["username", "given", "family", "birth_date", "email"]
@@ -117,11 +119,10 @@ class Findings:
                 for row in self.table("duplicates").to_dict("records")]
 
 
-def _accounts(cur, customer: str) -> pd.DataFrame:
-    accounts = pd.DataFrame.from_records(PostgresSite(cur, customer).accounts(), columns=[
-        "id", "sync_key", "username", "email", "given", "family", "birth_date", "profile",
-        "last_login", "created_at", "trashed"])
+def _accounts(rows: list[tuple]) -> pd.DataFrame:
+    accounts = pd.DataFrame.from_records(rows, columns=list(ACCOUNT_FIELDS))
     accounts = accounts.rename(columns={"id": "account_id"})
+    accounts["trashed"] = accounts["trashed"].astype(bool)
     for column in ("sync_key", "username", "email", "given", "family", "profile"):
         accounts[column] = accounts[column].astype("string")
     accounts["birth_date"] = accounts["birth_date"].map(
@@ -155,9 +156,13 @@ def _matches(accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, pd.DataF
             ).sort_values("account_id")}
 
 
-def _inactive(accounts: pd.DataFrame, on: date, months: int) -> pd.DataFrame:
-    cutoff = pd.Timestamp(datetime.combine(on, datetime.min.time(), tzinfo=OSLO)) - \
+def _idle_before(on: date, months: int) -> pd.Timestamp:
+    return pd.Timestamp(datetime.combine(on, datetime.min.time(), tzinfo=OSLO)) - \
         pd.DateOffset(months=months)
+
+
+def _inactive(accounts: pd.DataFrame, on: date, months: int) -> pd.DataFrame:
+    cutoff = _idle_before(on, months)
     seen = accounts["last_login"].fillna(accounts["created_at"])
     idle = accounts[~accounts["trashed"] & (seen < cutoff)].copy()
     idle["manual"] = idle["sync_key"].isna()
@@ -213,8 +218,10 @@ def _notes(config: CustomerConfig, current: SchoolYear | None, target: SchoolYea
 def check(cur, config: CustomerConfig, target: SchoolYear, *, people: SisData, on: date,
           current: SchoolYear | None = None) -> Findings:
     """Every readiness check for rolling ``config``'s customer into ``target``."""
-    accounts = _accounts(cur, config.id)
-    keyed = matching.keyed(people.people)
+    found, keyed = narrowed(cur, PostgresSite(cur, config.id).accounts(), people.people(cur),
+                            shared=matching.SHARED, idle_before=_idle_before(
+                                on, config.inactive_months).to_pydatetime())
+    accounts = _accounts(found)
     frames = _matches(accounts, keyed)
     shared = matching.shared(keyed, "sync_key")
     by_username = shared["evidence"].str.contains("username", regex=False)

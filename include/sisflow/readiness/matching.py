@@ -15,6 +15,8 @@ import pandas as pd
 
 #: evidence, in the order it is written
 KEYS = ("username", "email", "name+birth date")
+#: the keys by which two ids are one person (not email: siblings often share a parent's)
+SHARED = ("username", "name+birth date")
 _FOLD = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ß": "ss"})
 _NOT_LETTERS = re.compile(r"[^a-z ]+")
 
@@ -28,18 +30,31 @@ def normal_name(given: str | None, family: str | None) -> str | None:
     return " ".join(_NOT_LETTERS.sub(" ", text).split()) or None
 
 
+def row_keys(username, email, given, family, birth_date, cache: dict) -> tuple:
+    """One person's or account's keys, in the order of :data:`KEYS`; a key that cannot be
+    formed (a value missing or blank) is None, and never matches. ``cache``: a school owner's
+    pupils share first and last names, and each pair is normalised once."""
+    pair = (given if isinstance(given, str) else None,
+            family if isinstance(family, str) else None)
+    name = cache[pair] if pair in cache else cache.setdefault(pair, normal_name(*pair))
+    return (_folded(username), _folded(email),
+            f"{name}|{birth_date}" if name and isinstance(birth_date, str) else None)
+
+
+def _folded(value) -> str | None:
+    return (value.strip().casefold() or None) if isinstance(value, str) else None
+
+
 def keyed(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame (columns username, email, given, family, birth_date) with one column per
-    key, normalised; a key that cannot be formed is missing (NaN), and never matches."""
+    key (``k_`` and the key's name), as :func:`row_keys` forms them."""
+    cache: dict = {}
+    keys = [row_keys(*row, cache) for row in zip(
+        frame["username"], frame["email"], frame["given"], frame["family"],
+        frame["birth_date"], strict=True)]
     out = frame.copy()
-    out["k_username"] = frame["username"].str.strip().str.casefold().replace("", None)
-    out["k_email"] = frame["email"].str.strip().str.casefold().replace("", None)
-    # a school owner's pupils share first and last names: each pair is normalised once
-    cache: dict[tuple, str | None] = {}
-    names = [cache[key] if key in cache else cache.setdefault(key, normal_name(*key))
-             for key in zip(frame["given"], frame["family"], strict=True)]
-    birth = frame["birth_date"].astype("string")
-    out["k_name+birth date"] = pd.Series(names, index=frame.index, dtype="string") + "|" + birth
+    for i, key in enumerate(KEYS):
+        out[f"k_{key}"] = pd.Series([k[i] for k in keys], index=frame.index, dtype="string")
     return out
 
 
@@ -69,10 +84,8 @@ def certainty(agree: int) -> str:
     return "high" if agree >= 2 else "medium"
 
 
-def shared(frame: pd.DataFrame, id_column: str, keys=("username", "name+birth date")
-           ) -> pd.DataFrame:
-    """Groups of rows with different ids that share a key: one person under several ids.
-    Email is left out here: siblings often share a parent's address."""
+def shared(frame: pd.DataFrame, id_column: str, keys=SHARED) -> pd.DataFrame:
+    """Groups of rows with different ids that share a key: one person under several ids."""
     found = []
     for key in keys:
         column = f"k_{key}"

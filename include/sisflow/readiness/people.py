@@ -5,41 +5,39 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import pandas as pd
 from psycopg2 import sql
 
 from ..apply import COURSE_KINDS
+from ..db.stream import streamed
 from ..entities import BY_NAME, PERSON, username_sql
 
 COLUMNS = ["sync_key", "username", "email", "given", "family", "birth_date"]
 
+#: the persons as rows of :data:`COLUMNS`, read through the cursor the checks run on
+People = Callable[[Any], Iterable[tuple]]
+
 
 class SisData(NamedTuple):
-    people: pd.DataFrame  # COLUMNS, one row per person
+    people: People
     terms: set[tuple[date, date]]  # the course groups' timeframes
     source: str  # in words, for the report
     whole: bool  # a whole export (a file), not the current state
 
 
-def _frame(rows) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(list(rows), columns=COLUMNS)
-    return frame.astype({c: "string" for c in COLUMNS})
-
-
 def _read(cur, people_from: sql.Composable, groups_from: sql.Composable, params: dict,
-          people_where: str, groups_where: str) -> tuple[pd.DataFrame, set]:
-    cur.execute(sql.SQL(
+          people_where: str, groups_where: str) -> tuple[People, set]:
+    people = sql.SQL(
         "SELECT sourcedid, " + username_sql("userids") + ", email, COALESCE(given, fn),"
-        " family, bday::text FROM {} WHERE " + people_where).format(people_from), params)
-    people = _frame(cur.fetchall())
+        " family, bday::text FROM {} WHERE " + people_where).format(people_from)
     cur.execute(sql.SQL(
         "SELECT DISTINCT begin_date, end_date FROM {} WHERE grouptype = ANY(%(courses)s)"
         " AND begin_date IS NOT NULL AND end_date IS NOT NULL AND " + groups_where
     ).format(groups_from), {**params, "courses": list(COURSE_KINDS)})
-    return people, set(cur.fetchall())
+    return (lambda cur: streamed(cur, people, params)), set(cur.fetchall())
 
 
 def state_people(cur, customer: str) -> SisData:
@@ -60,7 +58,7 @@ def file_people(path: str | os.PathLike) -> SisData:
     from ..ims.reader import ImsReader
     from ..ims.records import Group, Person
 
-    people, terms = [], set()
+    people, terms = [], set()  # in memory: an operator's check by hand, not a nightly run
     for record in ImsReader(path):
         if isinstance(record, Person) and record.recstatus != 3:
             people.append((record.sourcedid, _username(record.userids), record.email,
@@ -69,7 +67,7 @@ def file_people(path: str | os.PathLike) -> SisData:
               and record.grouptype in COURSE_KINDS and record.begin and record.end):
             terms.add((date.fromisoformat(record.begin),
                        date.fromisoformat(record.end)))
-    return SisData(_frame(people), terms, f"the file {os.path.basename(path)}", True)
+    return SisData(lambda cur: people, terms, f"the file {os.path.basename(path)}", True)
 
 
 def _username(userids: str | None) -> str | None:
