@@ -114,6 +114,23 @@ def test_a_person_leaving_goes_to_the_trash_and_comes_back_out(conn, tmp_path):
     assert ("p2", "student", False) in site(conn)["users"]
 
 
+def test_a_site_built_in_small_batches_is_the_one_built_in_one(conn, tmp_path, monkeypatch):
+    """Rows stream to the site a batch at a time: however they are cut, the site is the same,
+    removals included."""
+    days = [(tmp_path / "day1.xml", DAY, 0), (tmp_path / "day2.xml", date(2025, 9, 2), 5)]
+    for path, _, drop_every in days:
+        generate(path, size="tiny", drop_every=drop_every)
+    built = {}
+    for customer, batch in (("whole", apply.BATCH), ("bits", 7)):
+        monkeypatch.setattr(apply, "BATCH", batch)
+        for path, day, _ in days:
+            result = pipeline.run(conn, customer, path, config=lenient(customer), on=day)
+            assert result["lms_applied_at"] is not None
+        built[customer] = site(conn, customer)
+    assert built["bits"] == built["whole"]
+    assert len(built["whole"]["participants"]) > 7 * 3  # many batches of 7
+
+
 def test_applying_a_run_twice_changes_nothing(conn, tmp_path):
     result = run(conn, tmp_path, school(), "day1.xml")
     before = site(conn)

@@ -17,8 +17,9 @@ deferred). Every other change row of the run was applied.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -46,6 +47,32 @@ ROLES = {"01": "learner", "02": "instructor", "03": "content_developer", "04": "
 _ROLE_SQL = "CASE roletype " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in ROLES.items()) + " END"
 
 
+_END = object()
+
+
+class _Batch:
+    """Up to :data:`BATCH` rows, read from the server as the site takes them: of a rollover's
+    batch of 200,000 memberships only the driver's last fetch is in memory. Read once; its
+    length is the rows the site took."""
+
+    def __init__(self, rows: Iterator):
+        self._rows = rows
+        self._taken = 0
+
+    def __iter__(self) -> Iterator:
+        for row in self._rows:
+            self._taken += 1
+            yield row
+
+    def __len__(self) -> int:
+        return self._taken
+
+    def check_taken(self) -> None:
+        """A site that left rows of a batch unread would leave them unapplied, unseen."""
+        if next(self._rows, _END) is not _END:
+            raise RuntimeError(f"the LMS site took {self._taken} rows of a batch, not all")
+
+
 @dataclass
 class Context:
     cur: object
@@ -64,31 +91,25 @@ class Context:
         return {"run": self.run_id, "customer": self.customer, "units": list(UNIT_KINDS),
                 "courses": list(COURSE_KINDS)}
 
-    def rows(self, query: str, factory) -> Iterator[list]:
-        """The query's rows in batches, read through a server-side cursor a tenth of a batch
-        at a time: only the batch's own rows are held, not the driver's copy of all of them
-        beside it."""
+    def batches(self, query: str, factory) -> Iterator[_Batch]:
+        """The query's rows in batches of up to :data:`BATCH`, each read from a server-side
+        cursor while the site takes it."""
         make = getattr(factory, "_make", None)  # a NamedTuple's, without a call per row
         with self.conn.cursor(name=f"apply_{self.run_id}") as named:
+            named.itersize = max(1, BATCH // 10)
             named.execute(query, self.params)
-            batch: list = []
-            while chunk := named.fetchmany(BATCH // 10):
-                batch.extend(map(make, chunk) if make else (factory(*row) for row in chunk))
-                del chunk
-                if len(batch) >= BATCH:
-                    yield batch
-                    batch = []
-            if batch:
+            rows = map(make, named) if make else (factory(*row) for row in named)
+            while (first := next(rows, _END)) is not _END:
+                batch = _Batch(itertools.chain((first,), itertools.islice(rows, BATCH - 1)))
                 yield batch
+                batch.check_taken()
 
     def send_all(self, query: str, factory, operation: Callable, step: str) -> None:
-        """Every batch of the query's rows to ``operation``. A batch is emptied once it is
-        sent: the next one is read while the loop would still hold the last."""
-        for batch in self.rows(query, factory):
+        """Every batch of the query's rows to ``operation``."""
+        for batch in self.batches(query, factory):
             self.send(operation, batch, step)
-            batch.clear()
 
-    def send(self, operation: Callable, batch: list, step: str) -> None:
+    def send(self, operation: Callable, batch: Iterable, step: str) -> None:
         failed = operation(batch)
         self.outcomes.extend(failed)
         for o in failed:
