@@ -31,7 +31,7 @@ from lxml import etree
 #: network; comments and processing instructions dropped
 LXML_OPTIONS = {"load_dtd": False, "no_network": True, "resolve_entities": False,
                 "remove_comments": True, "remove_pis": True, "huge_tree": True}
-_CHUNK = 1 << 22  # bytes read at a time
+_CHUNK = 1 << 20  # bytes read at a time
 _LOOKAHEAD = 1 << 16  # characters kept ahead of the position before reading more
 
 _PROLOG = re.compile(
