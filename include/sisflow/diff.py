@@ -99,10 +99,12 @@ def _delta_deletes(entity: Entity, staged: sql.Identifier) -> sql.Composed:
     )
 
 
-def _full_changes(entity: Entity, staged: sql.Identifier) -> sql.Composed:
+def _full_changes(entity: Entity, staged: sql.Identifier, *, kept: bool) -> sql.Composed:
     """A full file's creates, updates and deletes in one pass: the staged file and the
     customer's state joined once (a hash full join), instead of once for creates and updates
-    and once again for what is absent."""
+    and once again for what is absent. ``kept``: whether the run kept anything for an error;
+    when it kept nothing, a rollover's million absent rows are not each looked up there
+    (1.3 s)."""
     s_key, c_key = sql.Identifier("s", entity.key[0]), sql.Identifier("c", entity.key[0])
     changed = _changed(entity)
     either = sql.SQL(", ").join(
@@ -135,7 +137,7 @@ def _full_changes(entity: Entity, staged: sql.Identifier) -> sql.Composed:
         staged=staged,
         table=entity.table,
         match=key_match(entity, "c", "s"),
-        not_kept=sql.SQL(_NOT_KEPT[entity.name]),
+        not_kept=sql.SQL(_NOT_KEPT[entity.name] if kept else "TRUE"),
         s_values=idents(entity.values, "s"),
         c_values=idents(entity.values, "c"),
     )
@@ -174,13 +176,15 @@ def compute(cur, run_id: int, customer: str, file_type: str, *,
     cur.execute("SET LOCAL work_mem = '256MB'")  # hash joins of a million rows stay in memory
     for entity in ENTITIES:
         cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(entity.changes), (run_id,))
+    cur.execute("SELECT EXISTS (SELECT 1 FROM sis.kept WHERE run_id = %s)", (run_id,))
+    kept = cur.fetchone()[0]
     for entity in (PERSON, GROUP, MEMBERSHIP):
         staged = entity.staged(run_id)
         if delta:
             cur.execute(_delta_creates_and_updates(entity, staged), params)
             cur.execute(_delta_deletes(entity, staged), params)
         else:
-            cur.execute(_full_changes(entity, staged), params)
+            cur.execute(_full_changes(entity, staged, kept=kept), params)
     if delta:
         cur.execute(_CASCADE, params)
     if release_deferred:
