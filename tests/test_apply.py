@@ -143,6 +143,25 @@ def test_applying_a_run_twice_changes_nothing(conn, tmp_path):
     assert site(conn) == before
 
 
+def test_members_of_a_group_that_left_keep_access_and_every_removal_counts(conn, tmp_path):
+    """NOR-5A leaves with its three members, and p2 leaves the school: NOR-5A's people stay
+    as manual participants, p2 is taken out of the groups that stay, and each of the six
+    deleted memberships counts as applied."""
+    run(conn, tmp_path, school(courses=("MAT-5A", "NOR-5A")), "day1.xml")
+    second = run(conn, tmp_path, school(pupils=("p1",), courses=("MAT-5A",)), "day2.xml",
+                 on=date(2025, 9, 2))
+    assert second["counts"]["membership"]["delete"] == 6
+    assert second["lms_counts"]["memberships"] == {"applied": 6, "deferred": 0, "skipped": 0,
+                                                   "failed": 0}
+    s = site(conn)
+    assert {p for p in s["participants"] if p[0] == "NOR-5A"} == {
+        ("NOR-5A", "p1", "learner", False), ("NOR-5A", "p2", "learner", False),
+        ("NOR-5A", "t1", "instructor", False)}
+    assert {p for p in s["participants"] if p[0] == "MAT-5A"} == {
+        ("MAT-5A", "p1", "learner", True), ("MAT-5A", "t1", "instructor", True)}
+    assert not [m for m in s["unit_members"] if m[1] == "p2"]
+
+
 def test_a_dry_run_applies_nothing(conn, tmp_path):
     result = run(conn, tmp_path, school(), "day1.xml", dry_run=True)
     assert result["status"] == "dry-run" and result["lms_applied_at"] is None

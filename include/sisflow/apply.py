@@ -229,13 +229,32 @@ def _memberships(ctx: Context) -> None:
     ctx.counts["skipped"] += ctx.cur.rowcount
 
 
+#: a deleted membership whose group left in the same run and was retired by the site: the
+#: retirement made the course's participants manual and took the unit's members out (see
+#: STEPS), so there is nothing left to remove
+_WENT_WITH_ITS_GROUP = """
+    ch.op = 'delete' AND ch.group_id IN (
+        SELECT sourcedid FROM sis.group_changes WHERE run_id = %(run)s AND op = 'delete'
+        EXCEPT
+        SELECT record_key FROM sis.apply_outcomes
+        WHERE run_id = %(run)s AND entity = 'group' AND outcome = 'failed')
+"""
+
+
 def _removals(ctx: Context) -> None:
-    """Members taken out: an update to status 0 (inactive) at once; deletions may wait."""
+    """Members taken out: an update to status 0 (inactive) at once; deletions may wait.
+    Deletions that went with their group count as applied without a call to the site: at a
+    rollover that is every membership of last year, a million calls that would change
+    nothing."""
     if ctx.mode == DELAY_DELETE:
         ctx.defer("membership")
         removals = "ch.op = 'update' AND ch.status = 0"
     else:
-        removals = "(ch.op = 'delete' OR ch.op = 'update' AND ch.status = 0)"
+        ctx.cur.execute("SELECT count(*) FROM sis.membership_changes ch WHERE ch.run_id ="
+                        f" %(run)s AND ch.idtype = 1 AND {_WENT_WITH_ITS_GROUP}", ctx.params)
+        ctx.counts["applied"] += ctx.cur.fetchone()[0]
+        removals = (f"(ch.op = 'delete' AND NOT ({_WENT_WITH_ITS_GROUP})"
+                    " OR ch.op = 'update' AND ch.status = 0)")
     query = (f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
              f" FROM sis.membership_changes ch WHERE ch.run_id = %(run)s AND {removals}"
              " AND ch.idtype = 1")
