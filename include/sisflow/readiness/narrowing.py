@@ -11,6 +11,7 @@ customer of a hundred thousand persons costs the memory of its findings, not of 
 
 from __future__ import annotations
 
+import csv
 import tempfile
 from collections.abc import Iterable
 from datetime import datetime
@@ -65,9 +66,10 @@ def _birth(value) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def _copy(cur, table: str, spool) -> None:
+def _copy(cur, table: str, spool, *, csv_format: bool = False) -> None:
     spool.seek(0)
-    cur.copy_expert(f"COPY {table} FROM STDIN", spool)
+    cur.copy_expert(f"COPY {table} FROM STDIN" + (" WITH (FORMAT csv)" if csv_format else ""),
+                    spool)
     cur.execute(f"ANALYZE {table}")
 
 
@@ -79,7 +81,11 @@ def narrowed(cur, accounts: Iterable[dict], people: Iterable[tuple], *,
     cur.execute(_TABLES)
     cache: dict = {}
     spool = tempfile.TemporaryFile  # files, not memory, while the rows stream by
-    with spool("w+", encoding="utf-8") as rows, spool("w+", encoding="utf-8") as keys:
+    # an account's values as they are (an empty string is not NULL: COPY's text format); a
+    # key is never empty, and csv writes it in C
+    with spool("w+", encoding="utf-8") as rows, \
+            spool("w+", encoding="utf-8", newline="") as keys:
+        write_key = csv.writer(keys).writerow
         for account in accounts:
             rows.write(text_line([account[f] for f in ACCOUNT_FIELDS]))
             if _manual(account):
@@ -87,15 +93,16 @@ def narrowed(cur, accounts: Iterable[dict], people: Iterable[tuple], *,
                         account["username"], account["email"], account["given"],
                         account["family"], _birth(account["birth_date"]), cache)):
                     if value is not None:
-                        keys.write(text_line((account["id"], key, value)))
+                        write_key((account["id"], key, value))
         _copy(cur, "ready_accounts", rows)
-        _copy(cur, "account_keys", keys)
-    with spool("w+", encoding="utf-8") as keys:
+        _copy(cur, "account_keys", keys, csv_format=True)
+    with spool("w+", encoding="utf-8", newline="") as keys:
+        write_key = csv.writer(keys).writerow
         for row, (sync_key, *person) in enumerate(people):
             for key, value in enumerate(row_keys(*person, cache)):
                 if value is not None:
-                    keys.write(text_line((row, sync_key, key, value)))
-        _copy(cur, "person_keys", keys)
+                    write_key((row, sync_key, key, value))
+        _copy(cur, "person_keys", keys, csv_format=True)
     cur.execute(_ACCOUNTS, {"idle_before": idle_before})
     found_accounts = cur.fetchall()
     cur.execute(_PEOPLE, {"shared": [KEYS.index(k) for k in shared]})
