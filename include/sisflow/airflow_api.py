@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import requests
-
 CONN_ID = "sisflow_airflow_api"
 APPROVAL_TASK = "approval"
 OPEN, REJECT = "Open the filter", "Reject"
@@ -65,6 +63,8 @@ def answer(dag_id: str, run_id: str, decision: str, reason: str | None,
         raise AirflowApiError(
             "no Airflow API configured: set SISFLOW_AIRFLOW_API_URL, SISFLOW_AIRFLOW_USERNAME "
             f"and SISFLOW_AIRFLOW_PASSWORD, or an Airflow connection '{CONN_ID}'")
+    import requests  # here: the DAG file reads this module's option labels at every parse
+
     session = requests.Session()
     try:
         token = session.post(f"{creds.url}/auth/token", timeout=timeout,
