@@ -28,7 +28,7 @@ from functools import cache
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, get_parsing_context
+from airflow.sdk import DAG, Param, ParamsDict, get_parsing_context
 from airflow.timetables.trigger import CronTriggerTimetable
 from sisflow.airflow_api import OPEN, REJECT
 from sisflow.config import ConfigError, CustomerConfig, load_all
@@ -70,6 +70,18 @@ READINESS_FORM = {
                               "current state", **_DRAFT7),
 }
 ATTACH, DO_NOT_ATTACH = "Attach", "Do not attach"
+# Every form's defaults resolve against its schema, checked here once: Airflow would check a
+# scheduled DAG's form again for each of the 500 customers (a tenth of the DAG folder's parse).
+for _form in (FORM, ROLLOVER_FORM, READINESS_FORM):
+    ParamsDict(_form).validate()
+
+
+def _give_form(dag: DAG, form: dict[str, Param]) -> None:
+    """The form, given once the DAG's tasks exist: Airflow deep-copies a DAG's params into every
+    task it builds, while at run time a task's context takes them from the DAG anyway
+    (``process_params``). Added to the DAG's own ParamsDict, the defaults are not validated
+    again (they were, above)."""
+    dag.params.update(form)
 
 
 # -- the tasks: each a call or two into sisflow.pipeline ----------------------------------------
@@ -271,6 +283,24 @@ def _doc(config: CustomerConfig, rollover: bool) -> str:
 
 
 @cache
+def _configured() -> dict:
+    """The DAG arguments whose defaults are Airflow settings, read once per parse and given to
+    every DAG: each DAG would read them again (lookups that each scan the environment, about a
+    tenth of the DAG folder's parse with 500 customers). Never catch up: a missed night's
+    import is not replayed, the next run reads the SIS's whole current state anyway."""
+    from airflow.sdk.configuration import conf
+
+    return {
+        "catchup": False,
+        "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
+        "max_consecutive_failed_dag_runs": conf.getint(
+            "core", "max_consecutive_failed_dag_runs_per_dag"),
+        "disable_bundle_versioning": conf.getboolean("dag_processor",
+                                                     "disable_bundle_versioning"),
+    }
+
+
+@cache
 def _timetable(cron: str, timezone: str) -> CronTriggerTimetable:
     """One timetable per schedule, shared by the customers on it (they are values: building
     one parses and describes the cron expression)."""
@@ -287,6 +317,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         tags=["sisflow", kind, customer, config.sis_vendor.value],
         doc_md=_doc(config, rollover),
         default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=2)},
+        **_configured(),
     ) as dag:
         first = (WaitingPythonOperator if rollover else PythonOperator)(
             task_id="begin", python_callable=begin, retries=0,
@@ -310,10 +341,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
                               trigger_rule="all_done")
         first >> got >> judged >> [approval, applied, done]
         approval >> applied >> done
-    # The form is given to the DAG once its tasks exist: Airflow deep-copies a DAG's params into
-    # every task it builds, while at run time a task's context takes them from the DAG anyway
-    # (``process_params``).
-    dag.params = dict(ROLLOVER_FORM if rollover else FORM)
+    _give_form(dag, ROLLOVER_FORM if rollover else FORM)
     return dag
 
 
@@ -381,6 +409,7 @@ def build_readiness(config: CustomerConfig) -> DAG:
                "rollover, emailed with a CSV per list; the proposed sync keys are attached "
                "once a person approves them.",
         default_args={"owner": OWNER, "retries": 0},
+        **_configured(),
     ) as dag:
         checked = BranchPythonOperator(task_id="check", python_callable=check,
                                        op_kwargs={"customer": config.id})
@@ -391,7 +420,7 @@ def build_readiness(config: CustomerConfig) -> DAG:
         attached = PythonOperator(task_id="attach", python_callable=attach,
                                   op_kwargs={"customer": config.id})
         checked >> approval >> attached
-    dag.params = dict(READINESS_FORM)
+    _give_form(dag, READINESS_FORM)
     return dag
 
 

@@ -60,6 +60,21 @@ def test_a_broken_customer_file_never_stops_the_others(customers):
     assert "inactive_months" in broken.doc_md and "config-error" in broken.tags
 
 
+def test_the_deployments_airflow_settings_reach_every_dag_but_catchup(customers, monkeypatch):
+    customers("nordby", GOOD)
+    customers("sorby", GOOD.replace("/x", "/y"))
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG", "3")
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_CONSECUTIVE_FAILED_DAG_RUNS_PER_DAG", "5")
+    # a deployment that catches up by default: a missed night's import is still not replayed
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT", "True")
+    bag = dagbag()
+    assert bag.import_errors == {}
+    dags = [d for i, d in bag.dags.items() if i.startswith("sisflow_") and "__" in i]
+    assert len(dags) == 6
+    assert {(d.max_active_tasks, d.max_consecutive_failed_dag_runs, d.catchup)
+            for d in dags} == {(3, 5, False)}
+
+
 def test_parsing_touches_no_database(customers, monkeypatch):
     customers("nordby", GOOD)
 
