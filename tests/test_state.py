@@ -1,0 +1,52 @@
+"""The current state and the history a customer leaves behind, against a real Postgres."""
+
+from sisflow import pipeline, state
+
+from tests.factory import enterprise, group, lenient, member, membership, person, write
+
+
+def _school(*members):
+    """A class, and a club: a kind of group the LMS does not take (its members are skipped)."""
+    return enterprise(person("p1"), person("p2"), person("t1"), group("5A"),
+                      group("sjakk", "sjakklubb"), membership("5A", *members),
+                      membership("sjakk", member("p1")))
+
+
+def _rows_of_runs(conn, run_ids) -> dict[str, int]:
+    """Every table of the import database with a run_id: its rows of these runs."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT c.table_name FROM information_schema.columns c"
+                    " JOIN information_schema.tables t USING (table_schema, table_name)"
+                    " WHERE c.table_schema = 'sis' AND c.column_name = 'run_id'"
+                    " AND t.table_type = 'BASE TABLE' AND c.table_name NOT LIKE '%\\_\\_%'")
+        tables = [t for (t,) in cur.fetchall()]
+        found = {}
+        for table in tables:
+            cur.execute(f"SELECT count(*) FROM sis.{table} WHERE run_id = ANY(%s)",
+                        (list(run_ids),))
+            found[table] = cur.fetchone()[0]
+        return found
+
+
+def test_forgetting_a_customer_leaves_no_row_of_its_runs_and_keeps_the_others(conn, tmp_path):
+    ids = {}
+    no_role = ("<member><sourcedid><source>x</source><id>p2</id></sourcedid>"
+               "<idtype>1</idtype></member>")
+    for customer in ("kommune", "annen"):
+        first = pipeline.run(conn, customer, write(tmp_path, _school(
+            member("p1"), member("p2"), member("t1", "02")), f"{customer}1.xml"),
+            config=lenient(customer))
+        second = pipeline.run(conn, customer, write(tmp_path, _school(
+            member("p1"), no_role, member("t1", "02")), f"{customer}2.xml"),
+            config=lenient(customer))  # p2's membership is kept for its error
+        ids[customer] = [first["id"], second["id"]]
+    before, others = _rows_of_runs(conn, ids["kommune"]), _rows_of_runs(conn, ids["annen"])
+    # the runs left a change set, outcomes of the apply, a problem and a kept record
+    assert {t for t, n in before.items() if n} >= {
+        "membership_changes", "apply_outcomes", "problems", "kept"}
+
+    with conn, conn.cursor() as cur:
+        state.forget(cur, "kommune")
+
+    assert {t: n for t, n in _rows_of_runs(conn, ids["kommune"]).items() if n} == {}
+    assert _rows_of_runs(conn, ids["annen"]) == others  # the other customer's history is whole
