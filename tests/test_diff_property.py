@@ -2,6 +2,7 @@
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sisflow import pipeline, state
@@ -39,10 +40,14 @@ def exports(draw):
     return enterprise(*records)
 
 
+# the state moves forward row by row, or (when most of a partition leaves) is rebuilt
+@pytest.mark.parametrize("rebuild_share", [float("inf"), 0.0], ids=["by-row", "rebuilt"])
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=exports(), b=exports())
-def test_applying_the_diff_of_a_and_b_to_a_gives_b(conn, tmp_path, a, b):
+def test_applying_the_diff_of_a_and_b_to_a_gives_b(conn, tmp_path, monkeypatch, rebuild_share,
+                                                   a, b):
+    monkeypatch.setattr(state, "REBUILD_SHARE", rebuild_share)
     n = next(_customers)
     path_a = write(tmp_path, a, f"a{n}.xml")
     path_b = write(tmp_path, b, f"b{n}.xml")

@@ -50,3 +50,25 @@ def test_forgetting_a_customer_leaves_no_row_of_its_runs_and_keeps_the_others(co
 
     assert {t: n for t, n in _rows_of_runs(conn, ids["kommune"]).items() if n} == {}
     assert _rows_of_runs(conn, ids["annen"]) == others  # the other customer's history is whole
+
+
+def test_a_rebuilt_partition_keeps_what_an_error_kept_and_what_the_run_left_alone(
+        conn, tmp_path, monkeypatch):
+    no_role = ("<member><sourcedid><source>x</source><id>p2</id></sourcedid>"
+               "<idtype>1</idtype></member>")
+    day1 = _school(member("p1"), member("p2", status=0), member("t1", "02"))
+    # three of the four memberships leave; p2's is unreadable (kept as it was)
+    day2 = enterprise(person("p1"), person("p2"), person("t1"), group("5A"),
+                      membership("5A", no_role))
+    snapshots = {}
+    for customer, share in (("rebuilt", 0.5), ("by-row", float("inf"))):
+        monkeypatch.setattr(state, "REBUILD_SHARE", share)
+        for day, text in (("1", day1), ("2", day2)):
+            pipeline.run(conn, customer, write(tmp_path, text, f"{customer}{day}.xml"),
+                         config=lenient(customer))
+        with conn.cursor() as cur:
+            snapshots[customer] = state.snapshot(cur, customer)
+    assert snapshots["rebuilt"] == snapshots["by-row"]
+    assert {m[:3] + m[5:6] for m in snapshots["rebuilt"]["membership"]} == {
+        ("5A", "p2", "1", "0")}  # as day 1 had it
+    assert len(snapshots["rebuilt"]["person"]) == 3  # untouched rows stay

@@ -9,15 +9,26 @@ from __future__ import annotations
 from psycopg2 import sql
 
 from . import partitions
-from .entities import GROUP, MEMBERSHIP, PERSON, idents, key_match
+from .entities import ENTITIES, GROUP, MEMBERSHIP, PERSON, Entity, idents, key_match
+
+#: a run that deletes or updates at least this share of a partition's rows (a rollover) has the
+#: partition rebuilt rather than changed row by row
+REBUILD_SHARE = 0.5
 
 
 def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
                   base: dict | None = None) -> None:
     """Move the state forward by the run's change rows; ``counts`` and ``base`` (the run's
-    change counts and the state's size before) say whether the statistics need a new look."""
+    change counts and the state's size before) say whether a partition is rebuilt and whether
+    the statistics need a new look."""
     params = {"run": run_id, "customer": customer}
+    cur.execute("SET LOCAL work_mem = '256MB'")  # hash joins of a million rows stay in memory
+    rebuilt = {e for e in ENTITIES if _most_goes(e, counts, base)}
+    for entity in rebuilt:
+        _rebuild(cur, entity, customer, params)
     for entity in (MEMBERSHIP, GROUP, PERSON):  # children before parents
+        if entity in rebuilt:
+            continue
         cur.execute(
             sql.SQL(
                 "DELETE FROM {table} c USING {changes} ch WHERE ch.run_id = %(run)s"
@@ -27,6 +38,8 @@ def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
             params,
         )
     for entity in (PERSON, GROUP, MEMBERSHIP):  # parents before children
+        if entity in rebuilt:
+            continue
         cur.execute(
             sql.SQL(
                 "UPDATE {table} c SET ({values}, run_id) = ({ch_values}, %(run)s)"
@@ -50,6 +63,43 @@ def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
     if counts is not None:
         changed = {e: sum(c.values()) for e, c in counts.items()}
         partitions.analyze(cur, customer, changed, base or {})
+
+
+def _most_goes(entity: Entity, counts: dict | None, base: dict | None) -> bool:
+    if not counts or not base or not base.get(entity.name):
+        return False
+    leaving = counts[entity.name]["delete"] + counts[entity.name]["update"]
+    return leaving >= REBUILD_SHARE * base[entity.name]
+
+
+def _rebuild(cur, entity: Entity, customer: str, params: dict) -> None:
+    """The customer's partition made anew: the rows the run leaves alone are set aside, the
+    partition is emptied (TRUNCATE) and refilled with them and the run's updated and created
+    rows, in key order (its index then grows at its right edge). At a rollover a million
+    memberships leave and a million come: deleting them one by one and inserting the new
+    ones into an index still holding the old ones took 5.6 s against 3.9 s, and left the
+    partition twice its size until a vacuum.
+
+    TRUNCATE takes the partition for itself until the commit ends (the customer's lease keeps
+    the customer's other runs away; readers of the partition wait), and it is undone with the
+    transaction like any change."""
+    part = partitions.name(entity, customer)
+    columns = idents(entity.columns)
+    cur.execute(sql.SQL(
+        "CREATE TEMPORARY TABLE _unchanged AS SELECT {columns}, run_id FROM {part} c"
+        " WHERE NOT EXISTS (SELECT 1 FROM {changes} ch WHERE ch.run_id = %(run)s"
+        " AND ch.op IN ('delete', 'update') AND {match})"
+    ).format(columns=columns, part=part, changes=entity.changes,
+             match=key_match(entity, "c", "ch")), params)
+    cur.execute(sql.SQL("TRUNCATE {}").format(part))
+    cur.execute(sql.SQL(
+        "INSERT INTO {part} (customer, {columns}, run_id)"
+        " SELECT %(customer)s, {columns}, run_id FROM _unchanged"
+        " UNION ALL SELECT %(customer)s, {columns}, %(run)s FROM {changes}"
+        " WHERE run_id = %(run)s AND op IN ('create', 'update') ORDER BY {key}"
+    ).format(part=part, columns=columns, changes=entity.changes,
+             key=idents(entity.key)), params)
+    cur.execute("DROP TABLE _unchanged")
 
 
 def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
