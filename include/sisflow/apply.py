@@ -27,6 +27,7 @@ from psycopg2.extras import execute_values
 
 from . import deferred, faults, runs
 from .calendar import DELAY_DELETE, NORMAL
+from .db.stream import streamed
 from .entities import username_sql
 from .lms.adapter import CourseRow, LmsSite, MemberRow, Outcome, TermRow, UnitRow, UserRow
 from .lms.postgres_site import PostgresSite
@@ -76,7 +77,6 @@ class _Batch:
 @dataclass
 class Context:
     cur: object
-    conn: object
     site: LmsSite
     run_id: int
     customer: str
@@ -95,14 +95,12 @@ class Context:
         """The query's rows in batches of up to :data:`BATCH`, each read from a server-side
         cursor while the site takes it."""
         make = getattr(factory, "_make", None)  # a NamedTuple's, without a call per row
-        with self.conn.cursor(name=f"apply_{self.run_id}") as named:
-            named.itersize = max(1, BATCH // 10)
-            named.execute(query, self.params)
-            rows = map(make, named) if make else (factory(*row) for row in named)
-            while (first := next(rows, _END)) is not _END:
-                batch = _Batch(itertools.chain((first,), itertools.islice(rows, BATCH - 1)))
-                yield batch
-                batch.check_taken()
+        fetched = streamed(self.cur, query, self.params, size=max(1, BATCH // 10))
+        rows = map(make, fetched) if make else (factory(*row) for row in fetched)
+        while (first := next(rows, _END)) is not _END:
+            batch = _Batch(itertools.chain((first,), itertools.islice(rows, BATCH - 1)))
+            yield batch
+            batch.check_taken()
 
     def send_all(self, query: str, factory, operation: Callable, step: str) -> None:
         """Every batch of the query's rows to ``operation``."""
@@ -344,7 +342,7 @@ def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
                         (run_id, name))
             if cur.fetchone():
                 continue  # done before a crash or an earlier attempt
-            ctx = Context(cur, conn, PostgresSite(cur, customer), run_id, customer, mode,
+            ctx = Context(cur, PostgresSite(cur, customer), run_id, customer, mode,
                           course_archiving)
             step(ctx)
             if ctx.outcomes:
