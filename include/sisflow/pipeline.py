@@ -31,7 +31,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import apply as lms_apply
-from . import calendar, deferred, diff, partitions, runs, school_year, settings, staging, state
+from . import (
+    calendar,
+    deferred,
+    diff,
+    faults,
+    partitions,
+    runs,
+    school_year,
+    settings,
+    staging,
+    state,
+)
 from . import filter as filter_
 from .calendar import Mode
 from .config import ConfigError, CustomerConfig, load_customer
@@ -324,15 +335,22 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
     name = os.path.basename(recorded)
     with conn, conn.cursor() as cur:
         runs.guard(cur, customer, plan.holder)
+        reread = None
         if not plan.dry_run:
             pending = runs.latest(cur, customer)
-            if pending and pending["sha256"] == sha256 and pending["status"] in runs.PENDING:
-                log.info("run %s: same file as the pending run, resumed", pending["id"])
-                _attach(cur, pending["id"], plan)
-                return runs.summary(conn, pending["id"])
+            if (pending and pending["sha256"] == sha256 and pending["status"] in runs.PENDING
+                    and not pending["dry_run"]):
+                if pending["status"] != RunStatus.READING:
+                    log.info("run %s: same file as the pending run, resumed", pending["id"])
+                    _attach(cur, pending["id"], plan)
+                    return runs.summary(conn, pending["id"])
+                # its reader died with its process (or its database): the staging
+                # transaction went with it, so nothing is staged and the file is read again
+                log.warning("run %s: its read was interrupted; read again", pending["id"])
+                reread = pending["id"]
             cur.execute(
-                "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s)",
-                (customer, [str(s) for s in runs.PENDING]),
+                "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s) AND id <> %s",
+                (customer, [str(s) for s in runs.PENDING], reread or 0),
             )
             for (old,) in cur.fetchall():
                 staging.drop(cur, old)
@@ -351,14 +369,21 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
                                  plan=plan.as_dict(), airflow_run=plan.airflow)
             log.info("run %s: unchanged file (same checksum as run %s)", run_id, committed["id"])
             return runs.summary(conn, run_id)
-        run_id = runs.create(cur, customer, recorded, name, size, sha256, plan=plan.as_dict(),
-                             airflow_run=plan.airflow)
+        if reread is not None:
+            run_id = reread
+            staging.drop(cur, run_id)
+            _attach(cur, run_id, plan)
+        else:
+            run_id = runs.create(cur, customer, recorded, name, size, sha256,
+                                 plan=plan.as_dict(), airflow_run=plan.airflow)
 
     reader = ImsReader(path, default_type=default_type, fast=settings.fast_reader())
     try:
         with conn, conn.cursor() as cur:
             runs.guard(cur, customer, plan.holder)
             staging.stage_records(cur, run_id, reader)
+            staging.keep_names_not_given(cur, run_id, customer)
+            faults.crash_point("stage:reading")
             result = reader.result
             if result.file.sha256 != sha256:
                 raise RuntimeError(f"{path} changed while it was read")
@@ -390,6 +415,7 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
             runs.update(cur, run_id, status=RunStatus.FAILED,
                         fatal={"line": None, "reason": f"{type(err).__name__}: {err}"})
         raise
+    faults.crash_point("stage:staged")
     return runs.summary(conn, run_id)
 
 
@@ -459,6 +485,7 @@ def compute_diff(conn, plan: Plan, run_id: int) -> dict:
         runs.update(cur, run_id, status=RunStatus.DIFFED, counts=counts, base_counts=base,
                     base_run=committed["id"] if committed else None)
     log.info("run %s diffed: %s", run_id, counts)
+    faults.crash_point("diff:done")
     return runs.summary(conn, run_id)
 
 
@@ -488,6 +515,7 @@ def judge(conn, plan: Plan, run_id: int, config: CustomerConfig,
                         status=RunStatus.HELD, held_at=now, deadline=deadline)
             log.warning("run %s held by the filter: %s rule(s) tripped", run_id,
                         len(verdict.trips))
+    faults.crash_point("judge:done")
     return runs.summary(conn, run_id)
 
 
@@ -616,6 +644,7 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
         staging.drop(cur, run_id)
         runs.update(cur, run_id, status=RunStatus.COMMITTED)
     log.info("run %s committed", run_id)
+    faults.crash_point("commit:done")
     return runs.summary(conn, run_id)
 
 

@@ -189,14 +189,15 @@ def summary(conn, run_id: int) -> dict:
 
 def latest(cur, customer: str, statuses: tuple[str, ...] | None = None) -> dict | None:
     cur.execute(
-        "SELECT id, status, sha256, plan->'school_year'->>'label' FROM sis.runs"
+        "SELECT id, status, sha256, plan->'school_year'->>'label',"
+        " coalesce((plan->>'dry_run')::boolean, false) FROM sis.runs"
         " WHERE customer = %s AND (%s::text[] IS NULL OR status = ANY(%s::text[]))"
         " ORDER BY id DESC LIMIT 1",
         (customer, list(statuses) if statuses else None, list(statuses) if statuses else None),
     )
     row = cur.fetchone()
-    return ({"id": row[0], "status": row[1], "sha256": row[2], "school_year": row[3]}
-            if row else None)
+    keys = ("id", "status", "sha256", "school_year", "dry_run")
+    return dict(zip(keys, row, strict=True)) if row else None
 
 
 def create(cur, customer: str, path: str, name: str, size: int, sha256: str, **fields) -> int:

@@ -184,6 +184,17 @@ def maintenance_then_the_same_file(w, door):
     assert door.run("2026-08-11") == "success"  # still recognised as the same file
 
 
+def killed_while_reading(w, door):
+    normal_import(w, door)
+    w.export(2026)
+    # a run dies (kill -9) while it reads: its status stays "reading"
+    killed = sisflow(w, "run", "kommune", "--on", "2026-08-10",
+                     extra_env={"SISFLOW_CRASH_POINT": "stage:reading"})
+    assert killed.returncode == -9
+    assert door.run("2026-08-10") == "success"  # the next run reads the file again
+    assert door.run("2026-08-11") == "success"  # and the customer goes on
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -213,6 +224,8 @@ SCENARIOS = {
     "next year's export before the rollover": (next_years_export_before_the_rollover,
                                                ["applied", "applied", "applied"]),
     "maintenance, then the same file": (maintenance_then_the_same_file, ["nothing-changed"]),
+    "killed while reading, then the same file": (killed_while_reading,
+                                                 ["applied", "applied", "nothing-changed"]),
 }
 
 
