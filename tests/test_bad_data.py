@@ -263,3 +263,71 @@ def test_a_customers_delta_files_without_a_type_are_read_as_delta(conn, tmp_path
                           config=lenient(file_type="delta"))
     assert result["file_type"] == "delta"
     assert result["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}  # p1, p2 stay
+
+
+# -- a record whose key cannot be read removes nothing it could be -------------------------------
+
+NO_ID = "<sourcedid><source>sas</source></sourcedid>"
+UNREADABLE_IDS = {
+    "no sourcedid": "",
+    "no id": NO_ID,
+    "an empty id": "<sourcedid><source>sas</source><id> </id></sourcedid>",
+    "an id too long": f"<sourcedid><source>sas</source><id>{'x' * 300}</id></sourcedid>",
+}
+
+
+@pytest.mark.parametrize("ids", list(UNREADABLE_IDS))
+def test_a_pupil_without_a_readable_id_is_not_trashed(conn, tmp_path, ids):
+    run(conn, tmp_path, school(), "day1.xml")
+    before = current(conn)
+    day2 = school().replace(person("p2", "Bo", "Berg", bday="2015-02-02"),
+                            person("p2", "Bo", "Berg", bday="2015-02-02",
+                                   ids=UNREADABLE_IDS[ids]))
+    result = run(conn, tmp_path, day2, "day2.xml")
+    assert result["status"] == "committed"
+    assert result["counts"]["person"]["delete"] == 0
+    assert result["counts"]["membership"]["delete"] == 0
+    assert current(conn) == before
+    assert lms(conn, "SELECT trashed_at IS NULL FROM lms.users WHERE sync_key = 'p2'") == \
+        [(True,)]
+    assert ("p2", True) in participants(conn)
+    assert "person (no id): " in text_of(result)
+    # the next good file that leaves p2 out removes them as usual
+    gone = run(conn, tmp_path, school(p2=False), "day3.xml")
+    assert gone["counts"]["person"]["delete"] == 1
+
+
+def test_a_course_without_a_readable_id_is_not_archived(conn, tmp_path):
+    run(conn, tmp_path, school(), "day1.xml")
+    before = current(conn)
+    nameless = group("MAT-5A", "undervisningsgruppe", parent="5A", begin="2025-08-15",
+                     end="2026-06-19")
+    day2 = school().replace(nameless, nameless.replace("<id>MAT-5A</id>", "<id></id>"))
+    day2 = day2.replace(membership("MAT-5A", member("p1"), member("p2"), member("t1", "02")),
+                        "")
+    result = run(conn, tmp_path, day2, "day2.xml")
+    assert result["counts"]["group"]["delete"] == 0
+    assert result["counts"]["membership"]["delete"] == 0
+    assert current(conn) == before
+    assert lms(conn, "SELECT state FROM lms.courses WHERE sync_key = 'MAT-5A'") == [("active",)]
+    assert participants(conn) == [("p1", True), ("p2", True), ("t1", True)]
+
+
+def test_a_member_without_a_readable_id_removes_no_member_of_its_group(conn, tmp_path):
+    run(conn, tmp_path, school(), "day1.xml")
+    members = [member("p1"), member("p2"), member("t1", "02")]
+    blind = [members[0], members[1].replace("<id>p2</id>", ""), members[2]]
+    day2 = school().replace(membership("MAT-5A", *members), membership("MAT-5A", *blind))
+    result = run(conn, tmp_path, day2, "day2.xml")
+    assert result["counts"]["membership"]["delete"] == 0
+    assert ("p2", True) in participants(conn)
+
+
+def test_a_person_without_a_name_keeps_the_names_of_the_account(conn, tmp_path):
+    run(conn, tmp_path, school(), "day1.xml")
+    named = person("p2", "Bo", "Berg", bday="2015-02-02")
+    nameless = named.replace(named[named.index("<name>"):named.index("</name>") + 7], "")
+    result = run(conn, tmp_path, school().replace(named, nameless), "day2.xml")
+    assert result["counts"]["person"]["update"] == 0
+    assert lms(conn, "SELECT first_name, last_name FROM lms.users WHERE sync_key = 'p2'") == \
+        [("Bo", "Berg")]

@@ -69,18 +69,22 @@ def _delta_creates_and_updates(entity: Entity, staged: sql.Identifier) -> sql.Co
 
 
 #: in a full file, what is absent was removed; but not what the file held in a form that was
-#: skipped for an error (``sis.kept``): a bad value never removes good data
+#: skipped for an error (``sis.kept``): a bad value never removes good data. A kept row
+#: without a ``record_id`` is a record whose key could not be read: it could be any record of
+#: its entity, so none of them is removed (and a member without one: no member of its group)
 _NOT_KEPT = {
     "person": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s"
-              " AND k.entity = 'person' AND k.record_id = c.sourcedid)",
+              " AND k.entity = 'person' AND (k.record_id = c.sourcedid OR k.record_id IS NULL))",
     "group": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s"
-             " AND k.entity = 'group' AND k.record_id = c.sourcedid)",
+             " AND k.entity = 'group' AND (k.record_id = c.sourcedid OR k.record_id IS NULL))",
     "membership": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s AND ("
-                  " k.entity = 'group' AND k.record_id IN (c.group_id, CASE WHEN c.idtype = 2"
-                  " THEN c.member_id END)"
-                  " OR k.entity = 'person' AND c.idtype = 1 AND k.record_id = c.member_id"
-                  " OR k.entity = 'membership' AND k.record_id = c.group_id"
-                  " AND k.member_id = c.member_id))",
+                  " k.entity = 'group' AND (k.record_id IS NULL OR k.record_id IN (c.group_id,"
+                  " CASE WHEN c.idtype = 2 THEN c.member_id END))"
+                  " OR k.entity = 'person' AND c.idtype = 1"
+                  " AND (k.record_id IS NULL OR k.record_id = c.member_id)"
+                  " OR k.entity = 'membership' AND (k.record_id IS NULL"
+                  " OR k.record_id = c.group_id"
+                  " AND (k.member_id IS NULL OR k.member_id = c.member_id))))",
 }
 
 

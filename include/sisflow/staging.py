@@ -252,6 +252,21 @@ def drop(cur, run_id: int) -> None:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(entity.staged(run_id)))
 
 
+def keep_names_not_given(cur, run_id: int, customer: str) -> int:
+    """A person whose record holds no name at all keeps the names the state has: an absent
+    optional element is no value, not an empty one (an export that leaves names out must not
+    blank the accounts). Returns how many persons kept their names."""
+    cur.execute(
+        sql.SQL(
+            "UPDATE {p} s SET fn = c.fn, family = c.family, given = c.given FROM sis.persons c"
+            " WHERE c.customer = %s AND c.sourcedid = s.sourcedid AND s.fn IS NULL"
+            " AND s.family IS NULL AND s.given IS NULL AND s.recstatus IS DISTINCT FROM 3"
+        ).format(p=BY_NAME["person"].staged(run_id)),
+        (customer,),
+    )
+    return cur.rowcount
+
+
 #: the start of the reason kept for a group of a school year that is not active yet
 LATER_YEAR = "belongs to school year"
 

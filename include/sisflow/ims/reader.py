@@ -170,6 +170,9 @@ def _plain_group(text: str, line: int) -> Group | None:
 
 
 _PLAIN_READERS = {"person": _plain_person, "group": _plain_group}
+#: what a record without a key could be, in words
+_COULD_BE = {"person": "person or membership of a person", "group": "group or membership",
+             "membership": "membership"}
 
 
 _FIRST_MEMBER = re.compile(r"<member><sourcedid>(?:<source>[^<&]*</source>)?<id>")
@@ -340,13 +343,16 @@ MAX_ID = 255
 def _check_id(value: str) -> None:
     if len(value) > MAX_ID:
         raise _BadRecord(f"id of {len(value)} characters is longer than {MAX_ID}",
-                         f"{value[:40]}...")
+                         f"{value[:40]}...", identified=False)
 
 
 class _BadRecord(Exception):
-    def __init__(self, reason: str, record_id: str | None = None):
+    """``identified``: False when the record's own key cannot be read (missing, empty, too
+    long): ``record_id`` is then only something to show."""
+
+    def __init__(self, reason: str, record_id: str | None = None, *, identified: bool = True):
         super().__init__(reason)
-        self.reason, self.record_id = reason, record_id
+        self.reason, self.record_id, self.identified = reason, record_id, identified
 
 
 class ImsReader:
@@ -513,11 +519,13 @@ class ImsReader:
             try:
                 recstatus, record = self._read(kind, el, line)
             except _BadRecord as bad:
-                record_id = bad.record_id or self._peek_id(el)
-                self._problem(kind, record_id, line, bad.reason)
+                record_id = (bad.record_id or self._peek_id(el)) if bad.identified else None
+                self._problem(kind, record_id or bad.record_id, line, bad.reason)
                 if record_id:
                     self._skipped_ids.setdefault((kind, record_id), line)
                     self.result.keep(kind, record_id, None, line, bad.reason)
+                else:
+                    self._keep_unidentified(kind, None, line, bad.reason)
                 return []
             if record is None:
                 return []
@@ -625,6 +633,16 @@ class ImsReader:
         self._problem(kind, None, line, f"{reason}: the record cannot be identified")
         return []
 
+    def _keep_unidentified(self, kind: str, group_id: str | None, line: int,
+                           reason: str) -> None:
+        """A record whose key cannot be read may be any record the file leaves out: in a full
+        file, every removal it could explain is kept back for this run (no id: every
+        ``kind``; a member without one: every member of ``group_id``)."""
+        if self.file_type == "full":
+            self.result.keep(kind, group_id, None, line,
+                             f"{reason}: no {_COULD_BE[kind] if group_id is None else 'member'}"
+                             " is removed in this run, since it could be any of them")
+
     def _peek_id(self, el) -> str | None:
         """The record's current id, when a problem was found before it was read."""
         ids = [(c.get("sourcedidtype"), *self._sourcedid(c)) for c in el
@@ -658,7 +676,7 @@ class ImsReader:
         """Pick the current sourcedid: the one marked New, else the first that is not Old."""
         current = [i for i in ids if i[0] != "Old" and i[2]]
         if not current:
-            raise _BadRecord(f"{what} has no sourcedid/id")
+            raise _BadRecord(f"{what} has no sourcedid/id", identified=False)
         chosen = next((i for i in current if i[0] == "New"), current[0])
         _check_id(chosen[2])
         return chosen[1], chosen[2]
@@ -820,11 +838,13 @@ class ImsReader:
                 break
         if group_id is None:
             self._problem("membership", None, line, "membership has no sourcedid/id")
+            self._keep_unidentified("membership", None, line, "membership has no sourcedid/id")
             return []
         try:
             _check_id(group_id)
         except _BadRecord as bad:
             self._problem("membership", bad.record_id, line, bad.reason)
+            self._keep_unidentified("membership", None, line, f"membership: {bad.reason}")
             return []
         if group_id in self._fast_groups:
             raise ReadAgain(f"line {line}: group '{group_id}' has a second <membership>",
@@ -871,8 +891,9 @@ class ImsReader:
                 roles.append(c)
         self.result.records["membership"] += len(roles) or 1
         if member_id is not None and len(member_id) > MAX_ID:
-            self._problem("membership", f"{group_id}/{member_id[:40]}...", member_line,
-                          f"id of {len(member_id)} characters is longer than {MAX_ID}")
+            reason = f"id of {len(member_id)} characters is longer than {MAX_ID}"
+            self._problem("membership", f"{group_id}/{member_id[:40]}...", member_line, reason)
+            self._keep_unidentified("membership", group_id, member_line, f"member: {reason}")
             return []
         if member_id is not None and idtype in ("1", "2") and not roles:
             reason = "member has no role"
@@ -882,6 +903,8 @@ class ImsReader:
         if member_id is None:
             self._problem("membership", f"{group_id}/?", member_line,
                           "member has no sourcedid/id")
+            self._keep_unidentified("membership", group_id, member_line,
+                                    "member has no sourcedid/id")
             return []
         if idtype not in ("1", "2"):
             self._problem("membership", f"{group_id}/{member_id}", member_line,

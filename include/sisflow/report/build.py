@@ -133,7 +133,8 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
                         " FROM sis.kept WHERE run_id = %(run)s",
                         {"run": run["id"], "later": LATER_YEAR + " %"})
             kept_count, later_year = cur.fetchone()
-            cur.execute("SELECT entity, record_id || COALESCE('/' || member_id, ''), line, reason"
+            cur.execute("SELECT entity, COALESCE(record_id, '(no id)')"
+                        " || COALESCE('/' || member_id, ''), line, reason"
                         " FROM sis.kept WHERE run_id = %s AND reason NOT LIKE %s"
                         " ORDER BY line NULLS LAST LIMIT %s",
                         (run["id"], LATER_YEAR + " %", MAX_EXAMPLES))
