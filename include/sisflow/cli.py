@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -151,6 +152,18 @@ def cmd_run(args) -> int:
     else:
         _print_run(result)
     return _exit_code(result)
+
+
+def _customer_id(value: str) -> str:
+    """A customer id, checked before anything touches a path or the database (exit 2)."""
+    from .config import CUSTOMER_ID
+
+    if not re.match(CUSTOMER_ID, value):
+        shown = value if len(value) <= 70 else value[:67] + "..."
+        raise argparse.ArgumentTypeError(
+            f"'{shown}' is not a customer id: use lower-case letters, digits, '-' and '_' "
+            "(at most 63)")
+    return value
 
 
 def _size(value: str) -> str | int:
@@ -445,8 +458,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit 2 (a script reads it as one)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sisflow", description=__doc__)
+    parser = _Parser(prog="sisflow", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log ids and counts")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -457,14 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("diff", help="stage a file and print its change set; applies nothing")
-    p.add_argument("customer")
+    p.add_argument("customer", type=_customer_id)
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("run", help="the whole import for a customer: its source's newest export,"
                                    " or FILE")
-    p.add_argument("customer")
+    p.add_argument("customer", type=_customer_id)
     p.add_argument("file", nargs="?", help="import this file (default: fetch from the source)")
     p.add_argument("--dry-run", action="store_true", help="compute everything, commit nothing")
     p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
@@ -507,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maintenance", help="remove history older than the retention period")
     p.add_argument("--days", type=float, help="the period (default SISFLOW_RETENTION_DAYS, "
                                               "else 90)")
-    p.add_argument("--customer", help="one customer only")
+    p.add_argument("--customer", type=_customer_id, help="one customer only")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintenance)
 
@@ -517,14 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("calendar", help="the coming months per customer (HTML for all)")
-    p.add_argument("customer", nargs="?")
+    p.add_argument("customer", nargs="?", type=_customer_id)
     p.add_argument("--from", dest="start", type=date.fromisoformat, metavar="DATE")
     p.add_argument("--days", type=int, default=120)
     p.add_argument("--html", help="where to write the picture of all customers")
     p.set_defaults(func=cmd_calendar)
 
     p = sub.add_parser("lms-state", help="print a customer's LMS site as it stands")
-    p.add_argument("customer")
+    p.add_argument("customer", type=_customer_id)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lms_state)
 

@@ -254,6 +254,27 @@ def load_customer(customer: str, folder: Path | None = None) -> CustomerConfig:
     return _parse(path, customer)
 
 
+def load_for_run(customer: str) -> CustomerConfig:
+    """The customer's configuration for a run, refused wherever ``sisflow config check``
+    refuses it: an invalid file, or a source folder that overlaps another customer's (a run of
+    either could read the other's export)."""
+    config = load_customer(customer)
+    source = config.source
+    if source is None or source.kind != "folder" or not source.path:
+        return config
+    others = []
+    for path in sorted(customers_dir().glob("*.yaml")):
+        if path.stem != customer:
+            try:
+                others.append(_parse(path, path.stem))
+            except ConfigError:
+                continue  # its own runs are refused for it; its folder is not known
+    overlap = _overlapping_sources([config, *others]).get(customer)
+    if overlap:
+        raise ConfigError(customers_dir() / f"{customer}.yaml", [overlap])
+    return config
+
+
 def load_all(folder: Path | None = None) -> tuple[list[CustomerConfig], list[ConfigError]]:
     """Every customer file in the folder: the valid ones, and the errors of the others (a
     broken file never stops the rest from loading). Two customers whose source folders overlap

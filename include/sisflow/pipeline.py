@@ -45,7 +45,7 @@ from . import (
 )
 from . import filter as filter_
 from .calendar import Mode
-from .config import ConfigError, CustomerConfig, load_customer
+from .config import ConfigError, CustomerConfig, load_for_run
 from .errors import (
     FileNotAllowed,
     FileRejected,
@@ -123,7 +123,7 @@ def customer_config(customer: str, config: CustomerConfig | None = None) -> Cust
     if config is not None:
         return config
     try:
-        return load_customer(customer)  # the id is checked before any file is opened
+        return load_for_run(customer)  # the id is checked before any file is opened
     except ConfigError as err:
         raise InvalidCustomer(str(err)) from None
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from psycopg2 import sql
 
 from . import settings
+from .config import check_id
 from .entities import ENTITIES
 from .runs import PENDING, RunStatus
 
@@ -89,6 +90,8 @@ def prune_files(conn, *, older_than_days: float, customer: str | None = None) ->
     committed run and of unfinished runs stay, whatever their age)."""
     from .sources import landing
 
+    if customer is not None:
+        check_id(customer)  # a path is made of it below
     gone = {"landed_files": 0, "emails": 0}
     outbox = settings.home() / "outbox"
     with conn.cursor() as cur:

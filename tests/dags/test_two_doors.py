@@ -12,6 +12,7 @@ parked approval task through Airflow's real REST API; in the command-line door w
 from __future__ import annotations
 
 import pytest
+from sisflow.ims.generate import generate
 
 from tests.dags.doors import (
     OPEN,
@@ -195,6 +196,16 @@ def killed_while_reading(w, door):
     assert door.run("2026-08-11") == "success"  # and the customer goes on
 
 
+def link_in_the_source_folder(w, door):
+    w.configure()
+    elsewhere = w.root / "elsewhere"  # another customer's drop folder, say
+    elsewhere.mkdir()
+    generate(elsewhere / "export-2025.xml", seed=4, year=2025, size="tiny")
+    (w.root / "drop" / "export-2025.xml").symlink_to(elsewhere / "export-2025.xml")
+    assert door.run("2025-09-01") in ("failed", "refused")
+    assert w.end_state()["landed"] == []
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -226,6 +237,7 @@ SCENARIOS = {
     "maintenance, then the same file": (maintenance_then_the_same_file, ["nothing-changed"]),
     "killed while reading, then the same file": (killed_while_reading,
                                                  ["applied", "applied", "nothing-changed"]),
+    "a link in the source folder": (link_in_the_source_folder, ["refused"]),
 }
 
 

@@ -7,10 +7,21 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
+from ..errors import FileNotAllowed
 from . import landing
 from .complete import NothingToFetch, check
 
-__all__ = ["NothingToFetch", "fetch"]
+__all__ = ["NothingToFetch", "fetch", "inside"]
+
+
+def inside(customer: str, path: Path, folder: Path) -> Path:
+    """``path`` when its real path lies inside ``folder``'s real path (no link, no ``..`` leads
+    out of it); :class:`~sisflow.errors.FileNotAllowed` otherwise."""
+    real, base = path.resolve(), folder.expanduser().resolve()
+    if base not in real.parents:
+        raise FileNotAllowed(f"{path.name} leads outside {customer}'s source folder {folder}:"
+                             " refused, nothing read")
+    return real
 
 
 def fetch(customer: str, source, override: str | Path | None = None) -> str:
@@ -21,17 +32,25 @@ def fetch(customer: str, source, override: str | Path | None = None) -> str:
             if not landing.path_of(str(override)).exists():
                 raise NothingToFetch(f"{override} does not exist")
             return str(override)
-        chosen = Path(override)
+        chosen = Path(override).resolve()  # given by hand: read where it really lies
         if not chosen.is_file():
             raise NothingToFetch(f"{chosen.name} does not exist")
         return landing.land_file(customer, chosen)
-    folder = Path(source.path)
-    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    folder = Path(source.path).expanduser()
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    links = sorted(p.name for p in entries if p.is_symlink()
+                   and fnmatch.fnmatch(p.name, source.pattern))
+    if links:
+        raise FileNotAllowed(
+            f"{', '.join(links[:3])} in {customer}'s source folder {folder} is a symbolic link:"
+            " refused, nothing read (an export must be a file in the folder itself)")
+    files = [p for p in entries if p.is_file()]
     candidates = sorted((p for p in files if fnmatch.fnmatch(p.name, source.pattern)),
                         key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise NothingToFetch(f"no file matching {source.pattern} in {folder}")
     chosen = candidates[-1]
+    inside(customer, chosen, folder)
     check(chosen.name, {p.name for p in files}, chosen.stat().st_size,
           lambda: chosen.stat().st_size, done_marker=source.done_marker,
           stable_seconds=source.stable_seconds)

@@ -72,7 +72,8 @@ def land_file(customer: str, local: Path) -> str:
         return str(target)
 
     def copy(f):
-        with open(local, "rb") as src:
+        # never through a link: one put in place after the source folder was checked
+        with os.fdopen(os.open(local, os.O_RDONLY | os.O_NOFOLLOW), "rb") as src:
             shutil.copyfileobj(src, f, 1 << 20)
 
     landed = land(customer, local.name, copy)
