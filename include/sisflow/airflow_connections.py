@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from .errors import Refusal
+
 SENDGRID_CONN_ID = "sisflow_sendgrid"
 
 
@@ -65,8 +67,14 @@ def airflow_api_settings(conn_id: str) -> dict | None:
             "password": conn.password or ""}
 
 
-class InsecureConnection(Exception):
-    """A connection that would skip checking the server's identity."""
+class InsecureConnection(Refusal):
+    """A connection that would skip checking the server's identity: a refusal (the
+    configuration must change; trying again cannot help)."""
+
+    outcome = "refused"
+    advice = ("Set the connection's extra host_key to the server's public key (ssh-keyscan"
+              " on a trusted network), remove no_host_key_check and allow_host_key_change,"
+              " then run again. Nothing was fetched.")
 
 
 @contextmanager
@@ -75,17 +83,19 @@ def sftp_client(conn_id: str):
 
     The server's host key is always checked: the connection pins it in its extra ``host_key``
     (``ssh-ed25519 AAAA...``), or the key is in the worker's known_hosts. A connection with
-    ``no_host_key_check: true`` is refused: an export of children's data is never fetched from a
-    server that was not recognised."""
+    ``no_host_key_check: true`` or ``allow_host_key_change: true`` is refused: an export of
+    children's data is never fetched from a server that was not recognised."""
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     from .sources.complete import SourceError
 
     hook = SFTPHook(ssh_conn_id=conn_id)
-    if hook.no_host_key_check:
+    skips = [name for name in ("no_host_key_check", "allow_host_key_change")
+             if getattr(hook, name)]
+    if skips:  # allow_host_key_change accepts any key the server shows (paramiko's base policy)
         raise InsecureConnection(
-            f"connection '{conn_id}' skips the host key check (no_host_key_check): set its extra"
-            " host_key to the server's public key instead")
+            f"connection '{conn_id}' skips the host key check ({', '.join(skips)}): refused,"
+            " nothing fetched; set its extra host_key to the server's public key instead")
     try:
         client = hook.get_conn()
     except Exception as err:  # paramiko's and socket's many kinds, said without secrets

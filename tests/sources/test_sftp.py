@@ -113,11 +113,36 @@ def test_a_server_with_another_host_key_is_refused(server, monkeypatch):
         pass
 
 
-def test_a_connection_that_skips_the_host_key_check_is_refused(server, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(
-        server.__dict__, extra={"no_host_key_check": "true"}))
+@pytest.mark.parametrize("extra", [{"no_host_key_check": "true"},
+                                   {"allow_host_key_change": "true"}])
+def test_a_connection_that_skips_the_host_key_check_is_refused(server, monkeypatch, extra):
+    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__, extra=extra))
     with pytest.raises(InsecureConnection, match="host_key"), sftp_client("sis_sftp"):
         pass
+
+
+def test_an_insecure_connection_is_a_refusal_of_the_run_not_a_crash(server, monkeypatch,
+                                                                    tmp_path, db_url):
+    """Through the command: one line, the fetch named, exit 3, no traceback, nothing landed."""
+    import os
+    import subprocess
+    import sys
+
+    drop(server.folder, "export.xml", "<enterprise/>")
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "kommune.yaml").write_text(
+        "source: {kind: sftp, conn_id: sis_sftp, path: /eksport}\n", encoding="utf-8")
+    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url,
+           "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers"),
+           "AIRFLOW_CONN_SIS_SFTP": sftp_connection(server.__dict__,
+                                                    extra={"allow_host_key_change": "true"})}
+    out = subprocess.run([str(Path(sys.executable).with_name("sisflow")), "run", "kommune",
+                          "--on", "2025-09-01"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "skips the host key check (allow_host_key_change): refused" in out.stdout
+    assert "Traceback" not in out.stderr
+    assert not list((tmp_path / "home" / "landing").rglob("*.xml"))
 
 
 def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, conn):
