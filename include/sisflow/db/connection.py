@@ -8,9 +8,8 @@ pgserver counts the processes that hold it and stops the server when the last on
 from __future__ import annotations
 
 import logging
-import re
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg2
 import psycopg2.extensions
@@ -68,19 +67,53 @@ class DatabaseUnavailable(Exception):
     """The import database cannot be reached; the message never holds the URL's password."""
 
 
-def _masked(text: str, url: str) -> str:
-    """``text`` with the URL's password (and any password=... setting) blotted out."""
+_URL_HELP = ("SISFLOW_DATABASE_URL is not a valid Postgres URL: write it as postgresql://USER:"
+             "PASSWORD@HOST:PORT/DATABASE, with any @, :, / or space in the password"
+             " percent-encoded (%40, %3A, %2F, %20)")
+
+
+def _secrets(url: str) -> list[str]:
+    """The password of a well-formed URL or key=value string, as written and decoded."""
+    from urllib.parse import unquote, urlsplit
+
+    found = []
+    with suppress(psycopg2.Error):
+        found.append(psycopg2.extensions.parse_dsn(url).get("password") or "")
+    with suppress(ValueError):
+        found.append(urlsplit(url).password or "")
+    found += [unquote(f) for f in found]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def _checked(url: str) -> None:
+    """Refuse a URL that cannot be read as one, before psycopg2 quotes parts of it (a
+    password with an unencoded @ or a space, or no scheme, would be printed): the message
+    holds nothing of the URL."""
     from urllib.parse import urlsplit
 
-    secrets = []
+    if "://" in url:
+        scheme, _, rest = url.partition("://")
+        authority = rest.split("/", 1)[0].split("?", 1)[0]
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises for a port that is not a number)
+        except ValueError:
+            raise DatabaseUnavailable(_URL_HELP) from None
+        if (scheme not in ("postgresql", "postgres") or authority.count("@") > 1
+                or any(c.isspace() for c in url)):
+            raise DatabaseUnavailable(_URL_HELP)
+        return
     try:
-        if urlsplit(url).password:
-            secrets.append(urlsplit(url).password)
-    except ValueError:  # a port that is not a number, say: the URL cannot be split
-        pass
-    secrets += re.findall(r"://[^:/@\s]*:([^@\s]+)@", url)
-    secrets += re.findall(r"password\s*=\s*'?([^'\s]+)", url)
-    for secret in sorted(set(secrets), key=len, reverse=True):
+        psycopg2.extensions.parse_dsn(url)
+    except psycopg2.Error:
+        raise DatabaseUnavailable(_URL_HELP) from None
+    if "=" not in url:
+        raise DatabaseUnavailable(_URL_HELP)
+
+
+def _masked(text: str, url: str) -> str:
+    """``text`` with the URL's password blotted out."""
+    for secret in _secrets(url):
         text = text.replace(secret, "***")
     return text
 
@@ -88,6 +121,7 @@ def _masked(text: str, url: str) -> str:
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
     """A connection to the import database, with the schema migrated to the newest version."""
     url = url or database_url()
+    _checked(url)
     try:
         conn = psycopg2.connect(url, client_encoding="UTF8")
     except psycopg2.Error as err:
