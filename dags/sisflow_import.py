@@ -47,6 +47,10 @@ FORM = {
                               "folder) instead of fetching the newest", **_DRAFT7),
     "date": Param(None, type=["null", "string"], format="date",
                   description="read the calendar for this date instead of the run's", **_DRAFT7),
+    "accept_older": Param(False, type="boolean",
+                          description="import the file although it was made before the one "
+                                      "the current state comes from (checked by a person)",
+                          **_DRAFT7),
 }
 ROLLOVER_FORM = {
     "school_year": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{4}$",
@@ -167,6 +171,7 @@ def begin(customer, rollover, params, dag_run, ti):
                                 airflow=_airflow(dag_run), config=config,
                                 target_year=params.get("school_year"),
                                 override=bool(params.get("override")))
+        plan.accept_older = bool(params.get("accept_older"))
         moment = pipeline.waits_until(plan) if rollover else None
         if moment:
             print(f"{customer}: the rollover into {plan.school_year['label']} waits until "

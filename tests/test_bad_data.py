@@ -331,3 +331,34 @@ def test_a_person_without_a_name_keeps_the_names_of_the_account(conn, tmp_path):
     assert result["counts"]["person"]["update"] == 0
     assert lms(conn, "SELECT first_name, last_name FROM lms.users WHERE sync_key = 'p2'") == \
         [("Bo", "Berg")]
+
+
+# -- the order of exports -------------------------------------------------------------------------
+
+def _made_at(stamp, *pupils):
+    props = (f"<properties><datasource>sas@test</datasource><type>full</type>"
+             f"<datetime>{stamp}</datetime></properties>")
+    return enterprise(*(person(p) for p in pupils), properties=props)
+
+
+def test_an_export_from_the_future_is_no_floor_for_the_ones_after_it(conn, tmp_path):
+    run(conn, tmp_path, _made_at("2025-08-15T05:00:00", "p1"), "day1.xml")
+    future = run(conn, tmp_path, _made_at("2099-01-01T05:00:00", "p1", "p2"), "day2.xml")
+    assert future["status"] == "committed"
+    assert "properties/datetime 2099-01-01T05:00:00 is ahead of the clock" in text_of(future)
+    after = run(conn, tmp_path, _made_at("2025-08-16T05:00:00", "p1", "p2", "p3"), "day3.xml")
+    assert after["status"] == "committed"
+    assert after["counts"]["person"]["create"] == 1
+
+
+def test_an_older_export_is_refused_until_a_person_accepts_it(conn, tmp_path):
+    run(conn, tmp_path, _made_at("2025-08-15T05:00:00", "p1", "p2"), "day1.xml")
+    older = run(conn, tmp_path, _made_at("2025-08-01T05:00:00", "p1"), "old.xml")
+    assert older["status"] == "rejected"
+    text = text_of(older)
+    assert "from sas@test at 2025-08-01T05:00:00 (full)" in text
+    assert "--accept-older" in text
+    accepted = run(conn, tmp_path, _made_at("2025-08-01T05:00:00", "p1"), "old.xml",
+                   accept_older=True)
+    assert accepted["status"] == "committed"
+    assert accepted["counts"]["person"]["delete"] == 1

@@ -146,7 +146,7 @@ def cmd_run(args) -> int:
         return 2
     result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on,
                           rollover=args.rollover, target_year=args.school_year,
-                          override=args.override)
+                          override=args.override, accept_older=args.accept_older)
     if args.json:
         _print_json(result)
     else:
@@ -496,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rollover: the school year to switch to (default: the next one)")
     p.add_argument("--override", action="store_true",
                    help="rollover: go on despite blocking readiness findings")
+    p.add_argument("--accept-older", action="store_true",
+                   help="import the file although it was made before the one the current "
+                        "state comes from (checked by a person)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

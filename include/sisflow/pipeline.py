@@ -91,6 +91,8 @@ class Plan:
     #: the school year the run works in: the active one, or the one a rollover switches to
     school_year: dict | None = None
     override: bool = False  # rollover: go on despite blocking readiness findings
+    #: import a file older than the one the current state comes from (a person checked it)
+    accept_older: bool = False
     readiness: dict | None = None  # rollover: the readiness findings' summary
 
     @property
@@ -387,7 +389,7 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
             result = reader.result
             if result.file.sha256 != sha256:
                 raise RuntimeError(f"{path} changed while it was read")
-            _refuse_an_older_file(cur, customer, path, result)
+            _refuse_an_older_file(cur, customer, path, result, accept=plan.accept_older)
             staging.store_problems(cur, run_id, result)
             staging.store_kept(cur, run_id, result)
             if plan.school_year and plan.school_year.get("holds_back", True):
@@ -404,11 +406,14 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
                 skipped=skipped, problem_counts=result.problem_counts,
             )
     except FatalFileError as err:  # the staging transaction was rolled back whole
+        props = reader.result.properties
+        said = {"datasource": props.datasource, "file_datetime": props.datetime,
+                "file_type": props.type} if props else {}
         with conn, conn.cursor() as cur:
             staging.store_problems(cur, run_id, reader.result)
             runs.update(cur, run_id, status=RunStatus.REJECTED,
                         fatal=reader.result.fatal.as_dict(),
-                        problem_counts=reader.result.problem_counts)
+                        problem_counts=reader.result.problem_counts, **said)
         log.warning("run %s rejected: line %s: %s", run_id, err.line, err.reason)
     except Exception as err:
         with conn, conn.cursor() as cur:
@@ -430,19 +435,32 @@ def _moment(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=calendar.OSLO)
 
 
-def _refuse_an_older_file(cur, customer: str, path: str, result) -> None:
-    """An export made before the one the current state comes from is never imported: it would
-    turn the state back (a file sent again by mistake, or a trigger for last year)."""
-    cur.execute("SELECT id, file_datetime FROM sis.runs WHERE customer = %s AND status = %s"
-                " ORDER BY id DESC LIMIT 1", (customer, str(RunStatus.COMMITTED)))
+#: how far ahead of the clock a file's properties/datetime may be and still order exports
+AHEAD_OF_THE_CLOCK = timedelta(days=1)
+
+
+def _refuse_an_older_file(cur, customer: str, path: str, result, *, accept: bool) -> None:
+    """An export made before the one the current state comes from is not imported unless a
+    person accepts it (``accept``): it would turn the state back (a file sent again by
+    mistake, or a trigger for last year). A datetime far ahead of the clock orders nothing:
+    it is a warning on its own file, and it never becomes a floor for the files after it."""
+    from .ims.records import Problem
+
+    cur.execute("SELECT id, file_datetime, created_at FROM sis.runs WHERE customer = %s"
+                " AND status = %s ORDER BY id DESC LIMIT 1", (customer, str(RunStatus.COMMITTED)))
     last = cur.fetchone()
     made, before = _moment(result.properties.datetime), _moment(last[1]) if last else None
-    if made and before and made < before:
-        from .ims.records import Problem
-
+    if made and made > datetime.now(UTC) + AHEAD_OF_THE_CLOCK:
+        result.add(Problem("file", None, None, f"properties/datetime {result.properties.datetime}"
+                           " is ahead of the clock: it does not order this export", "warning"))
+        return
+    if before and before > last[2] + AHEAD_OF_THE_CLOCK:
+        before = None  # that file's datetime was ahead of the clock when it came
+    if made and before and made < before and not accept:
         reason = (f"the file was made at {result.properties.datetime}, before the file of run "
                   f"{last[0]} ({last[1]}) that the current state comes from: an older export is "
-                  "never imported")
+                  "not imported unless a person accepts it (sisflow run --accept-older, or the "
+                  "form's accept_older)")
         result.fatal = Problem("file", None, None, reason)
         raise FatalFileError(path, None, reason)
 
@@ -734,7 +752,8 @@ def _prune_landing(conn, plan: Plan, config: CustomerConfig) -> None:
 def run(conn, customer: str, path=None, *, dry_run: bool = False, on: date | None = None,
         config: CustomerConfig | None = None, rollover: bool = False, sender=None,
         holder: tuple[str, str] | None = None, now: datetime | None = None,
-        target_year: str | None = None, override: bool = False) -> dict:
+        target_year: str | None = None, override: bool = False,
+        accept_older: bool = False) -> dict:
     """One run without Airflow: the same phases the DAG's tasks run, in order. ``path``: a
     file to import; None fetches the newest export from the customer's source.
 
@@ -753,6 +772,8 @@ def run(conn, customer: str, path=None, *, dry_run: bool = False, on: date | Non
         log.warning("%s: %s", customer, err)
         return finish(conn, None, customer=customer, config=config, refusal=err, sender=sender,
                       kind="rollover" if rollover else "import")
+    plan.accept_older = accept_older
+
     def work(plan: Plan) -> Plan:
         if plan.outcome is None:
             given = os.fspath(path) if path else None
