@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from datetime import date
@@ -19,9 +20,24 @@ log = logging.getLogger("sisflow")
 EXIT_FATAL = 1  # the file was rejected whole
 
 
+#: where --json writes: the real standard output, while everything else that writes to it
+#: (Airflow's logging, paramiko, the hooks, a subprocess) goes to stderr (see main)
+_JSON_OUT: list = []
+
+
 def _print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    out = _JSON_OUT[0] if _JSON_OUT else sys.stdout
+    json.dump(data, out, indent=2, ensure_ascii=False, default=str)
+    out.write("\n")
+    out.flush()
+
+
+def _stdout_for_json_only() -> None:
+    """Standard output for the one JSON document: file descriptor 1 now points at stderr, so
+    whatever else writes there (in Python or not) cannot break the JSON."""
+    sys.stdout.flush()
+    _JSON_OUT.append(os.fdopen(os.dup(1), "w", encoding="utf-8"))
+    os.dup2(2, 1)
 
 
 def _per_entity(values: dict) -> str:
@@ -569,7 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "json", False):
+        _stdout_for_json_only()
     logging.basicConfig(
+        stream=sys.stderr,
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

@@ -721,8 +721,9 @@ def finish(conn, plan: Plan | None, *, customer: str | None = None,
         if plan and plan.outcome != "paused":
             _prune_landing(conn, plan, config)
             runs.release(conn, plan.customer, plan.holder)
-    result = dict(run) if run else {"id": None, "customer": customer,
-                                    "status": (plan.outcome if plan else None) or "refused"}
+    result = dict(run) if run else {
+        "id": None, "customer": customer,
+        "status": (plan.outcome if plan else None) or ("failed" if failed else "refused")}
     if waiting:
         email = plan.held_email or {"outcome": "held", "subject": None, "sent": None}
     result.update(calendar=plan.calendar if plan else None, refusal=refusal, failed=failed,

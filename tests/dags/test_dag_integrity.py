@@ -24,7 +24,7 @@ def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers)
     assert {t.owner for t in dag.tasks} == {"integration-ops"}
     assert "Filter thresholds" in dag.doc_md and "person | delete | 200 | 5%" in dag.doc_md
     assert type(bag.dags["sisflow_rollover__nordby"].timetable).__name__ == "NullTimetable"
-    assert set(dag.params) == {"dry_run", "file", "date"}
+    assert set(dag.params) == {"dry_run", "file", "date", "accept_older"}
     # the rollover's own form: the new school year, the effective date, the override
     assert set(bag.dags["sisflow_rollover__nordby"].params) == {
         "school_year", "effective_date", "dry_run", "override", "file"}

@@ -169,3 +169,39 @@ def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, c
     assert older["status"] == "rejected"
     assert "an older export is never imported" in older["fatal"]["reason"]
     assert older["email"]["outcome"] == "rejected-file"
+
+
+@pytest.mark.parametrize("port", ["up", 1])
+def test_run_json_is_one_document_on_stdout_whatever_the_source_logs(server, tmp_path, db_url,
+                                                                     port):
+    """Airflow's logging, paramiko and the hooks write while an SFTP source is fetched: none of
+    it reaches stdout, which holds the one JSON document, for a run that works or fails."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.factory import enterprise, person
+
+    drop(server.folder, "export.xml", enterprise(person("p1"), person("p2")))
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "kommune.yaml").write_text(
+        "source: {kind: sftp, conn_id: sis_sftp, path: /eksport, stable_seconds: 0.1}\n",
+        encoding="utf-8")
+    changes = {} if port == "up" else {"port": port}
+    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url,
+           "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers"),
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+           "AIRFLOW_CONN_SIS_SFTP": sftp_connection(server.__dict__, **changes)}
+    out = subprocess.run([str(Path(sys.executable).with_name("sisflow")), "-v", "run",
+                          "kommune", "--on", "2025-09-01", "--json"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    result = json.loads(out.stdout)
+    if port == "up":
+        assert out.returncode == 0 and result["status"] == "committed"
+        assert result["outcome"] == "applied"
+    else:
+        assert out.returncode == 1
+        assert result["status"] == result["outcome"] == "failed"
+        assert result["failed"]["task"] == "fetch"
+    assert out.stderr  # the logs went somewhere: to stderr
