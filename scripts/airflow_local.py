@@ -50,7 +50,12 @@ def _postgres(home: Path) -> dict[str, str]:
         warnings.simplefilter("ignore")
         import pgserver
 
-    server = pgserver.get_server(home / "pg", cleanup_mode=None)  # outlives this process
+    from sisflow.db.connection import KEPT_MARKER
+
+    # the server outlives this process, and no sisflow command stops it (the marker) until
+    # make airflow-stop does
+    (home / KEPT_MARKER).write_text("make airflow\n")
+    server = pgserver.get_server(home / "pg", cleanup_mode=None)
     for db in ("airflow", "sisflow"):
         if "1 row" not in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}';"):
             server.psql(f"CREATE DATABASE {db} ENCODING 'UTF8' TEMPLATE template0;")
@@ -159,8 +164,11 @@ Airflow is up: http://localhost:{port}   user admin, password {password}
   "demo-2025.xml" (it is in the demo's landing zone) and date 2025-09-01, then the rollover with
   file "demo-2026.xml" and effective date 2026-08-10; a held run waits under Required Actions.
   status emails: {home / 'outbox'}      logs: {airflow_home}
-  sisflow filter open RUN ... answers approvals with SISFLOW_AIRFLOW_API_URL=http://localhost:{port}
-  SISFLOW_AIRFLOW_USERNAME=admin SISFLOW_AIRFLOW_PASSWORD={password}
+  sisflow commands reach the same database and answer approvals from any folder with:
+    export SISFLOW_HOME={home}
+    export SISFLOW_DATABASE_URL='{urls["sisflow"]}'
+    export SISFLOW_AIRFLOW_API_URL=http://localhost:{port} SISFLOW_AIRFLOW_USERNAME=admin
+    export SISFLOW_AIRFLOW_PASSWORD={password}
 Stop it all with: make airflow-stop""")
     return 0
 
@@ -195,6 +203,9 @@ def stop() -> int:
         pg_ctl(["-w", "stop"], pgdata=home / "pg",
                user="pgserver" if os.geteuid() == 0 else None)
     state.unlink(missing_ok=True)
+    from sisflow.db.connection import KEPT_MARKER
+
+    (home / KEPT_MARKER).unlink(missing_ok=True)
     left = [p for p in pids if _alive(p)]
     print("stopped: Airflow's processes and Postgres" if not left else f"still running: {left}")
     return 1 if left else 0

@@ -594,12 +594,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     from .config import ConfigError
-    from .db.connection import DatabaseUnavailable
+    from .db.connection import DatabaseUnavailable, describe
 
     try:
         return args.func(args)
     except (ConfigError, DatabaseUnavailable) as err:
         print(f"sisflow: {err}", file=sys.stderr)
+        return 2
+    except LookupError as err:  # a run that is not there: say where it was looked for
+        print(f"sisflow: {err.args[0] if err.args else err} in {describe()} (SISFLOW_HOME and "
+              "SISFLOW_DATABASE_URL say which database a command uses)", file=sys.stderr)
         return 2
     finally:
         while _OPEN:

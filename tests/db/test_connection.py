@@ -52,3 +52,73 @@ def test_no_message_ever_holds_the_database_password(url, tmp_path):
         for piece in (PASSWORD, PASSWORD[:4], PASSWORD[4:]):
             assert piece not in printed
         assert "SISFLOW_DATABASE_URL" in printed
+
+
+def _embedded_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "SISFLOW_DATABASE_URL"}
+    return {**env, "SISFLOW_HOME": str(home)}
+
+
+def _postmaster(home: Path) -> int | None:
+    import psutil
+
+    pidfile = home / "pg" / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    pid = int(pidfile.read_text().split()[0])
+    return pid if psutil.pid_exists(pid) else None
+
+
+def _stop(home: Path) -> None:
+    if _postmaster(home):
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "stop"], pgdata=home / "pg",
+               user="pgserver" if os.geteuid() == 0 else None)
+
+
+SISFLOW = str(Path(sys.executable).with_name("sisflow"))
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_the_server_make_airflow_started_outlives_every_sisflow_command(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _embedded_env(home)
+    start = ("import sys; from pathlib import Path; sys.path.insert(0, 'scripts');"
+             f" import airflow_local; airflow_local._postgres(Path({str(home)!r}))")
+    subprocess.run([sys.executable, "-c", start], env=env, cwd=PROJECT, check=True,
+                   capture_output=True, timeout=120)
+    try:
+        server = _postmaster(home)
+        assert server is not None
+        for args in (["lms-state", "demo"], ["filter", "show", "4"]):
+            out = subprocess.run([SISFLOW, *args], env=env, capture_output=True, text=True,
+                                 timeout=120)
+            assert _postmaster(home) == server, out.stderr  # still the same server
+        # a run that is not there: one line that says which database was looked in
+        assert out.returncode == 2
+        assert f"no run 4 in the embedded server in {home / 'pg'}" in out.stderr
+    finally:
+        _stop(home)
+
+
+def test_a_killed_run_leaves_no_embedded_server_behind(tmp_path):
+    from sisflow.ims.generate import generate
+
+    home = tmp_path / "home"
+    env = _embedded_env(home)
+    export = tmp_path / "export.xml"
+    generate(export, seed=2, year=2025, size="tiny")
+    try:
+        killed = subprocess.run([SISFLOW, "run", "kommune", str(export), "--on", "2025-09-01"],
+                                env={**env, "SISFLOW_CRASH_POINT": "stage:reading"},
+                                capture_output=True, timeout=120)
+        assert killed.returncode == -9
+        assert _postmaster(home) is not None  # nobody stopped it: its holder was killed
+        out = subprocess.run([SISFLOW, "lms-state", "kommune"], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert _postmaster(home) is None  # the last live holder stopped it
+    finally:
+        _stop(home)

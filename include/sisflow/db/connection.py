@@ -27,6 +27,37 @@ _migrated: set[str] = set()
 _CREATE_LOCK = 7_262_027  # pg_advisory_lock key: one process creates the database
 
 
+#: beside the embedded server's folder while ``make airflow`` runs on it: then no sisflow
+#: process stops the server when it exits (Airflow's metadata lives there too)
+KEPT_MARKER = "pg.kept"
+
+
+def kept_for_airflow() -> bool:
+    return (settings.home() / KEPT_MARKER).exists()
+
+
+def _forget_dead_holders(folder) -> None:
+    """pgserver stops its server when the last process that holds it exits, and counts the
+    holders in a file; a holder killed by SIGKILL stays in that file for ever, and the server
+    with it. Dead holders are taken out first, under pgserver's own lock."""
+    import json
+
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    handles = folder / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        try:
+            pids = json.loads(handles.read_text())
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
 def _embedded_url() -> str:
     global _embedded
     if _embedded is None:
@@ -36,10 +67,31 @@ def _embedded_url() -> str:
             import pgserver  # imported late: only the embedded default needs it
 
         folder = settings.home() / "pg"
-        _embedded = pgserver.get_server(folder)
+        if folder.exists():
+            _forget_dead_holders(folder)
+        # the last holder to exit stops the server, unless make airflow keeps it running
+        _embedded = pgserver.get_server(folder,
+                                        cleanup_mode=None if kept_for_airflow() else "stop")
         log.info("embedded Postgres at %s", folder)
         _create_once(_embedded.get_uri("postgres"))
     return _embedded.get_uri(_EMBEDDED_DB)
+
+
+def describe(url: str | None = None) -> str:
+    """Which import database a command used, in words and without a password."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = url or settings.database_url()
+    if not url:
+        return f"the embedded server in {settings.home() / 'pg'}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or (parse_qs(parts.query).get("host") or ["?"])[0]
+        if "://" in url:
+            return f"database '{parts.path.lstrip('/') or '?'}' on {host}:{parts.port or 5432}"
+    except ValueError:
+        pass
+    return "the server named in SISFLOW_DATABASE_URL"
 
 
 def _create_once(admin_url: str) -> None:
