@@ -50,7 +50,7 @@ from .records import (
     Properties,
     ValidationResult,
 )
-from .scan import LXML_OPTIONS, Scanner, Unscannable
+from .scan import LXML_OPTIONS, MAX_RECORD, Scanner, TooLarge, Unscannable
 
 _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
 
@@ -105,6 +105,9 @@ def _plain_person(text: str, line: int) -> Person | None:
     source, sid, userid_part, fn, family, given, gender, bday, email, role = whole.groups()
     if fn is None and family is None and given is None:
         return None  # the straightforward way warns about it
+    if len(text) > MAX_VALUE and _too_long({"fn": fn, "family": family, "given": given,
+                                            "email": email}):
+        return None  # the straightforward way says which value
     if bday is not None:
         try:
             date.fromisoformat(bday)
@@ -113,8 +116,9 @@ def _plain_person(text: str, line: int) -> Person | None:
     userids = None
     if userid_part:
         found = _PLAIN_USERID.findall(userid_part)
-        if len(found) != userid_part.count("<userid"):
-            return None  # an empty or spaced value: _text's business
+        if len(found) != userid_part.count("<userid") or any(
+                len(value) > MAX_VALUE for _, _, value in found):
+            return None  # an empty, spaced or too long value: _text's business
         userids = _json([(kind if typed else None, value)
                               for typed, kind, value in found])
     return Person(line, None, sid, source, None, userids, fn, family, given, email, bday,
@@ -148,6 +152,8 @@ def _plain_group(text: str, line: int) -> Group | None:
         return None
     source, sid, type_part, short, long, full, begin, end, _parent_source, parent = \
         whole.groups()
+    if _too_long({"short": short, "long": long}):
+        return None
     try:
         for day in (begin, end):
             if day is not None:
@@ -310,8 +316,14 @@ class _HashingReader:
         self._single_byte = False
         self._lines = 1
         self._tail = b""
+        #: where the last record ended: lxml may read at most MAX_RECORD bytes past it (one
+        #: record, or the space between two), so its tree stays bounded whatever the file holds
+        self.record_end: int | None = None
 
     def read(self, n: int = -1) -> bytes:
+        if self.record_end is not None and self.size - self.record_end > MAX_RECORD:
+            self.record_end = None  # said once: lxml may read on as it unwinds
+            raise TooLarge(None, "a record, or the space after the last one,")
         data = self._f.read(n)
         if self.size == 0 and data:
             found = _DECLARATION.match(data[:200])
@@ -331,6 +343,7 @@ class _HashingReader:
         return data
 
     def drain(self) -> None:
+        self.record_end = None  # only hashed, never held
         while self.read(1 << 20):
             pass
 
@@ -338,6 +351,17 @@ class _HashingReader:
 #: the longest id taken: an index entry of the import database holds two ids of at most four
 #: bytes a character comfortably; real ids are far shorter
 MAX_ID = 255
+#: the longest name, email, user id or group title taken: what LMSs hold in such a field (a
+#: longer one would be cut or refused there, one record at a time)
+MAX_VALUE = 255
+
+
+def _too_long(values: dict) -> str | None:
+    """The first value over :data:`MAX_VALUE`, as a record's problem."""
+    for name, value in values.items():
+        if value is not None and len(value) > MAX_VALUE:
+            return f"{name} of {len(value)} characters is longer than the LMS takes ({MAX_VALUE})"
+    return None
 
 
 def _check_id(value: str) -> None:
@@ -421,8 +445,11 @@ class ImsReader:
         """The records as lxml's ``iterparse`` finds them, each element cleared once read."""
         context = etree.iterparse(hashing, events=("end",), tag=_RECORD_TAGS, **LXML_OPTIONS)
         root = None
+        line = None
+        hashing.record_end = 0
         try:
             for _event, el in context:
+                hashing.record_end, line = hashing.size, el.sourceline
                 parent = el.getparent()
                 if root is None:
                     root = parent
@@ -439,6 +466,8 @@ class ImsReader:
         except etree.XMLSyntaxError as err:
             line = err.position[0] if err.position else err.lineno
             self._fatal(line, f"not well-formed XML: {err.msg}")
+        except TooLarge as err:
+            self._fatal(line, str(err))
         hashing.drain()  # bytes that contradict the encoding may follow the last record
         if root is None:
             self._check_root(context.root)
@@ -459,6 +488,8 @@ class ImsReader:
                 yield from records
         except Unscannable as why:
             raise ReadAgain(f"read with lxml: {why}") from None
+        except TooLarge as err:
+            self._fatal(err.line, str(err))
 
     def _parsed_text(self, scanner: Scanner, text: str, line: int):
         """One record's text parsed by lxml as the whole file would have been."""
@@ -716,6 +747,11 @@ class ImsReader:
             elif name == "extension":
                 extension = etree.tostring(c, encoding="unicode", with_tail=False)
         source, sid = self._current_id(ids, "person")
+        too_long = _too_long({"name/fn": fn, "name/n/family": family, "name/n/given": given,
+                              "email": email, **{f"userid {i + 1}": v
+                                                 for i, (_, v) in enumerate(userids)}})
+        if too_long:
+            raise _BadRecord(too_long, sid)
         try:
             bday = _check_date(bday)
         except ValueError:
@@ -772,6 +808,9 @@ class ImsReader:
         source, sid = self._current_id(ids, "group")
         if begin == "invalid" or end == "invalid":
             raise _BadRecord("invalid date in timeframe", sid)
+        too_long = _too_long({"description/short": short, "description/long": long})
+        if too_long:
+            raise _BadRecord(too_long, sid)
         if parent == sid:
             parent = None  # a top-level organisation names itself as its parent
         grouptype = types[0][1] if types else None

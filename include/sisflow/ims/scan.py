@@ -34,6 +34,10 @@ LXML_OPTIONS = {"load_dtd": False, "no_network": True, "resolve_entities": False
 #: bytes read at a time: three copies of a chunk are alive at once, and 4 MB read no faster
 _CHUNK = 1 << 20
 _LOOKAHEAD = 1 << 16  # characters kept ahead of the position before reading more
+#: the most one top-level record (or the space between two) may hold, in characters or bytes:
+#: a group's <membership> with tens of thousands of members fits, and memory stays bounded
+#: whatever a file holds (a record's text, its copies and lxml's tree of it)
+MAX_RECORD = 32 << 20
 
 _PROLOG = re.compile(
     r"\ufeff?"
@@ -77,6 +81,16 @@ def _record_end(text: str, start: int, kind: str) -> int:
 
 class Unscannable(Exception):
     """The file is not of the simple shape this module reads: read it with lxml."""
+
+
+class TooLarge(Exception):
+    """A record, or the space between two, longer than :data:`MAX_RECORD`: the file is
+    refused whole (no reader could hold it in bounded memory)."""
+
+    def __init__(self, line: int | None, what: str):
+        super().__init__(f"{what} is longer than {MAX_RECORD >> 20} MB: a file of this shape is"
+                         " not read (ask the SIS supplier for an export without it)")
+        self.line = line
 
 
 class Scanner:
@@ -147,6 +161,8 @@ class Scanner:
             while end < 0:
                 if self._eof:
                     raise Unscannable(f"line {line}: a record cut short")
+                if len(text) - start > MAX_RECORD:
+                    raise TooLarge(line + text.count("\n", pos, start), f"a <{kind}>")
                 text, pos, start = self._more(text, pos), 0, start - pos
                 end = _record_end(text, start, kind)
             line += text.count("\n", pos, start)
@@ -156,8 +172,12 @@ class Scanner:
             pos = end
 
     def _finish(self, text: str, pos: int) -> None:
-        """After ``</enterprise>``: white space and comments to the end of the file."""
+        """After ``</enterprise>``: white space and comments to the end of the file. White
+        space is let go as it is read, so memory stays flat however much of it follows."""
+        rest = text[pos:].strip()
         while not self._eof:
-            text, pos = self._more(text, pos), 0
-        if _GAP.match(text, pos).end() < len(text):
+            rest = self._more(rest, 0).strip()
+            if len(rest) > _LOOKAHEAD:
+                raise Unscannable("something after </enterprise>")
+        if _GAP.match(rest).end() < len(rest):
             raise Unscannable("something after </enterprise>")
