@@ -1,13 +1,7 @@
 """Applying change sets to the reference LMS site: sync-key rules, delay delete, archiving."""
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
-import pytest
 from sisflow import apply, pipeline
 from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import PostgresSite
@@ -270,38 +264,6 @@ def test_a_deferred_deletion_whose_object_came_back_is_dropped(conn, tmp_path):
     assert after["counts"]["person"] == {"create": 1, "update": 0, "delete": 0}
     assert after["lms_counts"]["deferred_settled"]["dropped"] >= 1
     assert ("p2", "student", False) in site(conn)["users"]
-
-
-# -- a run killed half-way and started again -----------------------------------------------------
-
-
-SISFLOW = str(Path(sys.executable).with_name("sisflow"))
-
-
-@pytest.mark.parametrize("point", ["apply:memberships:batch", "apply:courses:done"])
-def test_a_run_killed_half_way_finishes_like_an_uninterrupted_one(conn, db_url, tmp_path, point):
-    first, second = tmp_path / "y1.xml", tmp_path / "y2.xml"
-    generate(first, seed=9, year=2025, size="tiny")
-    generate(second, seed=9, year=2026, size="tiny")
-    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url, "SISFLOW_HOME": str(tmp_path)}
-
-    def sisflow(customer, path, *how, **extra):
-        return subprocess.run([SISFLOW, "run", customer, str(path),
-                               *(how or ("--on", "2026-08-10", "--rollover"))],
-                              env={**env, **extra}, capture_output=True, text=True, timeout=300)
-
-    for customer in ("killed", "calm"):
-        assert sisflow(customer, first, "--on", "2025-09-01").returncode == 0
-    killed = sisflow("killed", second, SISFLOW_CRASH_POINT=point)
-    assert killed.returncode == -signal.SIGKILL
-    assert sisflow("killed", second).returncode == 0  # started again
-    assert sisflow("calm", second).returncode == 0
-    assert site(conn, "killed") == site(conn, "calm")
-    with conn.cursor() as cur:
-        cur.execute("SELECT status, lms_applied_at IS NOT NULL FROM sis.runs"
-                    " WHERE customer = 'killed' ORDER BY id")
-        # the restart finished the killed run's apply, then saw the same file once more
-        assert cur.fetchall() == [("committed", True), ("committed", True), ("unchanged", False)]
 
 
 def test_a_term_waits_with_its_courses_in_a_delay_delete_window(conn, tmp_path):
