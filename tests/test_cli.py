@@ -144,5 +144,6 @@ def test_a_malformed_database_url_never_shows_its_password(tmp_path, export):
         out = sisflow("run", "kommune", export, env_extra={"SISFLOW_DATABASE_URL": url},
                       home=tmp_path)
         assert out.returncode == 2, out.stderr
-        assert "cannot connect to the import database" in out.stderr
+        # unreadable as a URL, or unreachable: either way one line that names the setting
+        assert "SISFLOW_DATABASE_URL" in out.stderr
         assert "s3cr3t-pw" not in out.stdout + out.stderr and "Traceback" not in out.stderr
