@@ -167,7 +167,8 @@ def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, c
     drop(server.folder, "export.xml", export("2025-08-01T05:00:00", "p1"))  # last month's
     older = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 3))
     assert older["status"] == "rejected"
-    assert "an older export is never imported" in older["fatal"]["reason"]
+    assert "an older export is not imported unless a person accepts it" in \
+        older["fatal"]["reason"]
     assert older["email"]["outcome"] == "rejected-file"
 
 
