@@ -259,19 +259,10 @@ def load_for_run(customer: str) -> CustomerConfig:
     refuses it: an invalid file, or a source folder that overlaps another customer's (a run of
     either could read the other's export)."""
     config = load_customer(customer)
-    source = config.source
-    if source is None or source.kind != "folder" or not source.path:
-        return config
-    others = []
-    for path in sorted(customers_dir().glob("*.yaml")):
-        if path.stem != customer:
-            try:
-                others.append(_parse(path, path.stem))
-            except ConfigError:
-                continue  # its own runs are refused for it; its folder is not known
-    overlap = _overlapping_sources([config, *others]).get(customer)
-    if overlap:
-        raise ConfigError(customers_dir() / f"{customer}.yaml", [overlap])
+    if config.source and config.source.kind == "folder" and config.source.path:
+        refused = next((e for e in load_all()[1] if e.path.stem == customer), None)
+        if refused is not None:
+            raise refused
     return config
 
 

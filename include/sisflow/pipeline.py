@@ -291,16 +291,16 @@ def _year_of(plan: Plan, config: CustomerConfig) -> school_year.SchoolYear:
 def confine(customer: str, config: CustomerConfig, file: str) -> str:
     """A file named in an Airflow form, inside the customer's landing zone or source folder;
     :class:`~sisflow.errors.FileNotAllowed` otherwise."""
-    from .sources import landing
+    from .sources import folder, landing
 
     landed = landing.within(customer, file)
     if landed is not None:
         return landed
     source = config.source
     if source and source.kind == "folder" and source.path and "://" not in file:
-        resolved, base = Path(file).resolve(), Path(source.path).expanduser().resolve()
-        if base in resolved.parents:
-            return str(resolved)
+        real = folder.inside(Path(file), Path(source.path))
+        if real is not None:
+            return str(real)
     raise FileNotAllowed(
         f"{file} is outside {customer}'s source folder and landing zone: refused, nothing "
         f"read (put the file in {landing.folder(customer)} and give its name)")

@@ -389,6 +389,7 @@ def test_the_form_reads_no_file_outside_the_customers_own_folders(worlds):
     assert w.query("SELECT count(*) FROM sis.runs") == [(0,)]
     # a name in the landing zone is fine
     assert dag.run("2025-09-01", file=w.by_hand(2025).name) == "success"
+    assert dag.run("2025-09-02", file=w.newest()) == "success"  # and one in the source folder
 
 
 # -- readiness and the rollover -----------------------------------------------------------------

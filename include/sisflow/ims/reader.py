@@ -105,8 +105,7 @@ def _plain_person(text: str, line: int) -> Person | None:
     source, sid, userid_part, fn, family, given, gender, bday, email, role = whole.groups()
     if fn is None and family is None and given is None:
         return None  # the straightforward way warns about it
-    if len(text) > MAX_VALUE and _too_long({"fn": fn, "family": family, "given": given,
-                                            "email": email}):
+    if _too_long({"fn": fn, "family": family, "given": given, "email": email}):
         return None  # the straightforward way says which value
     if bday is not None:
         try:

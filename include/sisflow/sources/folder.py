@@ -14,14 +14,11 @@ from .complete import NothingToFetch, check
 __all__ = ["NothingToFetch", "fetch", "inside"]
 
 
-def inside(customer: str, path: Path, folder: Path) -> Path:
-    """``path`` when its real path lies inside ``folder``'s real path (no link, no ``..`` leads
-    out of it); :class:`~sisflow.errors.FileNotAllowed` otherwise."""
+def inside(path: Path, folder: Path) -> Path | None:
+    """``path``'s real path when it lies inside ``folder``'s real path (no link and no ``..``
+    leads out of it), else None."""
     real, base = path.resolve(), folder.expanduser().resolve()
-    if base not in real.parents:
-        raise FileNotAllowed(f"{path.name} leads outside {customer}'s source folder {folder}:"
-                             " refused, nothing read")
-    return real
+    return real if base in real.parents else None
 
 
 def fetch(customer: str, source, override: str | Path | None = None) -> str:
@@ -50,7 +47,6 @@ def fetch(customer: str, source, override: str | Path | None = None) -> str:
     if not candidates:
         raise NothingToFetch(f"no file matching {source.pattern} in {folder}")
     chosen = candidates[-1]
-    inside(customer, chosen, folder)
     check(chosen.name, {p.name for p in files}, chosen.stat().st_size,
           lambda: chosen.stat().st_size, done_marker=source.done_marker,
           stable_seconds=source.stable_seconds)
