@@ -365,6 +365,8 @@ def stage(conn, plan: Plan, path: str | os.PathLike, *, default_type: str = "ful
         same_year = (committed or {}).get("school_year") in (
             None, (plan.school_year or {}).get("label"))
         if committed and committed["sha256"] == sha256 and not release and same_year:
+            if reread is not None:  # the file it was reading is the current state already
+                runs.update(cur, reread, status=RunStatus.SUPERSEDED)
             run_id = runs.create(cur, customer, recorded, name, size, sha256,
                                  status=RunStatus.UNCHANGED, same_as_run=committed["id"],
                                  base_run=committed["id"], counts=_no_changes(),
