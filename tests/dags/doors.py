@@ -167,10 +167,11 @@ class CliDoor:
         self.world = world
 
     def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None, override=False) -> str:
+            fail=None, override=False, accept_older=False) -> str:
         # like the DAG, the command fetches the newest export from the source unless given one
         args = ["run", "kommune", *([file] if file else []), "--on", day]
         args += ["--rollover"] * rollover + ["--dry-run"] * dry_run + ["--override"] * override
+        args += ["--accept-older"] * accept_older
         out = sisflow(self.world, *args, extra_env={"SISFLOW_FAIL_POINT": fail} if fail else {})
         if answer and out.returncode == 0:
             how, choice = answer
@@ -214,7 +215,7 @@ class DagDoor:
         os.environ.update(world.env)
 
     def run(self, day: str | None, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None, logical_date=None, override=False) -> str:
+            fail=None, logical_date=None, override=False, accept_older=False) -> str:
         """``day`` goes into the form's date; None leaves it out (``logical_date`` decides)."""
         os.environ.update(self.world.env)
         dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
@@ -230,6 +231,8 @@ class DagDoor:
                 conf["effective_date" if rollover else "date"] = day
             if override:
                 conf["override"] = True
+            if accept_older:
+                conf["accept_older"] = True
             run = dag.test(run_conf=conf, logical_date=logical_date)
         finally:
             os.environ.pop("SISFLOW_FAIL_POINT", None)

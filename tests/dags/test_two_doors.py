@@ -206,6 +206,54 @@ def link_in_the_source_folder(w, door):
     assert w.end_state()["landed"] == []
 
 
+def _dated(w, year: int, stamp: str):
+    """The SIS drops this school year's export, stamped with another properties/datetime."""
+    path = w.export(year)
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        f"<datetime>{year}-08-15T05:00:00</datetime>", f"<datetime>{stamp}</datetime>"),
+        encoding="utf-8")
+
+
+def older_export_accepted(w, door):
+    normal_import(w, door)  # made 2025-08-15
+    _dated(w, 2026, "2025-08-01T05:00:00")  # a file stamped before it
+    assert door.run("2026-08-10") in ("failed", "exit 1")  # refused whole
+    assert door.run("2026-08-10", accept_older=True) == "success"  # a person checked it
+
+
+def export_from_the_future(w, door):
+    w.configure()
+    _dated(w, 2025, "2099-01-01T05:00:00")
+    assert door.run("2025-09-01") == "success"  # a warning, and no floor:
+    w.export(2026)  # made 2026-08-15, long "before" 2099
+    assert door.run("2026-08-10") == "success"
+
+
+def pupil_without_a_readable_id(w, door):
+    normal_import(w, door)
+    path = w.newest()
+    text = path.read_text(encoding="utf-8")
+    pupil = next(line for line in text.splitlines() if "<person>" in line
+                 and "elev-" in line)
+    key = pupil.split("<id>", 1)[1].split("</id>", 1)[0]
+    path.write_text(text.replace(pupil, pupil.replace(f"<id>{key}</id>", "<id></id>")),
+                    encoding="utf-8")
+    assert door.run("2025-09-02") == "success"
+    assert w.query("SELECT count(*) FROM lms.users WHERE sync_key = %s AND trashed_at IS NULL",
+                   key) == [(1,)]
+
+
+def insecure_sftp_connection(w, door):
+    import json
+    import os
+
+    os.environ["AIRFLOW_CONN_SIS_UNCHECKED"] = json.dumps(
+        {"conn_type": "sftp", "host": "127.0.0.1", "port": 1, "login": "sis",
+         "password": "sis-secret", "extra": {"allow_host_key_change": "true"}})
+    w.configure(source="{kind: sftp, conn_id: sis_unchecked, path: /eksport}")
+    assert door.run("2025-09-01") in ("failed", "refused")
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -238,6 +286,12 @@ SCENARIOS = {
     "killed while reading, then the same file": (killed_while_reading,
                                                  ["applied", "applied", "nothing-changed"]),
     "a link in the source folder": (link_in_the_source_folder, ["refused"]),
+    "an older export, accepted by a person": (older_export_accepted,
+                                              ["applied", "rejected-file", "applied"]),
+    "an export from the future": (export_from_the_future, ["applied", "applied"]),
+    "a pupil without a readable id": (pupil_without_a_readable_id, ["applied", "applied"]),
+    "an SFTP connection that skips the host key check": (insecure_sftp_connection,
+                                                          ["refused"]),
 }
 
 
