@@ -46,16 +46,20 @@ def _file(size: str, year: int, drop_every: int = 0) -> Path:
 
 
 def _files(size: str) -> dict[str, Path]:
-    return {"first import": _file(size, YEAR), "1% churn": _file(size, YEAR, drop_every=100),
-            "rollover": _file(size, YEAR + 1)}
+    return {
+        "first import": _file(size, YEAR),
+        "1% churn": _file(size, YEAR, drop_every=100),
+        "rollover": _file(size, YEAR + 1),
+    }
 
 
 def raw_iterparse(path: Path) -> float:
     """The floor: lxml walking the same file, clearing each record, doing nothing else."""
     start = time.perf_counter()
     tags = ("{*}properties", "{*}person", "{*}group", "{*}membership")
-    for _event, el in etree.iterparse(str(path), events=("end",), tag=tags,
-                                      remove_comments=True, resolve_entities=False):
+    for _event, el in etree.iterparse(
+        str(path), events=("end",), tag=tags, remove_comments=True, resolve_entities=False
+    ):
         el.clear(keep_tail=False)
         while el.getprevious() is not None:
             del el.getparent()[0]
@@ -64,8 +68,11 @@ def raw_iterparse(path: Path) -> float:
 
 #: the day each run is read for: the first import and a day in one school year, the rollover
 #: into the next on the day the operator chose
-DAYS = {"first import": date(YEAR, 9, 1), "1% churn": date(YEAR, 9, 2),
-        "rollover": date(YEAR + 1, 8, 10)}
+DAYS = {
+    "first import": date(YEAR, 9, 1),
+    "1% churn": date(YEAR, 9, 2),
+    "rollover": date(YEAR + 1, 8, 10),
+}
 
 
 def _reset_peak_rss() -> None:
@@ -84,15 +91,23 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed_run(conn, customer: str, path: Path, config: CustomerConfig, *, day: date,
-               rollover: bool = False) -> dict:
+def _timed_run(
+    conn, customer: str, path: Path, config: CustomerConfig, *, day: date, rollover: bool = False
+) -> dict:
     """The pipeline's phases one by one (the same calls ``sisflow run`` makes), timed. A
     rollover's readiness checks against the staged file count in its diff time."""
     from sisflow import apply as lms_apply
 
     _reset_peak_rss()
-    plan = pipeline.begin(conn, customer, holder="bench", description="the benchmark",
-                          config=config, day=day, rollover=rollover)
+    plan = pipeline.begin(
+        conn,
+        customer,
+        holder="bench",
+        description="the benchmark",
+        config=config,
+        day=day,
+        rollover=rollover,
+    )
     times = {}
     t = time.perf_counter()
     run = pipeline.stage(conn, plan, path)
@@ -107,8 +122,7 @@ def _timed_run(conn, customer: str, path: Path, config: CustomerConfig, *, day: 
     pipeline.commit(conn, plan, run["id"])
     times["commit"] = time.perf_counter() - t
     t = time.perf_counter()
-    lms_apply.apply_run(conn, run["id"], mode=plan.mode, course_archiving=True,
-                        holder=plan.holder)
+    lms_apply.apply_run(conn, run["id"], mode=plan.mode, course_archiving=True, holder=plan.holder)
     times["apply"] = time.perf_counter() - t
     runs.release(conn, customer, plan.holder)
     times["total"] = sum(times.values())
@@ -127,7 +141,8 @@ def one(size: str) -> dict:
     # speed, not the filter, is measured here: a customer whose filter holds nothing
     no_limits = {"person": {}, "group": {}, "membership": {}, "min_share": 0}
     config = CustomerConfig.model_validate(
-        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}})
+        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}}
+    )
 
     def reset():
         with conn, conn.cursor() as cur:
@@ -140,15 +155,19 @@ def one(size: str) -> dict:
         # thousand, and a 1% day's member removals took 0.65 s instead of 0.11 s
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("VACUUM (FULL, ANALYZE) lms.users, lms.units, lms.unit_members, lms.terms,"
-                        " lms.courses, lms.participants, sis.person_changes, sis.group_changes,"
-                        " sis.membership_changes, sis.persons, sis.groups, sis.memberships")
+            cur.execute(
+                "VACUUM (FULL, ANALYZE) lms.users, lms.units, lms.unit_members, lms.terms,"
+                " lms.courses, lms.participants, sis.person_changes, sis.group_changes,"
+                " sis.membership_changes, sis.persons, sis.groups, sis.memberships"
+            )
         conn.autocommit = False
 
     reset()
     floor = min(raw_iterparse(files["first import"]) for _ in range(2))
-    runs = {name: _timed_run(conn, customer, path, config, day=DAYS[name],
-                             rollover=name == "rollover") for name, path in files.items()}
+    runs = {
+        name: _timed_run(conn, customer, path, config, day=DAYS[name], rollover=name == "rollover")
+        for name, path in files.items()
+    }
     reset()
     conn.close()
     return {
@@ -177,45 +196,73 @@ def dag_parse(n: int, repeat: int = 5, dags: Path | None = None) -> float:
     for i in range(n):
         (folder / f"kunde{i:04d}.yaml").write_text(
             f"name: Kunde {i}\nsource: {{kind: folder, path: /data/kunde{i}}}\n"
-            f"delay_delete:\n  - {{start: 2026-06-20, end: 2026-08-14}}\n", encoding="utf-8")
+            f"delay_delete:\n  - {{start: 2026-06-20, end: 2026-08-14}}\n",
+            encoding="utf-8",
+        )
     dags = dags or Path(__file__).resolve().parents[1] / "dags"
-    env = {**os.environ, "SISFLOW_CUSTOMERS_DIR": str(folder),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(dags.parent / "plugins")}
+    env = {
+        **os.environ,
+        "SISFLOW_CUSTOMERS_DIR": str(folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(dags.parent / "plugins"),
+    }
 
     def ratios(freeze: bool) -> tuple[float, float, float, list[float], str, str]:
-        code = ("import gc, time; t = time.perf_counter(); import airflow; "
-                "a = time.perf_counter() - t; "
-                "from airflow.dag_processing.dagbag import DagBag; "
-                f"{'gc.freeze(); ' if freeze else ''}"
-                f"b = DagBag(dag_folder={str(dags)!r}); "
-                "assert not b.import_errors, b.import_errors; "
-                "tasks = max(len(d.tasks) for d in b.dags.values()); "
-                "print(a, time.perf_counter() - t, len(b.dags), tasks)")
+        code = (
+            "import gc, time; t = time.perf_counter(); import airflow; "
+            "a = time.perf_counter() - t; "
+            "from airflow.dag_processing.dagbag import DagBag; "
+            f"{'gc.freeze(); ' if freeze else ''}"
+            f"b = DagBag(dag_folder={str(dags)!r}); "
+            "assert not b.import_errors, b.import_errors; "
+            "tasks = max(len(d.tasks) for d in b.dags.values()); "
+            "print(a, time.perf_counter() - t, len(b.dags), tasks)"
+        )
         loads = []
         for _ in range(repeat):
-            out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                 capture_output=True, text=True, cwd=dags.parent)
+            out = subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=dags.parent,
+            )
             airflow_s, total_s, count, tasks = out.stdout.strip().splitlines()[-1].split()
             loads.append((float(total_s) / float(airflow_s), float(total_s), float(airflow_s)))
-        return (statistics.median(r for r, _, _ in loads),
-                statistics.median(t for _, t, _ in loads),
-                statistics.median(a for _, _, a in loads), [r for r, _, _ in loads],
-                count, tasks)
+        return (
+            statistics.median(r for r, _, _ in loads),
+            statistics.median(t for _, t, _ in loads),
+            statistics.median(a for _, _, a in loads),
+            [r for r, _, _ in loads],
+            count,
+            tasks,
+        )
 
     ratio, total, airflow, each, count, tasks = ratios(freeze=True)
-    print(f"DAG folder with {n} customer files: {count} DAGs of {tasks} tasks loaded in "
-          f"{total:.2f} s, importing Airflow {airflow:.2f} s; ratio {ratio:.1f}x (median of "
-          f"{repeat}: {min(each):.1f}x to {max(each):.1f}x; aim: at most 2.5x)")
+    print(
+        f"DAG folder with {n} customer files: {count} DAGs of {tasks} tasks loaded in "
+        f"{total:.2f} s, importing Airflow {airflow:.2f} s; ratio {ratio:.1f}x (median of "
+        f"{repeat}: {min(each):.1f}x to {max(each):.1f}x; aim: at most 2.5x)"
+    )
     fresh, total, airflow, each, _, _ = ratios(freeze=False)
-    print(f"  without the DAG processor's gc.freeze(): {total:.2f} s, importing Airflow "
-          f"{airflow:.2f} s; ratio {fresh:.1f}x ({min(each):.1f}x to {max(each):.1f}x)")
+    print(
+        f"  without the DAG processor's gc.freeze(): {total:.2f} s, importing Airflow "
+        f"{airflow:.2f} s; ratio {fresh:.1f}x ({min(each):.1f}x to {max(each):.1f}x)"
+    )
     return ratio
 
 
 #: issue 13's aims, for the large municipality (250 MB, 97,000 persons, 1.07M memberships)
-AIMS = {"ratio": 2.5, "1% day": 8.0, "rollover": 35.0, "first import": 30.0, "rss": 400.0,
-        "flat": 1.25, "dags": 2.5}
+AIMS = {
+    "ratio": 2.5,
+    "1% day": 8.0,
+    "rollover": 35.0,
+    "first import": 30.0,
+    "rss": 400.0,
+    "flat": 1.25,
+    "dags": 2.5,
+}
 
 
 def aims(results: dict[str, dict], dag_ratio: float | None) -> None:
@@ -227,28 +274,57 @@ def aims(results: dict[str, dict], dag_ratio: float | None) -> None:
     ratio = first["stage"] / r["iterparse_s"]
     rss = {s: max(t["peak_rss_mb"] for t in x["runs"].values()) for s, x in results.items()}
     rows = [
-        ("read+stage, first import",
-         f"{first['stage']:.1f} s = {ratio:.1f}x raw iterparse ({r['iterparse_s']:.2f} s)",
-         f"<= {AIMS['ratio']}x raw iterparse", ratio <= AIMS["ratio"]),
-        ("a day with 1% changed, read to applied",
-         f"{day['total']:.1f} s ({day['stage']:.1f} s of it read+stage)",
-         f"<= {AIMS['1% day']:.0f} s", day["total"] <= AIMS["1% day"]),
-        ("rollover, read to applied", f"{roll['total']:.1f} s (apply {roll['apply']:.1f} s)",
-         f"<= {AIMS['rollover']:.0f} s", roll["total"] <= AIMS["rollover"]),
-        ("first import, read to applied", f"{first['total']:.1f} s",
-         f"<= {AIMS['first import']:.0f} s", first["total"] <= AIMS["first import"]),
-        ("peak RSS", " / ".join(f"{s} {v:.0f}" for s, v in rss.items()) + " MB",
-         f"<= {AIMS['rss']:.0f} MB", max(rss.values()) <= AIMS["rss"]),
+        (
+            "read+stage, first import",
+            f"{first['stage']:.1f} s = {ratio:.1f}x raw iterparse ({r['iterparse_s']:.2f} s)",
+            f"<= {AIMS['ratio']}x raw iterparse",
+            ratio <= AIMS["ratio"],
+        ),
+        (
+            "a day with 1% changed, read to applied",
+            f"{day['total']:.1f} s ({day['stage']:.1f} s of it read+stage)",
+            f"<= {AIMS['1% day']:.0f} s",
+            day["total"] <= AIMS["1% day"],
+        ),
+        (
+            "rollover, read to applied",
+            f"{roll['total']:.1f} s (apply {roll['apply']:.1f} s)",
+            f"<= {AIMS['rollover']:.0f} s",
+            roll["total"] <= AIMS["rollover"],
+        ),
+        (
+            "first import, read to applied",
+            f"{first['total']:.1f} s",
+            f"<= {AIMS['first import']:.0f} s",
+            first["total"] <= AIMS["first import"],
+        ),
+        (
+            "peak RSS",
+            " / ".join(f"{s} {v:.0f}" for s, v in rss.items()) + " MB",
+            f"<= {AIMS['rss']:.0f} MB",
+            max(rss.values()) <= AIMS["rss"],
+        ),
     ]
     if len(rss) > 1:  # flat: the largest size's peak within a quarter of the smallest's
         smallest = min(results, key=lambda s: results[s]["mb"])
         growth = rss[size] / rss[smallest]
-        rows.append((f"peak RSS, {size} against {smallest}",
-                     f"{growth:.1f}x for a {r['mb'] / results[smallest]['mb']:.0f}x file",
-                     f"flat (<= {AIMS['flat']}x)", growth <= AIMS["flat"]))
+        rows.append(
+            (
+                f"peak RSS, {size} against {smallest}",
+                f"{growth:.1f}x for a {r['mb'] / results[smallest]['mb']:.0f}x file",
+                f"flat (<= {AIMS['flat']}x)",
+                growth <= AIMS["flat"],
+            )
+        )
     if dag_ratio is not None:
-        rows.append(("DAG folder, 500 customers", f"{dag_ratio:.1f}x importing Airflow",
-                     f"<= {AIMS['dags']}x", dag_ratio <= AIMS["dags"]))
+        rows.append(
+            (
+                "DAG folder, 500 customers",
+                f"{dag_ratio:.1f}x importing Airflow",
+                f"<= {AIMS['dags']}x",
+                dag_ratio <= AIMS["dags"],
+            )
+        )
     print(f"\nThe aims ({size}: {r['mb']:.0f} MB; the aims are set for the large municipality)")
     print(f"{'':<40}{'measured':<46}{'aim':<26}met")
     for name, measured, aim, met in rows:
@@ -264,25 +340,43 @@ def _median(results: list[dict]) -> dict:
     def median(values):
         return statistics.median(values) if isinstance(values[0], float) else values[0]
 
-    return {**first, "iterparse_s": median([r["iterparse_s"] for r in results]),
-            "runs": {name: {key: median([r["runs"][name][key] for r in results])
-                            for key in run}
-                     for name, run in first["runs"].items()}}
+    return {
+        **first,
+        "iterparse_s": median([r["iterparse_s"] for r in results]),
+        "runs": {
+            name: {key: median([r["runs"][name][key] for r in results]) for key in run}
+            for name, run in first["runs"].items()
+        },
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,medium,large")
-    parser.add_argument("--dags", type=int, default=500, help="customer files for the DAG "
-                        "parse measurement (0: skip)")
-    parser.add_argument("--dags-folder", type=Path, help="another DAG folder to measure (an "
-                        "older checkout, say)")
-    parser.add_argument("--customers", type=int, default=0,
-                        help="many customers mode: this many small customers (0: skip)")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="many customers mode: runs at a time")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each size; the "
-                        "medians are printed (the machine's timings vary by a fifth)")
+    parser.add_argument(
+        "--dags",
+        type=int,
+        default=500,
+        help="customer files for the DAG parse measurement (0: skip)",
+    )
+    parser.add_argument(
+        "--dags-folder", type=Path, help="another DAG folder to measure (an older checkout, say)"
+    )
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=0,
+        help="many customers mode: this many small customers (0: skip)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="many customers mode: runs at a time"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each size; the medians are printed (the machine's timings vary by a fifth)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -292,22 +386,37 @@ def main() -> None:
         import many_customers
 
         files = _files("small")
-        many_customers.report(args.customers, args.concurrency, many_customers.measure(
-            args.customers, args.concurrency, str(files["first import"]),
-            str(files["1% churn"])))
+        many_customers.report(
+            args.customers,
+            args.concurrency,
+            many_customers.measure(
+                args.customers, args.concurrency, str(files["first import"]), str(files["1% churn"])
+            ),
+        )
     dag_ratio = dag_parse(args.dags, dags=args.dags_folder) if args.dags else None
-    print(f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
-          f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'commit':>7}{'apply':>7}"
-          f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}")
+    print(
+        f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
+        f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'commit':>7}{'apply':>7}"
+        f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}"
+    )
     if args.repeat > 1:
         print(f"(each figure the median of {args.repeat} runs)")
     results = {}
     for size in filter(None, args.sizes.split(",")):
         _files(size)  # generated outside the measured process
-        r = results[size] = _median([
-            json.loads(subprocess.run([sys.executable, __file__, "--one", size], check=True,
-                                      capture_output=True, text=True).stdout.splitlines()[-1])
-            for _ in range(max(1, args.repeat))])
+        r = results[size] = _median(
+            [
+                json.loads(
+                    subprocess.run(
+                        [sys.executable, __file__, "--one", size],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.splitlines()[-1]
+                )
+                for _ in range(max(1, args.repeat))
+            ]
+        )
         for name, t in r["runs"].items():
             n = t["records"]
             first = name == "first import"
@@ -315,10 +424,13 @@ def main() -> None:
             floor = f"{r['iterparse_s']:.2f}" if first else ""
             ratio = f"{t['stage'] / r['iterparse_s']:.1f}" if first else ""
             rss = f"{t['peak_rss_mb']:.0f}"
-            print(f"{size:<7}{name:<14}{mb:>8}{n['person']:>9}{n['group']:>8}"
-                  f"{n['membership']:>9}{floor:>10}{t['stage']:>7.2f}{ratio:>6}"
-                  f"{t['diff']:>7.2f}{t['commit']:>7.2f}{t['apply']:>7.2f}{t['total']:>7.2f}"
-                  f"{t['changes']:>9}{rss:>12}", flush=True)
+            print(
+                f"{size:<7}{name:<14}{mb:>8}{n['person']:>9}{n['group']:>8}"
+                f"{n['membership']:>9}{floor:>10}{t['stage']:>7.2f}{ratio:>6}"
+                f"{t['diff']:>7.2f}{t['commit']:>7.2f}{t['apply']:>7.2f}{t['total']:>7.2f}"
+                f"{t['changes']:>9}{rss:>12}",
+                flush=True,
+            )
     if results:
         aims(results, dag_ratio)
 

@@ -26,7 +26,8 @@ FIRST, DAY = date(2025, 9, 1), date(2025, 9, 2)
 def _config(customer: str) -> CustomerConfig:
     no_limits = {"person": {}, "group": {}, "membership": {}, "min_share": 0}
     return CustomerConfig.model_validate(
-        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}})
+        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}}
+    )
 
 
 def _init() -> None:
@@ -42,8 +43,9 @@ def _run(job: tuple[str, str, str]) -> float:
 
     customer, path, day = job
     start = time.perf_counter()
-    result = pipeline.run(_conn, customer, path, on=date.fromisoformat(day),
-                          config=_config(customer))
+    result = pipeline.run(
+        _conn, customer, path, on=date.fromisoformat(day), config=_config(customer)
+    )
     assert result["status"] == "committed", (customer, result["status"], result.get("failed"))
     return time.perf_counter() - start
 
@@ -64,9 +66,11 @@ class LockSampler(threading.Thread):
         conn.autocommit = True
         with conn.cursor() as cur:
             while not self.stop.is_set():
-                cur.execute("SELECT count(*), COALESCE(max(extract(epoch FROM now()"
-                            " - a.state_change)), 0) FROM pg_locks l JOIN pg_stat_activity a"
-                            " ON a.pid = l.pid WHERE NOT l.granted")
+                cur.execute(
+                    "SELECT count(*), COALESCE(max(extract(epoch FROM now()"
+                    " - a.state_change)), 0) FROM pg_locks l JOIN pg_stat_activity a"
+                    " ON a.pid = l.pid WHERE NOT l.granted"
+                )
                 n, longest = cur.fetchone()
                 self.samples += 1
                 self.waiting += n > 0
@@ -108,7 +112,8 @@ def measure(n: int, k: int, first: str, day: str) -> dict:
     _init()
     alone = {"first": {}, "day": {}}
     alone["first"]["first customer"], alone["day"]["first customer"] = _alone(
-        customers[0], first, day)
+        customers[0], first, day
+    )
     sampler = LockSampler()
     sampler.start()
     rates = {}
@@ -120,21 +125,32 @@ def measure(n: int, k: int, first: str, day: str) -> dict:
     sampler.stop.set()
     sampler.join()
     alone["first"]["last customer"], alone["day"]["last customer"] = _alone(
-        customers[-1], first, day)
+        customers[-1], first, day
+    )
     _forget(customers)
-    return {"rates": rates, "alone": alone, "lock_share": sampler.waiting / max(1, sampler.samples),
-            "longest_wait": sampler.longest}
+    return {
+        "rates": rates,
+        "alone": alone,
+        "lock_share": sampler.waiting / max(1, sampler.samples),
+        "longest_wait": sampler.longest,
+    }
 
 
 def report(n: int, k: int, r: dict) -> None:
     print(f"{n} customers x the small file, {k} at a time:")
-    print(f"  runs per hour: first imports {r['rates']['first']:,.0f}, a 1% day "
-          f"{r['rates']['day']:,.0f} (aim: at least 6,000)")
+    print(
+        f"  runs per hour: first imports {r['rates']['first']:,.0f}, a 1% day "
+        f"{r['rates']['day']:,.0f} (aim: at least 6,000)"
+    )
     for name, label in (("first", "first import"), ("day", "a 1% day")):
         one, last = r["alone"][name]["first customer"], r["alone"][name]["last customer"]
-        print(f"  {label:<13} alone: customer 1 {one:.2f} s, customer {n} {last:.2f} s "
-              f"({(last / one - 1) * 100:+.0f}%; aim: within 20%)")
+        print(
+            f"  {label:<13} alone: customer 1 {one:.2f} s, customer {n} {last:.2f} s "
+            f"({(last / one - 1) * 100:+.0f}%; aim: within 20%)"
+        )
     half = r["alone"]["day"]["last customer"] / r["alone"]["first"]["last customer"]
     print(f"  a 1% day costs {half:.0%} of a first import (aim: at most 50%)")
-    print(f"  lock waits: seen in {r['lock_share']:.1%} of the samples, the longest "
-          f"{r['longest_wait']:.2f} s")
+    print(
+        f"  lock waits: seen in {r['lock_share']:.1%} of the samples, the longest "
+        f"{r['longest_wait']:.2f} s"
+    )

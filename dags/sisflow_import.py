@@ -40,38 +40,67 @@ OWNER = "integration-ops"
 # metaschema costs a third of checking it against the default 2020-12 one (500 import DAGs).
 _DRAFT7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
 FORM = {
-    "dry_run": Param(False, type="boolean", description="compute and judge, apply nothing",
-                     **_DRAFT7),
-    "file": Param(None, type=["null", "string"],
-                  description="import this file (in the customer's landing zone or source "
-                              "folder) instead of fetching the newest", **_DRAFT7),
-    "date": Param(None, type=["null", "string"], format="date",
-                  description="read the calendar for this date instead of the run's", **_DRAFT7),
-    "accept_older": Param(False, type="boolean",
-                          description="import the file although it was made before the one "
-                                      "the current state comes from (checked by a person)",
-                          **_DRAFT7),
+    "dry_run": Param(
+        False, type="boolean", description="compute and judge, apply nothing", **_DRAFT7
+    ),
+    "file": Param(
+        None,
+        type=["null", "string"],
+        description="import this file (in the customer's landing zone or source "
+        "folder) instead of fetching the newest",
+        **_DRAFT7,
+    ),
+    "date": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        description="read the calendar for this date instead of the run's",
+        **_DRAFT7,
+    ),
+    "accept_older": Param(
+        False,
+        type="boolean",
+        description="import the file although it was made before the one "
+        "the current state comes from (checked by a person)",
+        **_DRAFT7,
+    ),
 }
 ROLLOVER_FORM = {
-    "school_year": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{4}$",
-                         description="the school year to switch to, e.g. 2026-2027 (default: "
-                                     "the one after the active school year)", **_DRAFT7),
-    "effective_date": Param(None, type=["null", "string"], format="date",
-                            description="the day the rollover takes effect: today (empty) or "
-                                        "a later day; the run waits until then, holding "
-                                        "nothing. Refused before the earliest rollover date.",
-                            **_DRAFT7),
+    "school_year": Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^\d{4}-\d{4}$",
+        description="the school year to switch to, e.g. 2026-2027 (default: "
+        "the one after the active school year)",
+        **_DRAFT7,
+    ),
+    "effective_date": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        description="the day the rollover takes effect: today (empty) or "
+        "a later day; the run waits until then, holding "
+        "nothing. Refused before the earliest rollover date.",
+        **_DRAFT7,
+    ),
     "dry_run": FORM["dry_run"],
-    "override": Param(False, type="boolean",
-                      description="go on despite blocking readiness findings (checked by a "
-                                  "person)", **_DRAFT7),
+    "override": Param(
+        False,
+        type="boolean",
+        description="go on despite blocking readiness findings (checked by a person)",
+        **_DRAFT7,
+    ),
     "file": FORM["file"],
 }
 READINESS_FORM = {
-    "file": Param(None, type=["null", "string"],
-                  description="check against this export (the new school year's, in the "
-                              "customer's landing zone or source folder) instead of the "
-                              "current state", **_DRAFT7),
+    "file": Param(
+        None,
+        type=["null", "string"],
+        description="check against this export (the new school year's, in the "
+        "customer's landing zone or source folder) instead of the "
+        "current state",
+        **_DRAFT7,
+    ),
 }
 ATTACH, DO_NOT_ATTACH = "Attach", "Do not attach"
 # Every form's defaults resolve against its schema, checked here once: Airflow would check a
@@ -90,6 +119,7 @@ def _give_form(dag: DAG, form: dict[str, Param]) -> None:
 
 # -- the tasks: each a call or two into sisflow.pipeline ----------------------------------------
 
+
 @contextmanager
 def _step(ti, conn=None):
     """Refusals end the task at once, without retries (skipped when nothing is wrong, e.g.
@@ -107,8 +137,9 @@ def _step(ti, conn=None):
             raise AirflowFailException(str(err)) from None
         raise AirflowSkipException(str(err)) from None
     except Exception as err:
-        ti.xcom_push(key="error", value={"task": ti.task_id,
-                                          "reason": f"{type(err).__name__}: {err}"})
+        ti.xcom_push(
+            key="error", value={"task": ti.task_id, "reason": f"{type(err).__name__}: {err}"}
+        )
         raise
     finally:
         if conn is not None:
@@ -124,8 +155,11 @@ def _conn():
 def _plan(ti):
     from sisflow.pipeline import Plan
 
-    data = (ti.xcom_pull(task_ids="stage_and_judge", key="plan")
-            or ti.xcom_pull(task_ids="fetch", key="plan") or ti.xcom_pull(task_ids="begin"))
+    data = (
+        ti.xcom_pull(task_ids="stage_and_judge", key="plan")
+        or ti.xcom_pull(task_ids="fetch", key="plan")
+        or ti.xcom_pull(task_ids="begin")
+    )
     return Plan.from_dict(data) if data else None
 
 
@@ -150,8 +184,11 @@ def _airflow(dag_run) -> dict:
     from airflow.configuration import conf
 
     base = conf.get("api", "base_url", fallback="").rstrip("/")
-    return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
-            "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"}
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}",
+    }
 
 
 def begin(customer, rollover, params, dag_run, ti):
@@ -164,18 +201,31 @@ def begin(customer, rollover, params, dag_run, ti):
     with _step(ti, conn := _conn()):
         config = pipeline.customer_config(customer)
         given = params.get("effective_date") or params.get("date")
-        day = (date.fromisoformat(given) if given
-               else calendar.day_of(dag_run.logical_date or dag_run.run_after, config))
-        plan = pipeline.prepare(conn, customer, holder=holder, description=description,
-                                day=day, rollover=rollover, dry_run=params["dry_run"],
-                                airflow=_airflow(dag_run), config=config,
-                                target_year=params.get("school_year"),
-                                override=bool(params.get("override")))
+        day = (
+            date.fromisoformat(given)
+            if given
+            else calendar.day_of(dag_run.logical_date or dag_run.run_after, config)
+        )
+        plan = pipeline.prepare(
+            conn,
+            customer,
+            holder=holder,
+            description=description,
+            day=day,
+            rollover=rollover,
+            dry_run=params["dry_run"],
+            airflow=_airflow(dag_run),
+            config=config,
+            target_year=params.get("school_year"),
+            override=bool(params.get("override")),
+        )
         plan.accept_older = bool(params.get("accept_older"))
         moment = pipeline.waits_until(plan) if rollover else None
         if moment:
-            print(f"{customer}: the rollover into {plan.school_year['label']} waits until "
-                  f"{moment.isoformat()}")
+            print(
+                f"{customer}: the rollover into {plan.school_year['label']} waits until "
+                f"{moment.isoformat()}"
+            )
             return {"wait_until": moment.isoformat()}
         return pipeline.take(conn, plan, config=config).as_dict()
 
@@ -224,15 +274,22 @@ def apply(ti):
             user = answer.get("responded_by_user")
             reason = (answer.get("params_input") or {}).get("reason") or None
             pipeline.decide(
-                conn, plan.run_id,
-                "expired" if user is None else
-                "opened" if answer["chosen_options"] == [OPEN] else "rejected",
-                by=user["name"] if user else None, via="airflow" if user else "deadline",
-                reason=reason if user else "no answer before the deadline")
+                conn,
+                plan.run_id,
+                "expired"
+                if user is None
+                else "opened"
+                if answer["chosen_options"] == [OPEN]
+                else "rejected",
+                by=user["name"] if user else None,
+                via="airflow" if user else "deadline",
+                reason=reason if user else "no answer before the deadline",
+            )
         run = runs.summary(conn, plan.run_id)
         if not pipeline.goes_on(run):
-            raise AirflowSkipException(f"run {run['id']} was {run['decision']['decision']}:"
-                                       " nothing applied")
+            raise AirflowSkipException(
+                f"run {run['id']} was {run['decision']['decision']}: nothing applied"
+            )
         pipeline.apply(conn, plan)
 
 
@@ -250,41 +307,57 @@ def finish(customer, rollover, dag_run, ti):
     if failed and not (refusal or error):
         error = {"task": failed[0], "reason": "see the task's log"}
     with _step(ti, conn := _conn()):
-        result = pipeline.finish(conn, _plan(ti), customer=customer, refusal=refusal,
-                                 failed=error, sender=_sender(),
-                                 kind="rollover" if rollover else "import")
+        result = pipeline.finish(
+            conn,
+            _plan(ti),
+            customer=customer,
+            refusal=refusal,
+            failed=error,
+            sender=_sender(),
+            kind="rollover" if rollover else "import",
+        )
     print(f"{customer}: {result['email']['subject']} -> {result['email']['sent']}")
     if failed:
-        raise AirflowFailException(f"the run stopped at {failed[0]}: "
-                                   f"{(refusal or error)['reason']} (the status email was sent)")
+        raise AirflowFailException(
+            f"the run stopped at {failed[0]}: "
+            f"{(refusal or error)['reason']} (the status email was sent)"
+        )
     return {"outcome": result["outcome"], "run": result["id"]}
 
 
 # -- the DAGs ------------------------------------------------------------------------------------
 
+
 def _doc(config: CustomerConfig, rollover: bool) -> str:
     from sisflow.filter import limits, profile_for
 
     name, profile = profile_for(config, rollover)
-    rows = [f"| {e} | {op} | {'' if lim.count is None else lim.count} |"
-            f" {'' if lim.percent is None else f'{lim.percent:g}%'} |"
-            for e, op, lim in limits(profile)]
+    rows = [
+        f"| {e} | {op} | {'' if lim.count is None else lim.count} |"
+        f" {'' if lim.percent is None else f'{lim.percent:g}%'} |"
+        for e, op, lim in limits(profile)
+    ]
     windows = [f"- pause {w.start} to {w.end}" for w in config.pause]
     windows += [f"- delay delete {w.start} to {w.end}" for w in config.delay_delete]
     kind = "Rollover (by hand, rollover filter profile)" if rollover else "Import"
-    return "\n".join([
-        f"# {kind}: {config.name or config.id}",
-        f"SIS: {config.sis_vendor.value}. Course archiving: "
-        f"{'on' if config.course_archiving else 'off'}. Summer school: "
-        f"{'yes' if config.summer_school else 'no'}.",
-        "## Calendar (days inclusive, Europe/Oslo)",
-        *(windows or ["- no windows"]),
-        f"## Filter thresholds, {name} profile (count and/or share of the current size)",
-        "| entity | operation | count | percent |", "|---|---|---|---|", *rows,
-        f"Files holding less than {profile.min_share:g}% of the current persons or groups are held."
-        f" A held run waits {config.filter.deadline_hours:g} hours for a decision:"
-        " answer the *approval* task, or `sisflow filter open RUN --by NAME --reason TEXT`.",
-    ])
+    return "\n".join(
+        [
+            f"# {kind}: {config.name or config.id}",
+            f"SIS: {config.sis_vendor.value}. Course archiving: "
+            f"{'on' if config.course_archiving else 'off'}. Summer school: "
+            f"{'yes' if config.summer_school else 'no'}.",
+            "## Calendar (days inclusive, Europe/Oslo)",
+            *(windows or ["- no windows"]),
+            f"## Filter thresholds, {name} profile (count and/or share of the current size)",
+            "| entity | operation | count | percent |",
+            "|---|---|---|---|",
+            *rows,
+            f"Files holding less than {profile.min_share:g}% of the current persons or groups"
+            " are held."
+            f" A held run waits {config.filter.deadline_hours:g} hours for a decision:"
+            " answer the *approval* task, or `sisflow filter open RUN --by NAME --reason TEXT`.",
+        ]
+    )
 
 
 @cache
@@ -299,9 +372,9 @@ def _configured() -> dict:
         "catchup": False,
         "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
         "max_consecutive_failed_dag_runs": conf.getint(
-            "core", "max_consecutive_failed_dag_runs_per_dag"),
-        "disable_bundle_versioning": conf.getboolean("dag_processor",
-                                                     "disable_bundle_versioning"),
+            "core", "max_consecutive_failed_dag_runs_per_dag"
+        ),
+        "disable_bundle_versioning": conf.getboolean("dag_processor", "disable_bundle_versioning"),
     }
 
 
@@ -316,8 +389,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
     customer, kind = config.id, "rollover" if rollover else "import"
     with DAG(
         dag_id=f"sisflow_{kind}__{customer}",
-        schedule=None if rollover else _timetable(config.schedule.cron,
-                                                  config.schedule.timezone),
+        schedule=None if rollover else _timetable(config.schedule.cron, config.schedule.timezone),
         max_active_runs=1,
         tags=["sisflow", kind, customer, config.sis_vendor.value],
         doc_md=_doc(config, rollover),
@@ -325,8 +397,11 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         **_configured(),
     ) as dag:
         first = (WaitingPythonOperator if rollover else PythonOperator)(
-            task_id="begin", python_callable=begin, retries=0,
-            op_kwargs={"customer": customer, "rollover": rollover})
+            task_id="begin",
+            python_callable=begin,
+            retries=0,
+            op_kwargs={"customer": customer, "rollover": rollover},
+        )
         got = PythonOperator(task_id="fetch", python_callable=fetch)
         judged = BranchPythonOperator(task_id="stage_and_judge", python_callable=stage_and_judge)
         approval = HITLOperator(
@@ -339,11 +414,16 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             response_timeout=timedelta(hours=config.filter.deadline_hours),
             retries=0,
         )
-        applied = PythonOperator(task_id="apply", python_callable=apply,
-                                 trigger_rule="none_failed_min_one_success")
-        done = PythonOperator(task_id="finish", python_callable=finish, retries=0,
-                              op_kwargs={"customer": customer, "rollover": rollover},
-                              trigger_rule="all_done")
+        applied = PythonOperator(
+            task_id="apply", python_callable=apply, trigger_rule="none_failed_min_one_success"
+        )
+        done = PythonOperator(
+            task_id="finish",
+            python_callable=finish,
+            retries=0,
+            op_kwargs={"customer": customer, "rollover": rollover},
+            trigger_rule="all_done",
+        )
         first >> got >> judged >> [approval, applied, done]
         approval >> applied >> done
     _give_form(dag, ROLLOVER_FORM if rollover else FORM)
@@ -351,6 +431,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
 
 
 # -- readiness -----------------------------------------------------------------------------------
+
 
 def check(customer, params, dag_run, ti):
     """The readiness report, emailed with a CSV per list (ids only); the proposed sync keys go
@@ -361,8 +442,12 @@ def check(customer, params, dag_run, ti):
     with _step(ti, conn := _conn()):
         config = pipeline.customer_config(customer)
         file = pipeline.confine(customer, config, params["file"]) if params.get("file") else None
-        findings = readiness(conn, config, file=file, on=calendar.day_of(
-            dag_run.logical_date or dag_run.run_after, config))
+        findings = readiness(
+            conn,
+            config,
+            file=file,
+            on=calendar.day_of(dag_run.logical_date or dag_run.run_after, config),
+        )
         email = send(findings, config, sender=_sender(), airflow=_airflow(dag_run))
         print(f"{customer}: {email['subject']} -> {email['sent']}")
         ti.xcom_push(key="summary", value=findings.summary())
@@ -381,9 +466,14 @@ def attach(customer, dag_run, ti):
     if answer.get("chosen_options") != [ATTACH] or not user:
         raise AirflowSkipException("nothing attached: the attach was not approved")
     with _step(ti, conn := _conn()):
-        ids = attach_keys(conn, customer, ti.xcom_pull(task_ids="check", key="proposals"),
-                          by=user["name"], via="airflow",
-                          source=f"{dag_run.dag_id} run {dag_run.run_id}")
+        ids = attach_keys(
+            conn,
+            customer,
+            ti.xcom_pull(task_ids="check", key="proposals"),
+            by=user["name"],
+            via="airflow",
+            source=f"{dag_run.dag_id} run {dag_run.run_id}",
+        )
     print(f"{customer}: {len(ids)} sync keys attached by {user['name']}: attachments {ids}")
     return ids
 
@@ -402,28 +492,36 @@ def build_readiness(config: CustomerConfig) -> DAG:
     from airflow.timetables.events import EventsTimetable
     from pendulum import datetime as moment
 
-    days = [moment(d.year, d.month, d.day, 6, tz=config.schedule.timezone)
-            for d in config.readiness_on]
+    days = [
+        moment(d.year, d.month, d.day, 6, tz=config.schedule.timezone) for d in config.readiness_on
+    ]
     with DAG(
         dag_id=f"sisflow_readiness__{config.id}",
-        schedule=EventsTimetable(days, restrict_to_events=True,
-                                 description="readiness_on days") if days else None,
+        schedule=EventsTimetable(days, restrict_to_events=True, description="readiness_on days")
+        if days
+        else None,
         max_active_runs=1,
         tags=["sisflow", "readiness", config.id, config.sis_vendor.value],
         doc_md=f"# Readiness: {config.name or config.id}\n\nThe year-end checks before the "
-               "rollover, emailed with a CSV per list; the proposed sync keys are attached "
-               "once a person approves them.",
+        "rollover, emailed with a CSV per list; the proposed sync keys are attached "
+        "once a person approves them.",
         default_args={"owner": OWNER, "retries": 0},
         **_configured(),
     ) as dag:
-        checked = BranchPythonOperator(task_id="check", python_callable=check,
-                                       op_kwargs={"customer": config.id})
+        checked = BranchPythonOperator(
+            task_id="check", python_callable=check, op_kwargs={"customer": config.id}
+        )
         approval = HITLOperator(
-            task_id="approval", subject=f"{config.id}: attach the proposed sync keys?",
-            body=_PROPOSALS, options=[ATTACH, DO_NOT_ATTACH], defaults=[DO_NOT_ATTACH],
-            response_timeout=timedelta(days=7))
-        attached = PythonOperator(task_id="attach", python_callable=attach,
-                                  op_kwargs={"customer": config.id})
+            task_id="approval",
+            subject=f"{config.id}: attach the proposed sync keys?",
+            body=_PROPOSALS,
+            options=[ATTACH, DO_NOT_ATTACH],
+            defaults=[DO_NOT_ATTACH],
+            response_timeout=timedelta(days=7),
+        )
+        attached = PythonOperator(
+            task_id="attach", python_callable=attach, op_kwargs={"customer": config.id}
+        )
         checked >> approval >> attached
     _give_form(dag, READINESS_FORM)
     return dag
@@ -431,14 +529,20 @@ def build_readiness(config: CustomerConfig) -> DAG:
 
 def _broken(error: ConfigError) -> DAG:
     """A customer whose file is invalid: one task that fails with the file's error."""
+
     def invalid_configuration():
         raise ValueError(str(error))
 
-    with DAG(dag_id=f"sisflow_import__{error.path.stem}", schedule=None,
-             tags=["sisflow", "config-error"], doc_md=f"# Invalid customer file\n\n`{error}`",
-             default_args={"owner": OWNER}) as dag:
-        PythonOperator(task_id="invalid_configuration", python_callable=invalid_configuration,
-                       retries=0)
+    with DAG(
+        dag_id=f"sisflow_import__{error.path.stem}",
+        schedule=None,
+        tags=["sisflow", "config-error"],
+        doc_md=f"# Invalid customer file\n\n`{error}`",
+        default_args={"owner": OWNER},
+    ) as dag:
+        PythonOperator(
+            task_id="invalid_configuration", python_callable=invalid_configuration, retries=0
+        )
     return dag
 
 
@@ -450,8 +554,11 @@ for _config in _configs:
     for _kind in ("import", "rollover", "readiness"):
         if _only and _only != f"sisflow_{_kind}__{_config.id}":
             continue
-        _dag = (build_readiness(_config) if _kind == "readiness"
-                else build(_config, rollover=_kind == "rollover"))
+        _dag = (
+            build_readiness(_config)
+            if _kind == "readiness"
+            else build(_config, rollover=_kind == "rollover")
+        )
         globals()[_dag.dag_id] = _dag
 for _error in _errors:
     if not _only or _only == f"sisflow_import__{_error.path.stem}":

@@ -21,8 +21,10 @@ def prune(params):
         gone = retention.prune(conn, older_than_days=params.get("days"))
     finally:
         conn.close()
-    print(f"retention ({gone['days']:g} days): " + ", ".join(
-        f"{k} {v}" for k, v in gone.items() if k != "days"))
+    print(
+        f"retention ({gone['days']:g} days): "
+        + ", ".join(f"{k} {v}" for k, v in gone.items() if k != "days")
+    )
     return gone
 
 
@@ -33,10 +35,15 @@ with DAG(
     catchup=False,  # one prune covers the nights it missed
     tags=["sisflow", "maintenance"],
     doc_md=__doc__,
-    default_args={"owner": "integration-ops", "retries": 1,
-                  "retry_delay": timedelta(minutes=10)},
-    params={"days": Param(None, type=["null", "number"], minimum=0,
-                          description="remove what is older than this many days (default: "
-                                      "SISFLOW_RETENTION_DAYS, else 90)")},
+    default_args={"owner": "integration-ops", "retries": 1, "retry_delay": timedelta(minutes=10)},
+    params={
+        "days": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="remove what is older than this many days (default: "
+            "SISFLOW_RETENTION_DAYS, else 90)",
+        )
+    },
 ) as dag:
     PythonOperator(task_id="prune", python_callable=prune)

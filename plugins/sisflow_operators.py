@@ -21,8 +21,10 @@ class WaitingPythonOperator(PythonOperator):
     def execute(self, context):
         result = super().execute(context)
         if isinstance(result, dict) and result.get("wait_until"):
-            self.defer(trigger=DateTimeTrigger(moment=datetime.fromisoformat(
-                result["wait_until"])), method_name="execute_complete")
+            self.defer(
+                trigger=DateTimeTrigger(moment=datetime.fromisoformat(result["wait_until"])),
+                method_name="execute_complete",
+            )
         return result
 
     def execute_complete(self, context, event=None):

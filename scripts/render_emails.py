@@ -28,11 +28,21 @@ CUSTOMER = "email-gallery"
 
 
 def config(**extra) -> CustomerConfig:
-    return CustomerConfig.model_validate({
-        "id": CUSTOMER, "name": "Galleri kommune", "recipients": ["drift@galleri.kommune.no"],
-        "filter": {"default": {"person": {"delete": {"count": 3, "percent": 5}},
-                               "membership": {"delete": {"count": 400}}, "min_share": 50}},
-        **extra})
+    return CustomerConfig.model_validate(
+        {
+            "id": CUSTOMER,
+            "name": "Galleri kommune",
+            "recipients": ["drift@galleri.kommune.no"],
+            "filter": {
+                "default": {
+                    "person": {"delete": {"count": 3, "percent": 5}},
+                    "membership": {"delete": {"count": 400}},
+                    "min_share": 50,
+                }
+            },
+            **extra,
+        }
+    )
 
 
 def main() -> None:
@@ -69,23 +79,47 @@ def main() -> None:
     case("nothing-changed", "2025.xml", date(2025, 9, 2))
     case("rejected-file", "cut.xml", date(2025, 9, 3))
     held = case("held", "2026.xml", date(2026, 8, 10))
-    pipeline.decide(conn, held["id"], "opened", by="kari.nordmann",
-                    reason="confirmed with the school owner", via="cli")
+    pipeline.decide(
+        conn,
+        held["id"],
+        "opened",
+        by="kari.nordmann",
+        reason="confirmed with the school owner",
+        via="cli",
+    )
     show("opened", pipeline.resume(conn, held["id"], config=cfg))  # sisflow filter open
-    case("paused", "2026.xml", date(2027, 7, 10),
-         cfg=config(pause=[{"start": "2027-07-01", "end": "2027-07-31"}]))
+    case(
+        "paused",
+        "2026.xml",
+        date(2027, 7, 10),
+        cfg=config(pause=[{"start": "2027-07-01", "end": "2027-07-31"}]),
+    )
     case("rollover-too-early", "2026.xml", date(2027, 7, 20), rollover=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         print("chromium not found: HTML only (apt-get install chromium for screenshots)")
         return
     for name in rendered:
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--disable-quic", "--no-first-run", "--disable-background-networking",
-                        "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={out / '.chromium'}", "--window-size=700,1200",
-                        f"--screenshot={out / f'{name}.png'}", (out / f"{name}.html").as_uri()],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={out / '.chromium'}",
+                "--window-size=700,1200",
+                f"--screenshot={out / f'{name}.png'}",
+                (out / f"{name}.html").as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     print(f"screenshots in {out}")
 
 

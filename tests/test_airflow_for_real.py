@@ -27,23 +27,30 @@ class Api:
     def __init__(self, base: str, user: str, password: str):
         self.base = base
         request = urllib.request.Request(
-            f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"username": user, "password": password}).encode())
+            f"{base}/auth/token",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": user, "password": password}).encode(),
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:
             self.token = json.load(answer)["access_token"]
 
     def call(self, method: str, path: str, body: dict | None = None):
         request = urllib.request.Request(
-            f"{self.base}{path}", method=method,
-            headers={"Authorization": f"Bearer {self.token}",
-                     "Content-Type": "application/json"},
-            data=json.dumps(body).encode() if body is not None else None)
+            f"{self.base}{path}",
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            data=json.dumps(body).encode() if body is not None else None,
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.load(answer)
 
     def trigger(self, dag_id: str, run_id: str, conf: dict) -> None:
-        self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                  {"logical_date": None, "dag_run_id": run_id, "conf": conf})
+        self.call(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            {"logical_date": None, "dag_run_id": run_id, "conf": conf},
+        )
 
     def wait(self, what, timeout: float = 240):
         deadline = time.monotonic() + timeout
@@ -75,8 +82,9 @@ def _demo_scheduled_far_from_now(folder: Path) -> Path:
     folder.mkdir()
     later = datetime.now(ZoneInfo("Europe/Oslo")) + timedelta(hours=12)
     text = (PROJECT / "customers" / "demo.yaml").read_text()
-    (folder / "demo.yaml").write_text(text + f'schedule: {{cron: "{later.minute} {later.hour}'
-                                             ' * * *"}\n')
+    (folder / "demo.yaml").write_text(
+        text + f'schedule: {{cron: "{later.minute} {later.hour} * * *"}}\n'
+    )
     return folder
 
 
@@ -85,13 +93,18 @@ def airflow(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "SISFLOW_HOME": str(tmp_path / "home"), "SISFLOW_AIRFLOW_PORT": str(port),
-           "SISFLOW_AIRFLOW_EXECUTOR": "CeleryExecutor",
-           "SISFLOW_CUSTOMERS_DIR": str(_demo_scheduled_far_from_now(tmp_path / "customers"))}
+    env = {
+        **os.environ,
+        "SISFLOW_HOME": str(tmp_path / "home"),
+        "SISFLOW_AIRFLOW_PORT": str(port),
+        "SISFLOW_AIRFLOW_EXECUTOR": "CeleryExecutor",
+        "SISFLOW_CUSTOMERS_DIR": str(_demo_scheduled_far_from_now(tmp_path / "customers")),
+    }
     for key in [k for k in env if k.startswith(("AIRFLOW_", "AIRFLOW__"))]:
         del env[key]  # the tests' own Airflow settings are not this Airflow's
-    started = subprocess.run([sys.executable, str(SCRIPT), "start"], env=env,
-                             capture_output=True, text=True, timeout=600)
+    started = subprocess.run(
+        [sys.executable, str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
+    )
     home = tmp_path / "home"
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -100,8 +113,13 @@ def airflow(tmp_path):
     finally:
         state = home / "airflow" / "processes.json"
         pids = json.loads(state.read_text())["pids"] if state.exists() else []
-        stopped = subprocess.run([sys.executable, str(SCRIPT), "stop"], env=env,
-                                 capture_output=True, text=True, timeout=120)
+        stopped = subprocess.run(
+            [sys.executable, str(SCRIPT), "stop"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         left = []
         for pid in pids:  # every process group it started (Redis, the components, workers)
@@ -131,19 +149,30 @@ def test_the_demo_through_the_rest_api_on_celery(airflow):
 
     def waiting():
         details = api.call("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails")["hitl_details"]
-        return [d for d in details if d["task_instance"]["dag_run_id"] == "held"
-                and d.get("response_received") is False]
+        return [
+            d
+            for d in details
+            if d["task_instance"]["dag_run_id"] == "held" and d.get("response_received") is False
+        ]
 
     api.wait(waiting)
     assert outcomes(home) == ["applied", "held"]  # the HELD email is out while it waits
-    api.call("PATCH", "/api/v2/dags/sisflow_import__demo/dagRuns/held/taskInstances/approval/-1/"
-             "hitlDetails", {"chosen_options": ["Open the filter"],
-                             "params_input": {"reason": "checked with the school"}})
+    api.call(
+        "PATCH",
+        "/api/v2/dags/sisflow_import__demo/dagRuns/held/taskInstances/approval/-1/hitlDetails",
+        {
+            "chosen_options": ["Open the filter"],
+            "params_input": {"reason": "checked with the school"},
+        },
+    )
     assert api.finished("sisflow_import__demo", "held") == "success"
     # the rollover DAG with the effective date from its form: the same file, now read for the
     # new school year, creates the new year's groups that the import kept back
-    api.trigger("sisflow_rollover__demo", "rollover",
-                {"file": "demo-2026.xml", "effective_date": "2026-08-10"})
+    api.trigger(
+        "sisflow_rollover__demo",
+        "rollover",
+        {"file": "demo-2026.xml", "effective_date": "2026-08-10"},
+    )
     assert api.finished("sisflow_rollover__demo", "rollover") == "success"
     # exactly one email per outcome
     assert outcomes(home) == ["applied", "applied", "held", "opened"]

@@ -3,11 +3,13 @@ from datetime import date
 from sisflow.calendar import DELAY_DELETE, NORMAL, PAUSED, outlook, state_on
 from sisflow.config import CustomerConfig
 
-CFG = CustomerConfig.model_validate({
-    "id": "k",
-    "pause": [{"start": "2026-07-01", "end": "2026-07-31"}],
-    "delay_delete": [{"start": "2026-06-20", "end": "2026-06-30"}],
-})
+CFG = CustomerConfig.model_validate(
+    {
+        "id": "k",
+        "pause": [{"start": "2026-07-01", "end": "2026-07-31"}],
+        "delay_delete": [{"start": "2026-06-20", "end": "2026-06-30"}],
+    }
+)
 
 
 def test_window_ends_are_inclusive():
@@ -28,9 +30,13 @@ def test_school_year_and_rollover_default_to_1_august():
 
 
 def test_visma_flyt_skole_may_roll_over_the_day_after_its_school_year():
-    visma = CustomerConfig.model_validate({
-        "id": "v", "sis_vendor": "Visma Flyt Skole",
-        "school_year": {"start": "2025-08-18", "end": "2026-06-19"}})
+    visma = CustomerConfig.model_validate(
+        {
+            "id": "v",
+            "sis_vendor": "Visma Flyt Skole",
+            "school_year": {"start": "2025-08-18", "end": "2026-06-19"},
+        }
+    )
     assert state_on(visma, date(2026, 5, 1)).earliest_rollover == date(2026, 6, 20)
     other = visma.model_copy(update={"sis_vendor": "IST Extens"})
     assert state_on(other, date(2026, 5, 1)).earliest_rollover == date(2026, 8, 1)
@@ -39,8 +45,11 @@ def test_visma_flyt_skole_may_roll_over_the_day_after_its_school_year():
 def test_outlook_lists_the_coming_spans():
     spans = outlook(CFG, date(2026, 6, 1), days=92)
     assert [(a.isoformat(), b.isoformat(), m) for a, b, m in spans] == [
-        ("2026-06-01", "2026-06-19", NORMAL), ("2026-06-20", "2026-06-30", DELAY_DELETE),
-        ("2026-07-01", "2026-07-31", PAUSED), ("2026-08-01", "2026-08-31", NORMAL)]
+        ("2026-06-01", "2026-06-19", NORMAL),
+        ("2026-06-20", "2026-06-30", DELAY_DELETE),
+        ("2026-07-01", "2026-07-31", PAUSED),
+        ("2026-08-01", "2026-08-31", NORMAL),
+    ]
 
 
 def test_the_picture_has_a_row_per_customer_and_marks_the_rollover():
@@ -62,5 +71,6 @@ def test_the_next_scheduled_run_is_in_oslo_time():
 
     cfg = CustomerConfig.model_validate({"id": "k", "schedule": {"cron": "30 4 * * 1-5"}})
     friday_evening = datetime(2026, 3, 27, 20, 0, tzinfo=ZoneInfo("Europe/Oslo"))
-    assert next_run(cfg, friday_evening) == datetime(2026, 3, 30, 4, 30,
-                                                     tzinfo=ZoneInfo("Europe/Oslo"))
+    assert next_run(cfg, friday_evening) == datetime(
+        2026, 3, 30, 4, 30, tzinfo=ZoneInfo("Europe/Oslo")
+    )

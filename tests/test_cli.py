@@ -20,25 +20,32 @@ def sisflow(*args, env_extra=None, home=None):
         env["SISFLOW_HOME"] = str(home)
     return subprocess.run(
         [SISFLOW, *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
 @pytest.fixture
 def export(tmp_path):
-    return write(tmp_path, enterprise(
-        person("p1", "Åse", "Ødegård", email="aase@skole.no", bday="2015-01-01"),
-        group("5A"),
-        membership("5A", member("p1"), member("ghost")),
-    ))
+    return write(
+        tmp_path,
+        enterprise(
+            person("p1", "Åse", "Ødegård", email="aase@skole.no", bday="2015-01-01"),
+            group("5A"),
+            membership("5A", member("p1"), member("ghost")),
+        ),
+    )
 
 
 def test_validate_prints_problems_and_exits_zero_for_a_usable_file(export):
     out = sisflow("validate", export)
     assert out.returncode == 0, out.stderr
     assert "unknown person 'ghost'" in out.stdout
-    ghost_line = next(i for i, line in enumerate(export.read_text().splitlines(), 1)
-                      if "ghost" in line)
+    ghost_line = next(
+        i for i, line in enumerate(export.read_text().splitlines(), 1) if "ghost" in line
+    )
     assert f"line {ghost_line}: error: membership 5A/ghost" in out.stdout
     for secret in ("Åse", "Ødegård", "aase@skole.no", "2015-01-01"):
         assert secret not in out.stdout + out.stderr
@@ -70,8 +77,7 @@ def test_diff_prints_counts_and_applies_nothing(export, db_url, tmp_path):
     assert again["counts"] == data["counts"]  # nothing was applied by the first
 
 
-def test_run_applies_and_lms_state_shows_the_site_without_personal_data(export, db_url,
-                                                                        tmp_path):
+def test_run_applies_and_lms_state_shows_the_site_without_personal_data(export, db_url, tmp_path):
     env = {"SISFLOW_DATABASE_URL": db_url}
     dry = sisflow("run", "kommune", export, "--dry-run", "--json", env_extra=env, home=tmp_path)
     assert json.loads(dry.stdout)["lms_applied_at"] is None
@@ -93,7 +99,8 @@ def test_run_in_a_pause_window_reads_nothing(tmp_path, db_url):
     customers = tmp_path / "customers"
     customers.mkdir()
     (customers / "kommune.yaml").write_text(
-        "pause:\n  - {start: 2025-07-01, end: 2025-07-31}\n", encoding="utf-8")
+        "pause:\n  - {start: 2025-07-01, end: 2025-07-31}\n", encoding="utf-8"
+    )
     missing = tmp_path / "never-read.xml"  # a paused run must not even open the file
     env = {"SISFLOW_DATABASE_URL": db_url, "SISFLOW_CUSTOMERS_DIR": str(customers)}
     out = sisflow("run", "kommune", missing, "--on", "2025-07-15", env_extra=env, home=tmp_path)
@@ -111,8 +118,9 @@ def test_generate_writes_a_file_that_reads(tmp_path):
 def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SISFLOW_DATABASE_URL"}
     env["SISFLOW_HOME"] = str(tmp_path / "home")
-    out = subprocess.run([SISFLOW, "demo", "--size", "tiny"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [SISFLOW, "demo", "--size", "tiny"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert "first import" in out.stdout and "rollover" in out.stdout
     assert out.stdout.count(": committed") == 2
@@ -125,7 +133,10 @@ def test_demo_runs_end_to_end_on_the_embedded_database(tmp_path):
     outbox = tmp_path / "home" / "outbox" / "demo"
     # one status email per run, and the readiness report
     assert sorted(p.name.rsplit("-", 1)[0] for p in outbox.glob("*.eml")) == [
-        "readiness-blocking", "run-1-applied", "run-2-applied"]
+        "readiness-blocking",
+        "run-1-applied",
+        "run-2-applied",
+    ]
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
 
 
@@ -138,11 +149,14 @@ def test_a_bad_customer_id_gets_one_clear_line(args, tmp_path, db_url):
 
 
 def test_a_malformed_database_url_never_shows_its_password(tmp_path, export):
-    for url in ("postgresql://sisflow:s3cr3t-pw@localhost:notaport/sisflow",
-                "postgresql://sisflow:s3cr3t-pw@127.0.0.1:1/sisflow",
-                "host=127.0.0.1 port=1 user=x password=s3cr3t-pw dbname=y"):
-        out = sisflow("run", "kommune", export, env_extra={"SISFLOW_DATABASE_URL": url},
-                      home=tmp_path)
+    for url in (
+        "postgresql://sisflow:s3cr3t-pw@localhost:notaport/sisflow",
+        "postgresql://sisflow:s3cr3t-pw@127.0.0.1:1/sisflow",
+        "host=127.0.0.1 port=1 user=x password=s3cr3t-pw dbname=y",
+    ):
+        out = sisflow(
+            "run", "kommune", export, env_extra={"SISFLOW_DATABASE_URL": url}, home=tmp_path
+        )
         assert out.returncode == 2, out.stderr
         # unreadable as a URL, or unreachable: either way one line that names the setting
         assert "SISFLOW_DATABASE_URL" in out.stderr

@@ -46,23 +46,36 @@ def test_a_customer_without_a_file_gets_the_defaults(tmp_path):
     assert c.id == "ny" and c.course_archiving and c.filter.default.person.delete.count == 200
 
 
-@pytest.mark.parametrize(("text", "field", "reason"), [
-    ("pause:\n  - {start: 2026-07-31, end: 2026-07-01}\n", "pause.0", "is before start"),
-    ("pause:\n  - {start: 2026-07-01, end: 2026-07-31}\ndelay_delete:\n"
-     "  - {start: 2026-07-20, end: 2026-08-10}\n", "(file)", "overlaps"),
-    ("summer_school: true\npause:\n  - {start: 2026-07-01, end: 2026-07-31}\n", "(file)",
-     "summer-school customer cannot be paused"),
-    ("inactive_months: 9\n", "inactive_months", "Input should be 6 or 12"),
-    ("recipients: [not-an-address]\n", "recipients.0", "should match pattern"),
-    ("source: {kind: sftp, path: /x}\n", "source", "needs a conn_id"),
-    ("schedule: {cron: '5 4 * *'}\n", "schedule", "not a valid five-field cron"),
-    ("schedule: {cron: '5 25 * * *'}\n", "schedule", "not a valid five-field cron"),
-    ("filter: {default: {person: {delete: {count: -1}}}}\n", "filter.default.person.delete.count",
-     "greater than or equal to 0"),
-    ("password: hunter2\n", "password", "Extra inputs are not permitted"),
-    ("id: other\n", "id", "differs from the file name"),
-    ("pause: [\n", "line", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        ("pause:\n  - {start: 2026-07-31, end: 2026-07-01}\n", "pause.0", "is before start"),
+        (
+            "pause:\n  - {start: 2026-07-01, end: 2026-07-31}\ndelay_delete:\n"
+            "  - {start: 2026-07-20, end: 2026-08-10}\n",
+            "(file)",
+            "overlaps",
+        ),
+        (
+            "summer_school: true\npause:\n  - {start: 2026-07-01, end: 2026-07-31}\n",
+            "(file)",
+            "summer-school customer cannot be paused",
+        ),
+        ("inactive_months: 9\n", "inactive_months", "Input should be 6 or 12"),
+        ("recipients: [not-an-address]\n", "recipients.0", "should match pattern"),
+        ("source: {kind: sftp, path: /x}\n", "source", "needs a conn_id"),
+        ("schedule: {cron: '5 4 * *'}\n", "schedule", "not a valid five-field cron"),
+        ("schedule: {cron: '5 25 * * *'}\n", "schedule", "not a valid five-field cron"),
+        (
+            "filter: {default: {person: {delete: {count: -1}}}}\n",
+            "filter.default.person.delete.count",
+            "greater than or equal to 0",
+        ),
+        ("password: hunter2\n", "password", "Extra inputs are not permitted"),
+        ("id: other\n", "id", "differs from the file name"),
+        ("pause: [\n", "line", "not valid YAML"),
+    ],
+)
 def test_invalid_files_get_file_field_and_reason(tmp_path, text, field, reason):
     write(tmp_path, "kommune", text)
     with pytest.raises(ConfigError) as caught:
@@ -94,6 +107,7 @@ def test_the_shipped_customer_files_are_valid():
 
 # -- operator input that must never reach an email header, a path or another customer --------
 
+
 @pytest.mark.parametrize("name", ["Fjord\\nvik", "Fjord\\rvik", "Fjord\\u2028vik", "Fjord\\x85vik"])
 def test_a_name_with_a_line_break_fails_the_check(tmp_path, name):
     write(tmp_path, "fjordvik", f'name: "{name}"\n')
@@ -101,8 +115,16 @@ def test_a_name_with_a_line_break_fails_the_check(tmp_path, name):
     assert configs == [] and "name: Value error, a name is one line" in str(errors[0])
 
 
-@pytest.mark.parametrize("address", ["Kari <kari@x.no>", "kari@x.no, ola@y.no", "kari@x",
-                                     "kari @x.no", "kari@x.no\\nBcc: eve@y.no"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Kari <kari@x.no>",
+        "kari@x.no, ola@y.no",
+        "kari@x",
+        "kari @x.no",
+        "kari@x.no\\nBcc: eve@y.no",
+    ],
+)
 def test_recipients_are_plain_addresses(tmp_path, address):
     write(tmp_path, "fjordvik", f'recipients: ["{address}"]\n')
     configs, errors = load_all(tmp_path)
@@ -138,8 +160,13 @@ def test_a_name_that_passes_the_check_always_renders_in_the_email(tmp_path):
 
     name = 'Øst-Agder "fylke" <b>&amp; 😀 \u202e' + "x" * 150  # long, odd, but one line
     config = CustomerConfig(id="x", name=name, recipients=["drift+sisflow@ost.no"])
-    report = Report(customer="x", customer_name=config.name, outcome="paused",
-                    subject=f"[sisflow] {config.name}: paused", recipients=config.recipients)
+    report = Report(
+        customer="x",
+        customer_name=config.name,
+        outcome="paused",
+        subject=f"[sisflow] {config.name}: paused",
+        recipients=config.recipients,
+    )
     path = Outbox(tmp_path).send(report)
     with open(path, "rb") as f:
         msg = email.message_from_bytes(f.read(), policy=email.policy.default)

@@ -9,12 +9,24 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler",
-                    "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
 #: environment variables the code reads that a deployment does not set
-NOT_FOR_DEPLOYMENT = {"SISFLOW_CRASH_POINT", "SISFLOW_FAIL_POINT", "SISFLOW_DELAY_POINT",
-                      "SISFLOW_TEST_DATABASE_URL", "SISFLOW_AIRFLOW_API_URL",
-                      "SISFLOW_AIRFLOW_USERNAME", "SISFLOW_AIRFLOW_PASSWORD"}
+NOT_FOR_DEPLOYMENT = {
+    "SISFLOW_CRASH_POINT",
+    "SISFLOW_FAIL_POINT",
+    "SISFLOW_DELAY_POINT",
+    "SISFLOW_TEST_DATABASE_URL",
+    "SISFLOW_AIRFLOW_API_URL",
+    "SISFLOW_AIRFLOW_USERNAME",
+    "SISFLOW_AIRFLOW_PASSWORD",
+}
 
 
 def compose() -> dict:
@@ -33,8 +45,9 @@ def test_a_celery_deployment_with_one_postgres_and_redis():
     init = (ROOT / "deploy" / "postgres-init.sql").read_text()
     assert "CREATE DATABASE sisflow" in init
     mounts = services["postgres"]["volumes"]
-    assert any(m.startswith("./deploy/postgres-init.sql:/docker-entrypoint-initdb.d/")
-               for m in mounts)
+    assert any(
+        m.startswith("./deploy/postgres-init.sql:/docker-entrypoint-initdb.d/") for m in mounts
+    )
 
 
 def test_every_image_is_pinned_and_airflow_matches_the_requirements():
@@ -42,8 +55,9 @@ def test_every_image_is_pinned_and_airflow_matches_the_requirements():
         image = service["image"]
         repo, _, tag = image.rpartition(":")
         assert repo and re.match(r"v?\d+(\.\d+)+", tag), f"{name}: {image} is not pinned"
-    pinned = re.search(r"^apache-airflow==(\S+)$",
-                       (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    pinned = re.search(
+        r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M
+    ).group(1)
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
     assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
@@ -72,8 +86,12 @@ def test_the_state_folder_and_the_database_live_on_volumes():
 def test_the_environment_names_are_the_ones_the_code_reads():
     read = set()
     for path in (ROOT / "include" / "sisflow").rglob("*.py"):
-        read |= set(re.findall(r"""environ(?:\.get\(|\[)["'](SISFLOW_[A-Z_]+)["']""",
-                               path.read_text(encoding="utf-8")))
+        read |= set(
+            re.findall(
+                r"""environ(?:\.get\(|\[)["'](SISFLOW_[A-Z_]+)["']""",
+                path.read_text(encoding="utf-8"),
+            )
+        )
     assert read, "no environment variable found in the code: the pattern is wrong"
     env = compose()["services"]["airflow-worker"]["environment"]
     deployed = {k for k in env if k.startswith("SISFLOW_")}

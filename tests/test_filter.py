@@ -1,8 +1,11 @@
 from sisflow.config import EntityLimits, FilterProfile, Limit
 from sisflow.filter import judge
 
-PROFILE = FilterProfile(person=EntityLimits(delete=Limit(count=10, percent=5)),
-                        membership=EntityLimits(create=Limit(count=100)), min_share=80)
+PROFILE = FilterProfile(
+    person=EntityLimits(delete=Limit(count=10, percent=5)),
+    membership=EntityLimits(create=Limit(count=100)),
+    min_share=80,
+)
 BASE = {"person": 1000, "group": 100, "membership": 10000}
 
 
@@ -20,16 +23,26 @@ def test_a_small_change_passes():
 
 
 def test_every_tripped_rule_is_listed_with_actual_limit_and_base():
-    v = judge(counts(person_delete=60, membership_create=150), BASE,
-              {"person": 940, "group": 100}, PROFILE, "default")
+    v = judge(
+        counts(person_delete=60, membership_create=150),
+        BASE,
+        {"person": 940, "group": 100},
+        PROFILE,
+        "default",
+    )
     trips = {(t["entity"], t["op"], t["kind"]): t for t in v.as_dict()["trips"]}
-    assert set(trips) == {("person", "delete", "count"), ("person", "delete", "percent"),
-                          ("membership", "create", "count")}
+    assert set(trips) == {
+        ("person", "delete", "count"),
+        ("person", "delete", "percent"),
+        ("membership", "create", "count"),
+    }
     assert trips["person", "delete", "percent"]["actual"] == 60
     assert trips["person", "delete", "percent"]["limit"] == 5
     assert trips["person", "delete", "percent"]["base"] == 1000
-    assert trips["person", "delete", "percent"]["text"] == \
-        "person delete: 6.0% of 1000 (60) is over the limit of 5%"
+    assert (
+        trips["person", "delete", "percent"]["text"]
+        == "person delete: 6.0% of 1000 (60) is over the limit of 5%"
+    )
 
 
 def test_an_empty_or_nearly_empty_file_is_held_by_the_guard():
@@ -41,8 +54,9 @@ def test_an_empty_or_nearly_empty_file_is_held_by_the_guard():
 
 def test_a_first_import_is_not_judged_by_percentages_of_nothing():
     empty = {"person": 0, "group": 0, "membership": 0}
-    assert judge(counts(person_create=5000), empty, {"person": 5000, "group": 90},
-                 PROFILE, "default").passed
+    assert judge(
+        counts(person_create=5000), empty, {"person": 5000, "group": 90}, PROFILE, "default"
+    ).passed
 
 
 def test_delta_files_are_not_judged_by_the_size_guard():

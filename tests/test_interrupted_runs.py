@@ -17,14 +17,24 @@ from tests.test_apply import site
 SISFLOW = str(Path(sys.executable).with_name("sisflow"))
 #: every status a run can be in when it dies: reading, staged, diffed, judged, committed, and
 #: committed with its LMS apply half-way
-POINTS = ["stage:reading", "stage:staged", "diff:done", "judge:done", "commit:done",
-          "apply:memberships:batch", "apply:courses:done"]
+POINTS = [
+    "stage:reading",
+    "stage:staged",
+    "diff:done",
+    "judge:done",
+    "commit:done",
+    "apply:memberships:batch",
+    "apply:courses:done",
+]
 
 
 def _runs(conn, customer):
     with conn.cursor() as cur:
-        cur.execute("SELECT status, lms_applied_at IS NOT NULL, emails FROM sis.runs"
-                    " WHERE customer = %s ORDER BY id", (customer,))
+        cur.execute(
+            "SELECT status, lms_applied_at IS NOT NULL, emails FROM sis.runs"
+            " WHERE customer = %s ORDER BY id",
+            (customer,),
+        )
         return cur.fetchall()
 
 
@@ -36,9 +46,13 @@ def test_a_run_killed_in_any_status_is_finished_by_the_next(conn, db_url, tmp_pa
     env = {**os.environ, "SISFLOW_DATABASE_URL": db_url, "SISFLOW_HOME": str(tmp_path)}
 
     def sisflow(customer, path, *how, **extra):
-        return subprocess.run([SISFLOW, "run", customer, str(path),
-                               *(how or ("--on", "2026-08-10", "--rollover"))],
-                              env={**env, **extra}, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [SISFLOW, "run", customer, str(path), *(how or ("--on", "2026-08-10", "--rollover"))],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     for customer in ("killed", "calm"):
         assert sisflow(customer, first, "--on", "2025-09-01").returncode == 0
@@ -52,8 +66,10 @@ def test_a_run_killed_in_any_status_is_finished_by_the_next(conn, db_url, tmp_pa
     if point == "commit:done" or point.startswith("apply:"):
         # committed, not applied: the next run finishes the apply first, then finds the same
         # file committed already, and its email says what it finished
-        assert _runs(conn, "killed")[1:] == [("committed", True, []),
-                                             ("unchanged", False, ["finished-pending"])]
+        assert _runs(conn, "killed")[1:] == [
+            ("committed", True, []),
+            ("unchanged", False, ["finished-pending"]),
+        ]
     else:  # one run carried the file to the LMS, with its email, as the calm one did
         assert _runs(conn, "killed") == _runs(conn, "calm")
     third = sisflow("killed", second)  # and the customer is not wedged: the file is known

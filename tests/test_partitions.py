@@ -15,8 +15,10 @@ from tests.factory import lenient
 
 
 def _analyzed(cur) -> dict[str, int]:
-    cur.execute("SELECT relname, analyze_count FROM pg_stat_user_tables"
-                " WHERE schemaname = 'sis' AND relname LIKE 'memberships\\_\\_%'")
+    cur.execute(
+        "SELECT relname, analyze_count FROM pg_stat_user_tables"
+        " WHERE schemaname = 'sis' AND relname LIKE 'memberships\\_\\_%'"
+    )
     return dict(cur.fetchall())
 
 
@@ -55,27 +57,40 @@ def test_a_database_from_before_the_partitions_keeps_its_rows(pg_server_url):
         cur.execute("CREATE DATABASE sisflow_before_0009")
     conn = psycopg2.connect(_with_db(pg_server_url, "sisflow_before_0009"))
     with conn, conn.cursor() as cur:  # the schema as it was before migration 0009
-        cur.execute("CREATE TABLE public.sisflow_migrations (version integer PRIMARY KEY,"
-                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute(
+            "CREATE TABLE public.sisflow_migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         for version, name, text in available():
             if version < 9:
                 cur.execute(text)
-                cur.execute("INSERT INTO public.sisflow_migrations VALUES (%s, %s)",
-                            (version, name))
+                cur.execute(
+                    "INSERT INTO public.sisflow_migrations VALUES (%s, %s)", (version, name)
+                )
         for customer in ("nordby", "a-customer-with-a-long-id-" + "x" * 37):
-            cur.execute("INSERT INTO sis.persons (customer, sourcedid, given, run_id)"
-                        " VALUES (%s, 'p1', 'Ola', 1)", (customer,))
-            cur.execute("INSERT INTO sis.memberships (customer, group_id, member_id, idtype,"
-                        " roletype, status, run_id) VALUES (%s, 'g1', 'p1', 1, '01', 1, 1)",
-                        (customer,))
+            cur.execute(
+                "INSERT INTO sis.persons (customer, sourcedid, given, run_id)"
+                " VALUES (%s, 'p1', 'Ola', 1)",
+                (customer,),
+            )
+            cur.execute(
+                "INSERT INTO sis.memberships (customer, group_id, member_id, idtype,"
+                " roletype, status, run_id) VALUES (%s, 'g1', 'p1', 1, '01', 1, 1)",
+                (customer,),
+            )
     assert [name for name in migrate(conn) if name.startswith("0009")] == [
-        "0009_customer_partitions.sql"]
+        "0009_customer_partitions.sql"
+    ]
     with conn.cursor() as cur:
-        cur.execute("SELECT customer, sourcedid, given, tableoid::regclass::text"
-                    " FROM sis.persons ORDER BY customer")
+        cur.execute(
+            "SELECT customer, sourcedid, given, tableoid::regclass::text"
+            " FROM sis.persons ORDER BY customer"
+        )
         rows = cur.fetchall()
         assert [r[:3] for r in rows] == [
-            ("a-customer-with-a-long-id-" + "x" * 37, "p1", "Ola"), ("nordby", "p1", "Ola")]
+            ("a-customer-with-a-long-id-" + "x" * 37, "p1", "Ola"),
+            ("nordby", "p1", "Ola"),
+        ]
         assert rows[0][3] != rows[1][3] and all(len(r[3]) <= 70 for r in rows)
         cur.execute("SELECT count(*) FROM sis.memberships")
         assert cur.fetchone() == (2,)

@@ -15,8 +15,15 @@ def run_file(conn, customer, path, **kw):
 
 def plan(conn, customer="kommune", **kw):
     """A real run's plan: the phases below are the ones the CLI and the DAG tasks call."""
-    return pipeline.begin(conn, customer, holder="test", description="a test",
-                          day=date(2025, 9, 1), config=lenient(customer), **kw)
+    return pipeline.begin(
+        conn,
+        customer,
+        holder="test",
+        description="a test",
+        day=date(2025, 9, 1),
+        config=lenient(customer),
+        **kw,
+    )
 
 
 def handing_over(conn, p):
@@ -93,8 +100,10 @@ def test_full_file_diff_creates_updates_and_deletes(conn, tmp_path):
         "membership": {"create": 0, "update": 0, "delete": 1},
     }
     with conn.cursor() as cur:
-        cur.execute("SELECT op, sourcedid, changed FROM sis.person_changes WHERE run_id = %s"
-                    " ORDER BY op", (run["id"],))
+        cur.execute(
+            "SELECT op, sourcedid, changed FROM sis.person_changes WHERE run_id = %s ORDER BY op",
+            (run["id"],),
+        )
         assert cur.fetchall() == [("delete", "p2", None), ("update", "p1", ["email"])]
 
 
@@ -121,8 +130,9 @@ def test_a_file_staged_again_after_a_crash_gives_the_same_change_set(conn, tmp_p
     again = pipeline.compute_diff(conn, p, staged["id"])
     assert again["counts"] == first["counts"]
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM sis.membership_changes WHERE run_id = %s",
-                    (staged["id"],))
+        cur.execute(
+            "SELECT count(*) FROM sis.membership_changes WHERE run_id = %s", (staged["id"],)
+        )
         assert cur.fetchone()[0] == 3  # no duplicated change rows
 
 
@@ -153,8 +163,9 @@ def test_problems_are_stored_with_the_run(conn, tmp_path):
     run = run_file(conn, "kommune", write(tmp_path, text), dry_run=True)
     assert run["skipped"]["membership"] == 1
     with conn.cursor() as cur:
-        cur.execute("SELECT entity, record_id, reason FROM sis.problems WHERE run_id = %s",
-                    (run["id"],))
+        cur.execute(
+            "SELECT entity, record_id, reason FROM sis.problems WHERE run_id = %s", (run["id"],)
+        )
         assert cur.fetchall() == [("membership", "5A/ghost", "unknown person 'ghost'")]
 
 
@@ -209,8 +220,10 @@ def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path)
     p = plan(conn)
     pending = judged(conn, p, write(tmp_path, school("p1"), "b.xml"))
     with conn, conn.cursor() as cur:  # another writer moved the state on in the meantime
-        cur.execute("INSERT INTO sis.runs (customer, status, file_path, file_name)"
-                    " VALUES ('kommune', 'committed', 'x', 'x')")
+        cur.execute(
+            "INSERT INTO sis.runs (customer, status, file_path, file_name)"
+            " VALUES ('kommune', 'committed', 'x', 'x')"
+        )
     with pytest.raises(RunSuperseded, match="diffed against run"):
         pipeline.commit(conn, p, pending["id"])
 
@@ -259,7 +272,9 @@ def test_delta_file_follows_recstatus_and_cascades_deletes(conn, tmp_path):
     snap = state.snapshot(conn.cursor(), "kommune")
     assert {row[0] for row in snap["person"]} == {"p1", "p3", "t1"}
     assert {(row[0], row[1]) for row in snap["membership"]} == {
-        ("5A", "p1"), ("5A", "t1"), ("5A", "p3")
+        ("5A", "p1"),
+        ("5A", "t1"),
+        ("5A", "p3"),
     }
 
 
@@ -279,8 +294,10 @@ def test_delta_membership_naming_nobody_known_is_skipped(conn, tmp_path):
 
 def test_an_export_older_than_the_current_state_is_refused(conn, tmp_path):
     def made(stamp, *pupils):
-        props = (f"<properties><datasource>sas</datasource><type>full</type>"
-                 f"<datetime>{stamp}</datetime></properties>")
+        props = (
+            f"<properties><datasource>sas</datasource><type>full</type>"
+            f"<datetime>{stamp}</datetime></properties>"
+        )
         return enterprise(*(person(p) for p in pupils), properties=props)
 
     run_file(conn, "kommune", write(tmp_path, made("2025-08-15T05:00:00", "p1", "p2"), "a.xml"))

@@ -21,9 +21,15 @@ def _changes(conn, run_id: int) -> dict[str, set]:
     out = {}
     with conn.cursor() as cur:
         for entity in ENTITIES:
-            cur.execute(sql.SQL("SELECT op, {} FROM {} WHERE run_id = %s").format(
-                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c))
-                                   for c in entity.columns), entity.changes), (run_id,))
+            cur.execute(
+                sql.SQL("SELECT op, {} FROM {} WHERE run_id = %s").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{}::text").format(sql.Identifier(c)) for c in entity.columns
+                    ),
+                    entity.changes,
+                ),
+                (run_id,),
+            )
             out[entity.name] = set(cur.fetchall())
     return out
 
@@ -37,15 +43,20 @@ def _story(conn, tmp_path, prune: bool) -> dict:
         if not files[year].exists():
             generate(files[year], seed=6, year=year, size="tiny")
     pipeline.run(conn, "kommune", files[2025], on=date(2025, 9, 1), config=WINDOW)
-    during = pipeline.run(conn, "kommune", files[2026], on=date(2026, 8, 10), rollover=True,
-                          config=WINDOW)
+    during = pipeline.run(
+        conn, "kommune", files[2026], on=date(2026, 8, 10), rollover=True, config=WINDOW
+    )
     assert during["lms_mode"] == "delay-delete"
     gone = retention.prune_database(conn, older_than_days=0, now=LATER) if prune else None
     after = pipeline.run(conn, "kommune", files[2026], on=date(2026, 8, 20), config=WINDOW)
     with conn.cursor() as cur:
         current = state.snapshot(cur, "kommune")
-    return {"gone": gone, "after": after, "changes": _changes(conn, after["id"]),
-            "current": current}
+    return {
+        "gone": gone,
+        "after": after,
+        "changes": _changes(conn, after["id"]),
+        "current": current,
+    }
 
 
 def test_removing_history_never_changes_what_a_later_diff_computes(new_db, tmp_path):
@@ -71,11 +82,16 @@ def test_what_a_later_run_needs_stays_and_the_rest_goes(conn, tmp_path, state_fo
     generate(first, seed=6, year=2025, size="tiny")
     done = pipeline.run(conn, "kommune", first, on=date(2025, 9, 1), config=lenient())
     with conn, conn.cursor() as cur:  # a run staged but not yet decided stays as it is
-        cur.execute("INSERT INTO sis.runs (customer, status, file_path, file_name, sha256)"
-                    " VALUES ('kommune', 'held', 'x', 'held.xml', 'x') RETURNING id")
+        cur.execute(
+            "INSERT INTO sis.runs (customer, status, file_path, file_name, sha256)"
+            " VALUES ('kommune', 'held', 'x', 'held.xml', 'x') RETURNING id"
+        )
         held = cur.fetchone()[0]
-        cur.execute("INSERT INTO sis.person_changes (run_id, op, sourcedid)"
-                    " VALUES (%s, 'create', 'p-held')", (held,))
+        cur.execute(
+            "INSERT INTO sis.person_changes (run_id, op, sourcedid)"
+            " VALUES (%s, 'create', 'p-held')",
+            (held,),
+        )
     old_email = next((state_folder / "outbox" / "kommune").glob("*.eml"))
     os.utime(old_email, (0, 0))  # an email from long ago
     gone = retention.prune(conn, older_than_days=90)

@@ -20,15 +20,22 @@ DAY = date(2025, 9, 1)
 
 
 def config(**extra):
-    return CustomerConfig.model_validate({
-        "id": "kommune", "name": "Testkommune", "recipients": ["drift@test.kommune.no"],
-        "filter": {"default": {"person": {"delete": {"count": 1}}, "min_share": 0}},
-        **extra})
+    return CustomerConfig.model_validate(
+        {
+            "id": "kommune",
+            "name": "Testkommune",
+            "recipients": ["drift@test.kommune.no"],
+            "filter": {"default": {"person": {"delete": {"count": 1}}, "min_share": 0}},
+            **extra,
+        }
+    )
 
 
 def school(*pupils, bad=False):
-    people = [person(p, "Hemmelig", "Navnesen", email="hemmelig@skole.no", bday="2014-03-09")
-              for p in pupils]
+    people = [
+        person(p, "Hemmelig", "Navnesen", email="hemmelig@skole.no", bday="2014-03-09")
+        for p in pupils
+    ]
     members = [member(p) for p in pupils] + ([member("ghost")] if bad else [])
     return enterprise(*people, group("5A"), membership("5A", *members))
 
@@ -46,8 +53,9 @@ def send(conn, tmp_path, cfg, result):
 
 
 def run(conn, tmp_path, text, name, cfg=None, on=DAY, **kw):
-    return pipeline.run(conn, "kommune", write(tmp_path, text, name), config=cfg or config(),
-                        on=on, **kw)
+    return pipeline.run(
+        conn, "kommune", write(tmp_path, text, name), config=cfg or config(), on=on, **kw
+    )
 
 
 @pytest.fixture
@@ -93,11 +101,14 @@ def test_held_carries_the_verdict_and_how_to_open(conn, tmp_path, held):
     assert "2 of 1" in html  # the bar against the limit
 
 
-@pytest.mark.parametrize(("decision", "outcome", "subject"), [
-    ("opened", "opened", "applied after the filter was opened"),
-    ("rejected", "rejected", "the held import was rejected"),
-    ("expired", "expired", "no decision before the deadline"),
-])
+@pytest.mark.parametrize(
+    ("decision", "outcome", "subject"),
+    [
+        ("opened", "opened", "applied after the filter was opened"),
+        ("rejected", "rejected", "the held import was rejected"),
+        ("expired", "expired", "no decision before the deadline"),
+    ],
+)
 def test_after_a_decision(conn, tmp_path, held, decision, outcome, subject):
     pipeline.decide(conn, held["id"], decision, by="kari", reason="sjekket", via="cli")
     # what `sisflow filter open|reject` does next, when no Airflow run waits for the answer
@@ -117,8 +128,10 @@ def test_paused(conn, tmp_path):
 
 
 def test_delay_delete_says_how_many_wait_and_until_when(conn, tmp_path):
-    cfg = config(delay_delete=[{"start": "2025-06-01", "end": "2025-08-31"}],
-                 filter={"default": {"min_share": 0}})
+    cfg = config(
+        delay_delete=[{"start": "2025-06-01", "end": "2025-08-31"}],
+        filter={"default": {"min_share": 0}},
+    )
     run(conn, tmp_path, school("p1", "p2", "p3"), "a.xml", cfg=cfg, on=date(2025, 5, 1))
     result = run(conn, tmp_path, school("p1"), "b.xml", cfg=cfg, on=date(2025, 6, 10))
     status, msg, text, html = send(conn, tmp_path, cfg, result)
@@ -137,8 +150,13 @@ def test_rejected_file(conn, tmp_path):
 
 def test_failed_task(conn, tmp_path, first):
     plan = pipeline.Plan.from_dict({**first["plan"], "run_id": first["id"]})
-    status = pipeline.notify(conn, plan, config(), sender=Outbox(tmp_path / "outbox"),
-                             failed={"task": "apply", "reason": "OperationalError: LMS down"})
+    status = pipeline.notify(
+        conn,
+        plan,
+        config(),
+        sender=Outbox(tmp_path / "outbox"),
+        failed={"task": "apply", "reason": "OperationalError: LMS down"},
+    )
     assert status["outcome"] == "failed"
     msg, text, html = read(status["sent"])
     check(msg, text, html, "FAILED at apply: OperationalError: LMS down")
@@ -148,21 +166,34 @@ def test_a_database_error_over_several_lines_still_gives_one_subject_line(conn, 
     """Postgres errors carry HINT and CONTEXT lines; the email still goes, the subject on one
     line and the whole reason in the body."""
     plan = pipeline.Plan.from_dict({**first["plan"], "run_id": first["id"]})
-    reason = ("BadCopyFileFormat: unquoted carriage return found in data\n"
-              "HINT:  Use quoted CSV field to represent carriage return.\n"
-              "CONTEXT:  COPY staged_membership_r2, line 55\n")
-    status = pipeline.notify(conn, plan, config(), sender=Outbox(tmp_path / "outbox"),
-                             failed={"task": "run", "reason": reason})
+    reason = (
+        "BadCopyFileFormat: unquoted carriage return found in data\n"
+        "HINT:  Use quoted CSV field to represent carriage return.\n"
+        "CONTEXT:  COPY staged_membership_r2, line 55\n"
+    )
+    status = pipeline.notify(
+        conn,
+        plan,
+        config(),
+        sender=Outbox(tmp_path / "outbox"),
+        failed={"task": "run", "reason": reason},
+    )
     msg, text, html = read(status["sent"])
-    check(msg, text, html, "FAILED at run: BadCopyFileFormat: unquoted carriage return found"
-                           " in data HINT: Use quoted CSV field")
+    check(
+        msg,
+        text,
+        html,
+        "FAILED at run: BadCopyFileFormat: unquoted carriage return found"
+        " in data HINT: Use quoted CSV field",
+    )
     assert "\n" not in msg["Subject"] and "CONTEXT:  COPY staged_membership_r2" in text
 
 
 def test_one_customers_email_holds_nothing_of_another(conn, tmp_path, first):
     other = CustomerConfig(id="annen", name="Annen kommune", recipients=["x@annen.no"])
-    result = pipeline.run(conn, "annen", write(tmp_path, school("q1"), "annen.xml"),
-                          config=other, on=DAY)
+    result = pipeline.run(
+        conn, "annen", write(tmp_path, school("q1"), "annen.xml"), config=other, on=DAY
+    )
     _, msg, text, html = send(conn, tmp_path, other, result)
     assert "Testkommune" not in text + html and "a.xml" not in text + html
     assert "p1" not in text + html and msg["To"] == "x@annen.no"
@@ -179,8 +210,9 @@ def sendgrid_server():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (the stdlib's name)
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append({"path": self.path, "auth": self.headers["Authorization"],
-                         "json": json.loads(body)})
+            seen.append(
+                {"path": self.path, "auth": self.headers["Authorization"], "json": json.loads(body)}
+            )
             self.send_response(codes.pop(0) if codes else 202)
             self.end_headers()
 
@@ -195,8 +227,13 @@ def sendgrid_server():
 
 def test_sendgrid_request_is_valid(conn, tmp_path, first, sendgrid_server):
     host, seen, _ = sendgrid_server
-    held = run(conn, tmp_path, school("p1", bad=True), "b.xml",
-               sender=SendGrid("SG.test-key", host=host, from_email="sisflow@drift.no"))
+    held = run(
+        conn,
+        tmp_path,
+        school("p1", bad=True),
+        "b.xml",
+        sender=SendGrid("SG.test-key", host=host, from_email="sisflow@drift.no"),
+    )
     assert held["status"] == "held"
     (request,) = seen
     assert request["path"] == "/v3/mail/send"
@@ -219,8 +256,7 @@ def test_a_sendgrid_error_is_retried_then_fails_loudly(conn, tmp_path, first, se
         run(conn, tmp_path, again, "a2.xml", sender=sender)
     assert len(seen) == 3
     codes.extend([500])  # one failure, then through on the retry; the customer is not locked
-    assert run(conn, tmp_path, again, "a3.xml", sender=sender)["email"]["sent"] == \
-        "sendgrid:202"
+    assert run(conn, tmp_path, again, "a3.xml", sender=sender)["email"]["sent"] == "sendgrid:202"
 
 
 def test_the_status_email_by_smtp_reaches_a_real_smtp_server(conn, tmp_path, first):
@@ -244,8 +280,7 @@ def test_the_status_email_by_smtp_reaches_a_real_smtp_server(conn, tmp_path, fir
     server.start()
     try:
         sender = Smtp("127.0.0.1", port, from_email="sisflow@drift.no")
-        result = run(conn, tmp_path, school("p1", "p2", "p3", bad=True), "again.xml",
-                     sender=sender)
+        result = run(conn, tmp_path, school("p1", "p2", "p3", bad=True), "again.xml", sender=sender)
     finally:
         server.stop()
     assert result["email"]["sent"] == f"smtp:127.0.0.1:{port}"

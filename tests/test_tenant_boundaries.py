@@ -16,7 +16,8 @@ def _world(tmp_path, db_url, *customers):
     (tmp_path / "customers").mkdir()
     for customer, drop in customers:
         (tmp_path / "customers" / f"{customer}.yaml").write_text(
-            f"source: {{kind: folder, path: {drop}, stable_seconds: 0.05}}\n", encoding="utf-8")
+            f"source: {{kind: folder, path: {drop}, stable_seconds: 0.05}}\n", encoding="utf-8"
+        )
     return {"SISFLOW_DATABASE_URL": db_url, "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers")}
 
 
@@ -27,14 +28,14 @@ def _runs(conn):
 
 
 @pytest.mark.parametrize("target", ["other customer's export", "/etc/passwd"])
-def test_a_link_in_a_source_folder_is_refused_and_nothing_is_read(conn, db_url, tmp_path,
-                                                                  target):
+def test_a_link_in_a_source_folder_is_refused_and_nothing_is_read(conn, db_url, tmp_path, target):
     ours, theirs = tmp_path / "drop-a", tmp_path / "drop-b"
     ours.mkdir(), theirs.mkdir()
     generate(theirs / "export.xml", seed=3, year=2025, size="tiny")
     env = _world(tmp_path, db_url, ("a", ours), ("b", theirs))
-    os.symlink(theirs / "export.xml" if target.startswith("other") else "/etc/passwd",
-               ours / "export.xml")
+    os.symlink(
+        theirs / "export.xml" if target.startswith("other") else "/etc/passwd", ours / "export.xml"
+    )
     out = sisflow("run", "a", "--on", "2025-09-01", env_extra=env, home=tmp_path / "home")
     assert out.returncode == 3, out.stdout + out.stderr
     assert "export.xml in a's source folder" in out.stdout
@@ -46,8 +47,7 @@ def test_a_link_in_a_source_folder_is_refused_and_nothing_is_read(conn, db_url, 
         assert cur.fetchone()[0] == 0
 
 
-def test_a_run_of_a_customer_whose_source_overlaps_another_is_refused(conn, db_url,
-                                                                       tmp_path):
+def test_a_run_of_a_customer_whose_source_overlaps_another_is_refused(conn, db_url, tmp_path):
     outer = tmp_path / "drop"
     inner = outer / "b"
     inner.mkdir(parents=True)
@@ -56,23 +56,25 @@ def test_a_run_of_a_customer_whose_source_overlaps_another_is_refused(conn, db_u
     check = sisflow("config", "check", env_extra=env)
     assert check.returncode == 1 and "overlaps the source folder" in check.stdout
     for customer in ("a", "b"):
-        out = sisflow("run", customer, "--on", "2025-09-01", env_extra=env,
-                      home=tmp_path / "home")
+        out = sisflow("run", customer, "--on", "2025-09-01", env_extra=env, home=tmp_path / "home")
         assert out.returncode == 3, out.stdout + out.stderr
         assert "overlaps the source folder" in out.stdout
     assert _runs(conn) == []
 
 
-@pytest.mark.parametrize("command", [
-    ["maintenance", "--customer", "../../x"],
-    ["maintenance", "--customer", "x" * 300],
-    ["run", "../../x"],
-    ["run", "x" * 300],
-    ["diff", "../x", "f.xml"],
-    ["lms-state", "../x"],
-    ["calendar", "../x"],
-    ["readiness", "../x"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["maintenance", "--customer", "../../x"],
+        ["maintenance", "--customer", "x" * 300],
+        ["run", "../../x"],
+        ["run", "x" * 300],
+        ["diff", "../x", "f.xml"],
+        ["lms-state", "../x"],
+        ["calendar", "../x"],
+        ["readiness", "../x"],
+    ],
+)
 def test_every_command_checks_a_customer_id_before_it_touches_a_path(db_url, tmp_path, command):
     victim = tmp_path / "x"
     victim.mkdir()

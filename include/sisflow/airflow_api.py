@@ -46,51 +46,74 @@ class Credentials:
 def credentials() -> Credentials | None:
     url = os.environ.get("SISFLOW_AIRFLOW_API_URL")
     if url:
-        return Credentials(url.rstrip("/"), os.environ.get("SISFLOW_AIRFLOW_USERNAME", ""),
-                           os.environ.get("SISFLOW_AIRFLOW_PASSWORD", ""))
+        return Credentials(
+            url.rstrip("/"),
+            os.environ.get("SISFLOW_AIRFLOW_USERNAME", ""),
+            os.environ.get("SISFLOW_AIRFLOW_PASSWORD", ""),
+        )
     from .airflow_connections import airflow_api_settings
 
     settings = airflow_api_settings(CONN_ID)
     return Credentials(**settings) if settings else None
 
 
-def answer(dag_id: str, run_id: str, decision: str, reason: str | None,
-           creds: Credentials | None = None, timeout: float = 15) -> dict:
+def answer(
+    dag_id: str,
+    run_id: str,
+    decision: str,
+    reason: str | None,
+    creds: Credentials | None = None,
+    timeout: float = 15,
+) -> dict:
     """Answer the run's approval task: ``opened`` chooses *Open the filter*, anything else
     *Reject*. Returns Airflow's record of the answer."""
     creds = creds or credentials()
     if creds is None:
         raise AirflowApiError(
             "no Airflow API configured: set SISFLOW_AIRFLOW_API_URL, SISFLOW_AIRFLOW_USERNAME "
-            f"and SISFLOW_AIRFLOW_PASSWORD, or an Airflow connection '{CONN_ID}'")
+            f"and SISFLOW_AIRFLOW_PASSWORD, or an Airflow connection '{CONN_ID}'"
+        )
     import requests  # here: the DAG file reads this module's option labels at every parse
 
     session = requests.Session()
     try:
-        token = session.post(f"{creds.url}/auth/token", timeout=timeout,
-                             json={"username": creds.username, "password": creds.password})
+        token = session.post(
+            f"{creds.url}/auth/token",
+            timeout=timeout,
+            json={"username": creds.username, "password": creds.password},
+        )
     except requests.RequestException as err:
-        raise AirflowApiError(f"Airflow at {creds.url} cannot be reached "
-                              f"({type(err).__name__})") from None
+        raise AirflowApiError(
+            f"Airflow at {creds.url} cannot be reached ({type(err).__name__})"
+        ) from None
     if token.status_code >= 300:
-        raise AirflowApiError(f"Airflow at {creds.url} refused the login of "
-                              f"'{creds.username}' ({token.status_code})")
+        raise AirflowApiError(
+            f"Airflow at {creds.url} refused the login of '{creds.username}' ({token.status_code})"
+        )
     session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-    path = (f"{creds.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/"
-            f"{APPROVAL_TASK}/-1/hitlDetails")
-    body = {"chosen_options": [OPEN if decision == "opened" else REJECT],
-            "params_input": {"reason": reason or ""}}
+    path = (
+        f"{creds.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/"
+        f"{APPROVAL_TASK}/-1/hitlDetails"
+    )
+    body = {
+        "chosen_options": [OPEN if decision == "opened" else REJECT],
+        "params_input": {"reason": reason or ""},
+    }
     try:
         response = session.patch(path, json=body, timeout=timeout)
     except requests.RequestException as err:
-        raise AirflowApiError(f"Airflow at {creds.url} cannot be reached "
-                              f"({type(err).__name__})") from None
+        raise AirflowApiError(
+            f"Airflow at {creds.url} cannot be reached ({type(err).__name__})"
+        ) from None
     if response.status_code == 404:
         raise NotWaiting(f"{dag_id} run {run_id} does not wait at its approval task")
     if response.status_code == 409:
-        raise AlreadyAnswered(f"the approval task of {dag_id} run {run_id} was answered "
-                              "already (see the run in Airflow)")
+        raise AlreadyAnswered(
+            f"the approval task of {dag_id} run {run_id} was answered "
+            "already (see the run in Airflow)"
+        )
     if response.status_code >= 300:
-        raise AirflowApiError(f"Airflow refused the answer ({response.status_code}): "
-                              f"{response.text[:200]}")
+        raise AirflowApiError(
+            f"Airflow refused the answer ({response.status_code}): {response.text[:200]}"
+        )
     return response.json()

@@ -33,8 +33,11 @@ def sendgrid_settings(conn_id: str = SENDGRID_CONN_ID) -> dict | None:
         host = f"{host}:{conn.port}"
     if host and "://" not in host:
         host = f"{conn.schema or 'https'}://{host}"
-    return {"api_key": conn.password, "host": host,
-            "from_email": conn.extra_dejson.get("from_email")}
+    return {
+        "api_key": conn.password,
+        "host": host,
+        "from_email": conn.extra_dejson.get("from_email"),
+    }
 
 
 SMTP_CONN_ID = "sisflow_smtp"
@@ -47,9 +50,14 @@ def smtp_settings(conn_id: str = SMTP_CONN_ID) -> dict | None:
     if conn is None:
         return None
     extra = conn.extra_dejson
-    return {"host": conn.host or "localhost", "port": conn.port or 25, "user": conn.login,
-            "password": conn.password, "starttls": str(extra.get("starttls")).lower() == "true",
-            "from_email": extra.get("from_email")}
+    return {
+        "host": conn.host or "localhost",
+        "port": conn.port or 25,
+        "user": conn.login,
+        "password": conn.password,
+        "starttls": str(extra.get("starttls")).lower() == "true",
+        "from_email": extra.get("from_email"),
+    }
 
 
 def airflow_api_settings(conn_id: str) -> dict | None:
@@ -63,8 +71,7 @@ def airflow_api_settings(conn_id: str) -> dict | None:
         host = f"{conn.schema or 'http'}://{host}"
     if conn.port:
         host = f"{host}:{conn.port}"
-    return {"url": host.rstrip("/"), "username": conn.login or "",
-            "password": conn.password or ""}
+    return {"url": host.rstrip("/"), "username": conn.login or "", "password": conn.password or ""}
 
 
 class InsecureConnection(Refusal):
@@ -72,9 +79,11 @@ class InsecureConnection(Refusal):
     configuration must change; trying again cannot help)."""
 
     outcome = "refused"
-    advice = ("Set the connection's extra host_key to the server's public key (ssh-keyscan"
-              " on a trusted network), remove no_host_key_check and allow_host_key_change,"
-              " then run again. Nothing was fetched.")
+    advice = (
+        "Set the connection's extra host_key to the server's public key (ssh-keyscan"
+        " on a trusted network), remove no_host_key_check and allow_host_key_change,"
+        " then run again. Nothing was fetched."
+    )
 
 
 @contextmanager
@@ -90,17 +99,19 @@ def sftp_client(conn_id: str):
     from .sources.complete import SourceError
 
     hook = SFTPHook(ssh_conn_id=conn_id)
-    skips = [name for name in ("no_host_key_check", "allow_host_key_change")
-             if getattr(hook, name)]
+    skips = [name for name in ("no_host_key_check", "allow_host_key_change") if getattr(hook, name)]
     if skips:  # allow_host_key_change accepts any key the server shows (paramiko's base policy)
         raise InsecureConnection(
             f"connection '{conn_id}' skips the host key check ({', '.join(skips)}): refused,"
-            " nothing fetched; set its extra host_key to the server's public key instead")
+            " nothing fetched; set its extra host_key to the server's public key instead"
+        )
     try:
         client = hook.get_conn()
     except Exception as err:  # paramiko's and socket's many kinds, said without secrets
-        raise SourceError(f"cannot open the SFTP connection '{conn_id}' to {hook.remote_host}:"
-                          f"{hook.port}: {type(err).__name__}: {err}") from None
+        raise SourceError(
+            f"cannot open the SFTP connection '{conn_id}' to {hook.remote_host}:"
+            f"{hook.port}: {type(err).__name__}: {err}"
+        ) from None
     try:
         yield client
     finally:
@@ -122,8 +133,10 @@ class HttpSource:
         try:
             return HttpHook(method=method, http_conn_id=self.conn_id).run(endpoint, **kwargs)
         except Exception as err:  # refused, timed out, 4xx/5xx: one clear line
-            raise SourceError(f"{method} {endpoint} through connection '{self.conn_id}' failed:"
-                              f" {type(err).__name__}: {str(err)[:300]}") from None
+            raise SourceError(
+                f"{method} {endpoint} through connection '{self.conn_id}' failed:"
+                f" {type(err).__name__}: {str(err)[:300]}"
+            ) from None
 
     def post_json(self, endpoint: str, body: dict) -> dict:
         return self._run("POST", endpoint, json=body).json()

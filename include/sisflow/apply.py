@@ -43,8 +43,16 @@ UNIT_KINDS = ("skoleeier", "skole", "trinn", "basisgruppe")
 COURSE_KINDS = ("undervisningsgruppe",)
 
 #: IMS roletype -> the LMS role of a participant or unit member
-ROLES = {"01": "learner", "02": "instructor", "03": "content_developer", "04": "member",
-         "05": "manager", "06": "mentor", "07": "administrator", "08": "teaching_assistant"}
+ROLES = {
+    "01": "learner",
+    "02": "instructor",
+    "03": "content_developer",
+    "04": "member",
+    "05": "manager",
+    "06": "mentor",
+    "07": "administrator",
+    "08": "teaching_assistant",
+}
 _ROLE_SQL = "CASE roletype " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in ROLES.items()) + " END"
 
 
@@ -82,14 +90,19 @@ class Context:
     customer: str
     mode: str  # normal or delay-delete
     course_archiving: bool
-    counts: dict = field(default_factory=lambda: {"applied": 0, "deferred": 0, "skipped": 0,
-                                                    "failed": 0})
+    counts: dict = field(
+        default_factory=lambda: {"applied": 0, "deferred": 0, "skipped": 0, "failed": 0}
+    )
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
     def params(self) -> dict:
-        return {"run": self.run_id, "customer": self.customer, "units": list(UNIT_KINDS),
-                "courses": list(COURSE_KINDS)}
+        return {
+            "run": self.run_id,
+            "customer": self.customer,
+            "units": list(UNIT_KINDS),
+            "courses": list(COURSE_KINDS),
+        }
 
     def batches(self, query: str, factory) -> Iterator[_Batch]:
         """The query's rows in batches of up to :data:`BATCH`, each read from a server-side
@@ -122,10 +135,11 @@ class Context:
 
 # -- the steps, in order -------------------------------------------------------------------------
 
+
 def _users(ctx: Context) -> None:
     query = f"""
         SELECT ch.sourcedid,
-               {username_sql('ch.userids')},
+               {username_sql("ch.userids")},
                COALESCE(ch.given, ch.fn), ch.family, ch.email,
                CASE lower(ch.institution_role)
                    WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'
@@ -204,10 +218,14 @@ def _memberships(ctx: Context) -> None:
         WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update') AND ch.status = 1
           AND ch.idtype = 1
     """
-    for kinds, operation in (("courses", ctx.site.add_participants),
-                             ("units", ctx.site.add_unit_members)):
-        query = (f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
-                 f" {joined} AND g.grouptype = ANY(%({kinds})s)")
+    for kinds, operation in (
+        ("courses", ctx.site.add_participants),
+        ("units", ctx.site.add_unit_members),
+    ):
+        query = (
+            f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
+            f" {joined} AND g.grouptype = ANY(%({kinds})s)"
+        )
         ctx.send_all(query, MemberRow, operation, "memberships")
     # the rest has nothing in the LMS to go to
     ctx.cur.execute(
@@ -246,8 +264,10 @@ def _removals(ctx: Context) -> None:
     member = f"SELECT ch.group_id, ch.member_id, {_ROLE_SQL.replace('roletype', 'ch.roletype')}"
     if ctx.mode == DELAY_DELETE:
         ctx.defer("membership")
-        query = (f"{member} FROM sis.membership_changes ch WHERE ch.run_id = %(run)s"
-                 " AND ch.op = 'update' AND ch.status = 0 AND ch.idtype = 1")
+        query = (
+            f"{member} FROM sis.membership_changes ch WHERE ch.run_id = %(run)s"
+            " AND ch.op = 'update' AND ch.status = 0 AND ch.idtype = 1"
+        )
     else:
         # a table of its own, with statistics: joined as a subquery, the planner took it for
         # one row and read it again for each of a rollover's deleted memberships (58 s for
@@ -258,12 +278,16 @@ def _removals(ctx: Context) -> None:
         ctx.cur.execute(
             "SELECT count(*) FROM sis.membership_changes ch JOIN _retired r"
             " ON r.sourcedid = ch.group_id WHERE ch.run_id = %(run)s AND ch.op = 'delete'"
-            " AND ch.idtype = 1", ctx.params)
+            " AND ch.idtype = 1",
+            ctx.params,
+        )
         ctx.counts["applied"] += ctx.cur.fetchone()[0]
-        query = (f"{member} FROM sis.membership_changes ch LEFT JOIN _retired r"
-                 " ON ch.op = 'delete' AND r.sourcedid = ch.group_id"
-                 " WHERE ch.run_id = %(run)s AND ch.idtype = 1 AND r.sourcedid IS NULL"
-                 " AND (ch.op = 'delete' OR ch.op = 'update' AND ch.status = 0)")
+        query = (
+            f"{member} FROM sis.membership_changes ch LEFT JOIN _retired r"
+            " ON ch.op = 'delete' AND r.sourcedid = ch.group_id"
+            " WHERE ch.run_id = %(run)s AND ch.idtype = 1 AND r.sourcedid IS NULL"
+            " AND (ch.op = 'delete' OR ch.op = 'update' AND ch.status = 0)"
+        )
     ctx.send_all(query, MemberRow, ctx.site.remove_memberships, "memberships")
 
 
@@ -273,9 +297,12 @@ def _groups_removed(ctx: Context) -> None:
         return
     query = "SELECT sourcedid FROM sis.group_changes WHERE run_id = %(run)s AND op = 'delete'"
     archive = ctx.course_archiving
-    ctx.send_all(query, lambda key: key,
-                 lambda keys: ctx.site.retire_groups(keys, archive_courses=archive),
-                 "groups_removed")
+    ctx.send_all(
+        query,
+        lambda key: key,
+        lambda keys: ctx.site.retire_groups(keys, archive_courses=archive),
+        "groups_removed",
+    )
 
 
 def _users_removed(ctx: Context) -> None:
@@ -308,8 +335,15 @@ STEPS: list[tuple[str, Callable[[Context], None]]] = [
 ]
 
 
-def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
-              only: tuple[str, ...] | None = None, holder: str | None = None) -> dict:
+def apply_run(
+    conn,
+    run_id: int,
+    *,
+    mode: str,
+    course_archiving: bool,
+    only: tuple[str, ...] | None = None,
+    holder: str | None = None,
+) -> dict:
     """Apply a committed run to the customer's site; returns counts per step.
 
     ``only`` runs some of the steps; the steps before them must be done. The run counts as
@@ -338,12 +372,14 @@ def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
             continue
         with conn, conn.cursor() as cur:
             runs.guard(cur, customer, holder)
-            cur.execute("SELECT 1 FROM sis.apply_steps WHERE run_id = %s AND step = %s",
-                        (run_id, name))
+            cur.execute(
+                "SELECT 1 FROM sis.apply_steps WHERE run_id = %s AND step = %s", (run_id, name)
+            )
             if cur.fetchone():
                 continue  # done before a crash or an earlier attempt
-            ctx = Context(cur, PostgresSite(cur, customer), run_id, customer, mode,
-                          course_archiving)
+            ctx = Context(
+                cur, PostgresSite(cur, customer), run_id, customer, mode, course_archiving
+            )
             step(ctx)
             if ctx.outcomes:
                 execute_values(
@@ -359,6 +395,7 @@ def apply_run(conn, run_id: int, *, mode: str, course_archiving: bool,
         cur.execute("SELECT step, counts FROM sis.apply_steps WHERE run_id = %s", (run_id,))
         counts = dict(cur.fetchall())
         if set(counts) == set(names):
-            runs.update(cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=str(mode),
-                        lms_counts=counts)
+            runs.update(
+                cur, run_id, lms_applied_at=datetime.now(UTC), lms_mode=str(mode), lms_counts=counts
+            )
     return counts

@@ -18,7 +18,6 @@ from .config import CustomerConfig, SisVendor, Window
 OSLO = ZoneInfo("Europe/Oslo")
 
 
-
 class Mode(StrEnum):
     """What the calendar allows on a day."""
 
@@ -100,4 +99,5 @@ def next_run(config: CustomerConfig, after: datetime | None = None) -> datetime:
 
     tz = ZoneInfo(config.schedule.timezone)
     return croniter(config.schedule.cron, (after or datetime.now(tz)).astimezone(tz)).get_next(
-        datetime)
+        datetime
+    )

@@ -14,9 +14,11 @@ COLOURS = {NORMAL: "#dfeedd", PAUSED: "#f4c7c3", DELAY_DELETE: "#fce8b2"}
 
 def as_text(config: CustomerConfig, start: date, days: int) -> str:
     state = state_on(config, start)
-    lines = [f"{config.id} ({config.name or config.id}), from {start}:",
-             f"  school year {state.school_year.start} to {state.school_year.end}; "
-             f"rollover allowed from {state.earliest_rollover}"]
+    lines = [
+        f"{config.id} ({config.name or config.id}), from {start}:",
+        f"  school year {state.school_year.start} to {state.school_year.end}; "
+        f"rollover allowed from {state.earliest_rollover}",
+    ]
     lines += [f"  {a} to {b}  {mode}" for a, b, mode in outlook(config, start, days)]
     return "\n".join(lines)
 
@@ -25,7 +27,8 @@ def as_html(configs: list[CustomerConfig], start: date, days: int) -> str:
     dates = [start + timedelta(days=i) for i in range(days)]
     head = "".join(
         f'<th class="m">{d:%b}</th>' if d.day == 1 or i == 0 else "<th></th>"
-        for i, d in enumerate(dates))
+        for i, d in enumerate(dates)
+    )
     rows = []
     for config in configs:
         rollover = state_on(config, start).earliest_rollover
@@ -34,10 +37,14 @@ def as_html(configs: list[CustomerConfig], start: date, days: int) -> str:
             mode = state_on(config, d).mode
             mark = " r" if d == rollover else ""
             cells.append(f'<td class="{mode}{mark}" title="{d} {mode}"></td>')
-        rows.append(f"<tr><th class='name'>{escape(config.name or config.id)}</th>"
-                    + "".join(cells) + "</tr>")
-    legend = "".join(f'<span class="key" style="background:{c}"></span>{m} '
-                     for m, c in COLOURS.items())
+        rows.append(
+            f"<tr><th class='name'>{escape(config.name or config.id)}</th>"
+            + "".join(cells)
+            + "</tr>"
+        )
+    legend = "".join(
+        f'<span class="key" style="background:{c}"></span>{m} ' for m, c in COLOURS.items()
+    )
     style = "".join(f"td.{m}{{background:{c}}}" for m, c in COLOURS.items())
     return f"""<!doctype html><html lang="no"><meta charset="utf-8">
 <title>sisflow calendars from {start}</title>

@@ -93,8 +93,10 @@ def _print_run(r: dict) -> None:
         print(f"{r['customer']}: FAILED at {r['failed']['task']}: {r['failed']['reason']}")
     if r["id"] is None:
         if r["status"] == "paused":
-            print(f"{r['customer']}: paused until {cal['until']} (on {cal['date']}): "
-                  "nothing fetched or applied")
+            print(
+                f"{r['customer']}: paused until {cal['until']} (on {cal['date']}): "
+                "nothing fetched or applied"
+            )
         _print_email(r)
         return
     print(f"run {r['id']} for {r['customer']}: {r['status']} ({r['file_name']})")
@@ -115,10 +117,15 @@ def _print_run(r: dict) -> None:
     if r.get("lms_counts"):
         print("  applied to the LMS (applied/deferred/skipped/failed per step):")
         for step, c in r["lms_counts"].items():
-            extra = "".join(f", {k} {v}" for k, v in c.items()
-                            if k not in ("applied", "deferred", "skipped", "failed"))
-            print(f"    {step:<17}{c['applied']:>8}{c['deferred']:>8}{c['skipped']:>8}"
-                  f"{c['failed']:>8}{extra}")
+            extra = "".join(
+                f", {k} {v}"
+                for k, v in c.items()
+                if k not in ("applied", "deferred", "skipped", "failed")
+            )
+            print(
+                f"    {step:<17}{c['applied']:>8}{c['deferred']:>8}{c['skipped']:>8}"
+                f"{c['failed']:>8}{extra}"
+            )
     _print_email(r)
 
 
@@ -160,9 +167,17 @@ def cmd_run(args) -> int:
     if (args.school_year or args.override) and not args.rollover:
         print("--school-year and --override belong to a rollover (--rollover)", file=sys.stderr)
         return 2
-    result = pipeline.run(conn, args.customer, args.file, dry_run=args.dry_run, on=args.on,
-                          rollover=args.rollover, target_year=args.school_year,
-                          override=args.override, accept_older=args.accept_older)
+    result = pipeline.run(
+        conn,
+        args.customer,
+        args.file,
+        dry_run=args.dry_run,
+        on=args.on,
+        rollover=args.rollover,
+        target_year=args.school_year,
+        override=args.override,
+        accept_older=args.accept_older,
+    )
     if args.json:
         _print_json(result)
     else:
@@ -178,7 +193,8 @@ def _customer_id(value: str) -> str:
         shown = value if len(value) <= 70 else value[:67] + "..."
         raise argparse.ArgumentTypeError(
             f"'{shown}' is not a customer id: use lower-case letters, digits, '-' and '_' "
-            "(at most 63)")
+            "(at most 63)"
+        )
     return value
 
 
@@ -199,13 +215,17 @@ def _print_verdict(r: dict) -> None:
     decision = r.get("decision")
     if decision:
         who = f" by {decision['decided_by']}" if decision["decided_by"] else ""
-        print(f"  decision: {decision['decision']}{who} via {decision['via']} "
-              f"at {decision['decided_at']:%Y-%m-%d %H:%M}"
-              + (f": {decision['reason']}" if decision["reason"] else ""))
+        print(
+            f"  decision: {decision['decision']}{who} via {decision['via']} "
+            f"at {decision['decided_at']:%Y-%m-%d %H:%M}"
+            + (f": {decision['reason']}" if decision["reason"] else "")
+        )
     elif r["status"] == "held":
-        print(f"  waiting for a person until {r['deadline']:%Y-%m-%d %H:%M} UTC: check the change"
-              f" with the customer, then\n    sisflow filter open {r['id']} --by NAME --reason "
-              f"TEXT   (or reject), or answer the approval task of the run in Airflow")
+        print(
+            f"  waiting for a person until {r['deadline']:%Y-%m-%d %H:%M} UTC: check the change"
+            f" with the customer, then\n    sisflow filter open {r['id']} --by NAME --reason "
+            f"TEXT   (or reject), or answer the approval task of the run in Airflow"
+        )
 
 
 def cmd_filter(args) -> int:
@@ -227,25 +247,30 @@ def cmd_filter(args) -> int:
         return 2
     decision = "opened" if args.action == "open" else "rejected"
     try:
-        result = pipeline.decide(conn, args.run, decision, by=args.by, reason=args.reason,
-                                 via="cli")
+        result = pipeline.decide(
+            conn, args.run, decision, by=args.by, reason=args.reason, via="cli"
+        )
     except Refusal as err:
         print(f"refused: {err}", file=sys.stderr)
         return EXIT_REFUSED
     airflow_run = result.get("airflow_run")
     if airflow_run:
         try:
-            airflow_api.answer(airflow_run["dag_id"], airflow_run["run_id"], decision,
-                               args.reason)
-            print(f"run {args.run}: {decision} by {args.by}; answered the approval task of "
-                  f"{airflow_run['dag_id']} run {airflow_run['run_id']}: it goes on in Airflow")
+            airflow_api.answer(airflow_run["dag_id"], airflow_run["run_id"], decision, args.reason)
+            print(
+                f"run {args.run}: {decision} by {args.by}; answered the approval task of "
+                f"{airflow_run['dag_id']} run {airflow_run['run_id']}: it goes on in Airflow"
+            )
             return 0
         except airflow_api.NotWaiting:
             pass  # its DAG run ended: the run goes on here
         except airflow_api.AirflowApiError as err:
-            print(f"run {args.run}: {decision} by {args.by} (stored), but the Airflow run "
-                  f"{airflow_run['dag_id']} / {airflow_run['run_id']} still waits: {err}. "
-                  "Answer its approval task in Airflow the same way.", file=sys.stderr)
+            print(
+                f"run {args.run}: {decision} by {args.by} (stored), but the Airflow run "
+                f"{airflow_run['dag_id']} / {airflow_run['run_id']} still waits: {err}. "
+                "Answer its approval task in Airflow the same way.",
+                file=sys.stderr,
+            )
             return EXIT_FATAL
     result = pipeline.resume(conn, args.run)
     if args.json:
@@ -262,12 +287,18 @@ def cmd_readiness(args) -> int:
     from .readiness import attach as attaching
     from .readiness import readiness, send
 
-    action, rest = (args.words[0], args.words[1:]) if args.words[0] in (
-        "attach", "undo", "attached") else ("check", args.words)
+    action, rest = (
+        (args.words[0], args.words[1:])
+        if args.words[0] in ("attach", "undo", "attached")
+        else ("check", args.words)
+    )
     wanted = {"check": 1, "attach": 1, "attached": 1, "undo": 2}[action]
     if len(rest) != wanted:
-        print(f"sisflow readiness {'' if action == 'check' else action + ' '}takes "
-              f"{'CUSTOMER ATTACHMENT' if wanted == 2 else 'CUSTOMER'}", file=sys.stderr)
+        print(
+            f"sisflow readiness {'' if action == 'check' else action + ' '}takes "
+            f"{'CUSTOMER ATTACHMENT' if wanted == 2 else 'CUSTOMER'}",
+            file=sys.stderr,
+        )
         return 2
     config = load_customer(rest[0])
     conn = _connect()
@@ -276,16 +307,26 @@ def cmd_readiness(args) -> int:
             if not args.from_csv:
                 print("attach needs --from-csv FILE", file=sys.stderr)
                 return 2
-            ids = attaching.attach(conn, config.id, attaching.read_csv(args.from_csv),
-                                   by=args.by, via="cli", source=args.from_csv)
-            print(f"{config.id}: {len(ids)} sync keys attached (attachments "
-                  f"{', '.join(map(str, ids)) or 'none'}); undo one with "
-                  f"'sisflow readiness undo {config.id} ATTACHMENT --by NAME'")
+            ids = attaching.attach(
+                conn,
+                config.id,
+                attaching.read_csv(args.from_csv),
+                by=args.by,
+                via="cli",
+                source=args.from_csv,
+            )
+            print(
+                f"{config.id}: {len(ids)} sync keys attached (attachments "
+                f"{', '.join(map(str, ids)) or 'none'}); undo one with "
+                f"'sisflow readiness undo {config.id} ATTACHMENT --by NAME'"
+            )
             return 0
         if action == "undo":
             done = attaching.undo(conn, config.id, int(rest[1]), by=args.by)
-            print(f"{config.id}: attachment {done['attachment']} undone: account "
-                  f"{done['account_id']} is manual again")
+            print(
+                f"{config.id}: attachment {done['attachment']} undone: account "
+                f"{done['account_id']} is manual again"
+            )
             return 0
     except (attaching.AttachError, ValueError) as err:
         print(f"sisflow: {err}", file=sys.stderr)
@@ -295,11 +336,16 @@ def cmd_readiness(args) -> int:
         if args.json:
             _print_json(rows)
         for r in [] if args.json else rows:
-            state = (f"undone by {r['undone_by']} {r['undone_at']:%Y-%m-%d %H:%M}"
-                     if r["undone_at"] else "attached")
-            print(f"  {r['id']:>5}  account {r['account_id']} <- {r['sync_key']}  by "
-                  f"{r['attached_by']} via {r['attached_via']} {r['attached_at']:%Y-%m-%d %H:%M}"
-                  f"  {state}")
+            state = (
+                f"undone by {r['undone_by']} {r['undone_at']:%Y-%m-%d %H:%M}"
+                if r["undone_at"]
+                else "attached"
+            )
+            print(
+                f"  {r['id']:>5}  account {r['account_id']} <- {r['sync_key']}  by "
+                f"{r['attached_by']} via {r['attached_via']} {r['attached_at']:%Y-%m-%d %H:%M}"
+                f"  {state}"
+            )
         return 0
     findings = readiness(conn, config, file=args.file, on=args.on)
     email = send(findings, config)
@@ -307,8 +353,7 @@ def cmd_readiness(args) -> int:
         _print_json({**findings.summary(), "email": email})
     else:
         summary = findings.summary()
-        print(f"{config.id}: readiness for {summary['school_year']} against "
-              f"{summary['source']}")
+        print(f"{config.id}: readiness for {summary['school_year']} against {summary['source']}")
         for name, n in summary["counts"].items():
             flag = "  BLOCKING" if name in summary["blocking"] else ""
             print(f"  {n:>6}  {summary['titles'][name]}{flag}")
@@ -330,8 +375,10 @@ def cmd_maintenance(args) -> int:
     if args.json:
         _print_json(gone)
     else:
-        print(f"removed what is older than {gone['days']:g} days: " + ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in gone.items() if k != "days"))
+        print(
+            f"removed what is older than {gone['days']:g} days: "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in gone.items() if k != "days")
+        )
     return 0
 
 
@@ -340,8 +387,9 @@ def cmd_config(args) -> int:
 
     if args.action == "schema":
         out = Path(args.out or cfg.customers_dir() / "customer.schema.json")
-        out.write_text(json.dumps(cfg.json_schema(), indent=2, ensure_ascii=False) + "\n",
-                       encoding="utf-8")
+        out.write_text(
+            json.dumps(cfg.json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         print(f"wrote {out}")
         return 0
     configs, errors = cfg.load_all()
@@ -383,18 +431,26 @@ def cmd_lms_state(args) -> int:
         return 0
     users, courses = snapshot["users"], snapshot["courses"]
     print(f"LMS site of {args.customer}:")
-    print(f"  users: {len(users)} ({sum(u['manual'] for u in users)} manual, "
-          f"{sum(u['trashed'] for u in users)} in the trash)")
-    print(f"  units: {sum(not u['removed'] for u in snapshot['units'])} "
-          f"({sum(u['removed'] for u in snapshot['units'])} removed)")
-    print(f"  courses: {sum(c['state'] == 'active' for c in courses)} active, "
-          f"{sum(c['state'] == 'archived' for c in courses)} archived, "
-          f"{sum(not c['created_by_integration'] for c in courses)} made by hand")
+    print(
+        f"  users: {len(users)} ({sum(u['manual'] for u in users)} manual, "
+        f"{sum(u['trashed'] for u in users)} in the trash)"
+    )
+    print(
+        f"  units: {sum(not u['removed'] for u in snapshot['units'])} "
+        f"({sum(u['removed'] for u in snapshot['units'])} removed)"
+    )
+    print(
+        f"  courses: {sum(c['state'] == 'active' for c in courses)} active, "
+        f"{sum(c['state'] == 'archived' for c in courses)} archived, "
+        f"{sum(not c['created_by_integration'] for c in courses)} made by hand"
+    )
     parts = snapshot["participants"]
     print(f"  participants: {len(parts)} ({sum(not p['synced'] for p in parts)} manual)")
     terms = snapshot["terms"]
-    print("  terms: " + ", ".join(f"{t['name']}{' (archived)' if t['archived'] else ''}"
-                                  for t in terms))
+    print(
+        "  terms: "
+        + ", ".join(f"{t['name']}{' (archived)' if t['archived'] else ''}" for t in terms)
+    )
     return 0
 
 
@@ -423,15 +479,19 @@ def cmd_demo(args) -> int:
     size = _size(args.size)
     config = pipeline.customer_config("demo")
     following = gen.build_year(gen.Municipality(args.seed, gen.SIZES.get(size, size)), year + 1)
-    first_grader = next(p for p in following["persons"]
-                        if p["id"].startswith(f"elev-{year + 1}-"))
+    first_grader = next(p for p in following["persons"] if p["id"].startswith(f"elev-{year + 1}-"))
     with conn, conn.cursor() as cur:
         state.forget(cur, "demo")  # every demo tells the same story from the start
         forget_site(cur, "demo")
-        seed_manual_objects(cur, "demo", first_grader=(
-            first_grader["given"], first_grader["family"], first_grader["bday"]))
-    print("The demo site starts with two administrators, a course, and a pupil who starts "
-          f"school in August {year + 1}, made by hand (no sync key).\n")
+        seed_manual_objects(
+            cur,
+            "demo",
+            first_grader=(first_grader["given"], first_grader["family"], first_grader["bday"]),
+        )
+    print(
+        "The demo site starts with two administrators, a course, and a pupil who starts "
+        f"school in August {year + 1}, made by hand (no sync key).\n"
+    )
     paths = {}
     for school_year in (year, year + 1):
         paths[school_year] = landing / f"demo-{school_year}.xml"
@@ -443,20 +503,28 @@ def cmd_demo(args) -> int:
     print(f"\n== readiness before {year + 1}/{year + 2}, against next year's export")
     findings = readiness(conn, config, file=str(paths[year + 1]), on=date(year + 1, 6, 1))
     for name, n in findings.summary()["counts"].items():
-        print(f"  {n:>6}  {findings.title(name)}"
-              f"{'  BLOCKING' if name in findings.blocking else ''}")
+        print(
+            f"  {n:>6}  {findings.title(name)}{'  BLOCKING' if name in findings.blocking else ''}"
+        )
     print(f"  status email -> {send(findings, config)['sent']}")
     csv_dir = settings.home() / "readiness" / "demo"
     findings.write_csv(csv_dir)
     duplicates = csv_dir / "demo-duplicates.csv"
-    ids = attaching.attach(conn, "demo", attaching.read_csv(duplicates), by="demo operator",
-                           via="cli", source=str(duplicates))
-    print(f"  attached {len(ids)} sync key(s) from {duplicates} (undo: sisflow readiness "
-          "undo demo ATTACHMENT --by NAME)")
+    ids = attaching.attach(
+        conn,
+        "demo",
+        attaching.read_csv(duplicates),
+        by="demo operator",
+        via="cli",
+        source=str(duplicates),
+    )
+    print(
+        f"  attached {len(ids)} sync key(s) from {duplicates} (undo: sisflow readiness "
+        "undo demo ATTACHMENT --by NAME)"
+    )
 
     print(f"\n== rollover into {year + 1}-{year + 2}, triggered on {year + 1}-08-10")
-    _print_run(pipeline.run(conn, "demo", paths[year + 1], on=date(year + 1, 8, 10),
-                            rollover=True))
+    _print_run(pipeline.run(conn, "demo", paths[year + 1], on=date(year + 1, 8, 10), rollover=True))
     print()
     args.customer, args.json = "demo", False
     cmd_lms_state(args)
@@ -468,8 +536,10 @@ def cmd_demo(args) -> int:
             " WHERE m.site = 'demo' AND m.username = 'manuell.elev'"
         )
         twins = cur.fetchone()[0]
-    print(f"\n  the first-grader made by hand kept one account ({twins} duplicates): the "
-          "rollover updated it by its sync key instead of creating a second one")
+    print(
+        f"\n  the first-grader made by hand kept one account ({twins} duplicates): the "
+        "rollover updated it by its sync key instead of creating a second one"
+    )
     print(f"\nstate folder: {settings.home()}   (sisflow lms-state demo --json for the details)")
     return 0
 
@@ -498,38 +568,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("run", help="the whole import for a customer: its source's newest export,"
-                                   " or FILE")
+    p = sub.add_parser(
+        "run", help="the whole import for a customer: its source's newest export, or FILE"
+    )
     p.add_argument("customer", type=_customer_id)
     p.add_argument("file", nargs="?", help="import this file (default: fetch from the source)")
     p.add_argument("--dry-run", action="store_true", help="compute everything, commit nothing")
-    p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
-                   help="the date the customer's calendar is read for (default today)")
-    p.add_argument("--rollover", action="store_true",
-                   help="a rollover run: the rollover filter profile, not before the earliest "
-                        "rollover date; it switches the active school year when it commits")
-    p.add_argument("--school-year", metavar="YYYY-YYYY",
-                   help="rollover: the school year to switch to (default: the next one)")
-    p.add_argument("--override", action="store_true",
-                   help="rollover: go on despite blocking readiness findings")
-    p.add_argument("--accept-older", action="store_true",
-                   help="import the file although it was made before the one the current "
-                        "state comes from (checked by a person)")
+    p.add_argument(
+        "--on",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="the date the customer's calendar is read for (default today)",
+    )
+    p.add_argument(
+        "--rollover",
+        action="store_true",
+        help="a rollover run: the rollover filter profile, not before the earliest "
+        "rollover date; it switches the active school year when it commits",
+    )
+    p.add_argument(
+        "--school-year",
+        metavar="YYYY-YYYY",
+        help="rollover: the school year to switch to (default: the next one)",
+    )
+    p.add_argument(
+        "--override",
+        action="store_true",
+        help="rollover: go on despite blocking readiness findings",
+    )
+    p.add_argument(
+        "--accept-older",
+        action="store_true",
+        help="import the file although it was made before the one the current "
+        "state comes from (checked by a person)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "readiness", help="year-end readiness checks; attach or undo proposed sync keys",
+        "readiness",
+        help="year-end readiness checks; attach or undo proposed sync keys",
         usage="sisflow readiness CUSTOMER [--file FILE] [--csv DIR] [--on DATE] [--json]\n"
-              "       sisflow readiness attach CUSTOMER --from-csv FILE --by NAME\n"
-              "       sisflow readiness undo CUSTOMER ATTACHMENT --by NAME\n"
-              "       sisflow readiness attached CUSTOMER")
+        "       sisflow readiness attach CUSTOMER --from-csv FILE --by NAME\n"
+        "       sisflow readiness undo CUSTOMER ATTACHMENT --by NAME\n"
+        "       sisflow readiness attached CUSTOMER",
+    )
     p.add_argument("words", nargs="+", metavar="CUSTOMER")
-    p.add_argument("--file", help="check against this export (the new school year's, say) "
-                                  "instead of the current state")
+    p.add_argument(
+        "--file",
+        help="check against this export (the new school year's, say) instead of the current state",
+    )
     p.add_argument("--csv", metavar="DIR", help="write a CSV per list, with names, into DIR")
-    p.add_argument("--on", type=date.fromisoformat, metavar="DATE",
-                   help="the date inactivity is measured to (default today)")
+    p.add_argument(
+        "--on",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="the date inactivity is measured to (default today)",
+    )
     p.add_argument("--from-csv", metavar="FILE", help="attach: the duplicates CSV to attach")
     p.add_argument("--by", help="attach, undo: who does it (kept with the record)")
     p.add_argument("--json", action="store_true")
@@ -544,8 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("maintenance", help="remove history older than the retention period")
-    p.add_argument("--days", type=float, help="the period (default SISFLOW_RETENTION_DAYS, "
-                                              "else 90)")
+    p.add_argument(
+        "--days", type=float, help="the period (default SISFLOW_RETENTION_DAYS, else 90)"
+    )
     p.add_argument("--customer", type=_customer_id, help="one customer only")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintenance)
@@ -568,8 +664,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lms_state)
 
     p = sub.add_parser("generate", help="write a synthetic municipality as PIFU-IMS 1.3")
-    p.add_argument("--size", default="small",
-                   help="tiny, small, medium, large, or a number of pupils (default small)")
+    p.add_argument(
+        "--size",
+        default="small",
+        help="tiny, small, medium, large, or a number of pupils (default small)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--year", type=int, default=2025, help="school year that starts in August")
     p.add_argument("-o", "--out", help="output file (default <municipality>-<year>.xml)")
@@ -602,8 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sisflow: {err}", file=sys.stderr)
         return 2
     except LookupError as err:  # a run that is not there: say where it was looked for
-        print(f"sisflow: {err.args[0] if err.args else err} in {describe()} (SISFLOW_HOME and "
-              "SISFLOW_DATABASE_URL say which database a command uses)", file=sys.stderr)
+        print(
+            f"sisflow: {err.args[0] if err.args else err} in {describe()} (SISFLOW_HOME and "
+            "SISFLOW_DATABASE_URL say which database a command uses)",
+            file=sys.stderr,
+        )
         return 2
     finally:
         while _OPEN:

@@ -75,14 +75,18 @@ class Source(_Strict):
     path: str | None = Field(None, description="folder, or remote folder (or file) for sftp")
     pattern: str = Field("*.xml", description="which files in the folder are exports")
     url: str | None = Field(None, description="endpoint path of the export requests, for http")
-    done_marker: bool = Field(False, description="an export is complete when <name>.done "
-                                                 "exists next to it")
+    done_marker: bool = Field(
+        False, description="an export is complete when <name>.done exists next to it"
+    )
     stable_seconds: Annotated[float, Field(ge=0)] = Field(
-        5, description="without a done-marker: complete when the size holds this long")
+        5, description="without a done-marker: complete when the size holds this long"
+    )
     poll_seconds: Annotated[float, Field(gt=0)] = Field(
-        30, description="http: how often to ask whether the export is ready")
+        30, description="http: how often to ask whether the export is ready"
+    )
     ready_minutes: Annotated[float, Field(gt=0)] = Field(
-        60, description="http: how long to wait for the export before the fetch fails")
+        60, description="http: how long to wait for the export before the fetch fails"
+    )
 
     @model_validator(mode="after")
     def _complete(self):
@@ -91,8 +95,10 @@ class Source(_Strict):
         if self.kind == "sftp" and not (self.conn_id and self.path):
             raise ValueError("an sftp source needs a conn_id and a path")
         if self.kind == "http" and not (self.conn_id and self.url):
-            raise ValueError("an http source needs a conn_id (the SIS's host and credentials) "
-                             "and a url (the endpoint path of the export requests)")
+            raise ValueError(
+                "an http source needs a conn_id (the SIS's host and credentials) "
+                "and a url (the endpoint path of the export requests)"
+            )
         return self
 
 
@@ -133,8 +139,9 @@ class FilterProfile(_Strict):
 
 def _strict_profile() -> FilterProfile:
     return FilterProfile(
-        person=EntityLimits(update=Limit(count=500, percent=10),
-                            delete=Limit(count=200, percent=5)),
+        person=EntityLimits(
+            update=Limit(count=500, percent=10), delete=Limit(count=200, percent=5)
+        ),
         group=EntityLimits(delete=Limit(count=50, percent=10)),
         membership=EntityLimits(delete=Limit(count=2000, percent=10)),
         min_share=80,
@@ -159,8 +166,10 @@ class FilterConfig(_Strict):
 
 def _plain_name(value: str | None) -> str | None:
     if value is not None and (_CONTROL.search(value) or len(value) > 200):
-        raise ValueError("a name is one line of at most 200 characters, without control "
-                         "characters or line separators")
+        raise ValueError(
+            "a name is one line of at most 200 characters, without control "
+            "characters or line separators"
+        )
     return value
 
 
@@ -194,13 +203,15 @@ class CustomerConfig(_Strict):
     def _calendar(self):
         if self.summer_school and self.pause:
             raise ValueError("a summer-school customer cannot be paused: remove the pause windows")
-        windows = [("pause", w) for w in self.pause] + [("delay_delete", w)
-                                                        for w in self.delay_delete]
+        windows = [("pause", w) for w in self.pause] + [
+            ("delay_delete", w) for w in self.delay_delete
+        ]
         for i, (kind_a, a) in enumerate(windows):
-            for kind_b, b in windows[i + 1:]:
+            for kind_b, b in windows[i + 1 :]:
                 if a.overlaps(b):
-                    raise ValueError(f"{kind_a} {a.start}..{a.end} overlaps "
-                                     f"{kind_b} {b.start}..{b.end}")
+                    raise ValueError(
+                        f"{kind_a} {a.start}..{a.end} overlaps {kind_b} {b.start}..{b.end}"
+                    )
         return self
 
 
@@ -233,16 +244,19 @@ def _parse(path: Path, customer: str) -> CustomerConfig:
     try:
         return CustomerConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(path, [
-            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in err.errors()
-        ]) from None
+        raise ConfigError(
+            path,
+            [f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in err.errors()],
+        ) from None
 
 
 def check_id(customer: str) -> None:
     """A customer id names a file in the customers folder: checked before any file is opened."""
     if not isinstance(customer, str) or not re.match(CUSTOMER_ID, customer):
-        raise ConfigError(Path(f"{customer}"), [
-            "not a customer id: use lower-case letters, digits, '-' and '_' (at most 63)"])
+        raise ConfigError(
+            Path(f"{customer}"),
+            ["not a customer id: use lower-case letters, digits, '-' and '_' (at most 63)"],
+        )
 
 
 def load_customer(customer: str, folder: Path | None = None) -> CustomerConfig:
@@ -279,8 +293,9 @@ def load_all(folder: Path | None = None) -> tuple[list[CustomerConfig], list[Con
     overlapping = _overlapping_sources(configs)
     for config in [c for c in configs if c.id in overlapping]:
         configs.remove(config)
-        errors.append(ConfigError((folder or customers_dir()) / f"{config.id}.yaml",
-                                  [overlapping[config.id]]))
+        errors.append(
+            ConfigError((folder or customers_dir()) / f"{config.id}.yaml", [overlapping[config.id]])
+        )
     return configs, errors
 
 
@@ -288,20 +303,29 @@ def _overlapping_sources(configs: list[CustomerConfig]) -> dict[str, str]:
     """Customers whose source folders are the same or one inside the other. Sorted by their
     path parts, a folder comes right after the folders that contain it, so one pass with a
     stack of the folders still open finds every overlap (the DAG file runs this at parse)."""
-    folders = sorted((Path(c.source.path).expanduser().resolve().parts, c.id) for c in configs
-                     if c.source and c.source.kind == "folder" and c.source.path)
+    folders = sorted(
+        (Path(c.source.path).expanduser().resolve().parts, c.id)
+        for c in configs
+        if c.source and c.source.kind == "folder" and c.source.path
+    )
     found: dict[str, str] = {}
     open_folders: list[tuple[tuple[str, ...], str]] = []
     for parts, customer in folders:
-        while open_folders and open_folders[-1][0] != parts[:len(open_folders[-1][0])]:
+        while open_folders and open_folders[-1][0] != parts[: len(open_folders[-1][0])]:
             open_folders.pop()
         if open_folders:
             outer_parts, outer = open_folders[-1]
             inner_path, outer_path = Path(*parts), Path(*outer_parts)
-            found.setdefault(customer, f"source.path {inner_path} overlaps the source folder "
-                                       f"of customer '{outer}' ({outer_path})")
-            found.setdefault(outer, f"source.path {outer_path} overlaps the source folder of "
-                                    f"customer '{customer}' ({inner_path})")
+            found.setdefault(
+                customer,
+                f"source.path {inner_path} overlaps the source folder "
+                f"of customer '{outer}' ({outer_path})",
+            )
+            found.setdefault(
+                outer,
+                f"source.path {outer_path} overlaps the source folder of "
+                f"customer '{customer}' ({inner_path})",
+            )
         open_folders.append((parts, customer))
     return found
 

@@ -29,9 +29,11 @@ def defer(cur, run_id: int, customer: str, entity_name: str) -> int:
     """Keep the run's deletions of one entity back from the LMS; returns how many."""
     entity = BY_NAME[entity_name]
     key_object = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(k), sql.Identifier("ch", k)) for k in entity.key)
+        sql.SQL("{}, {}").format(sql.Literal(k), sql.Identifier("ch", k)) for k in entity.key
+    )
     key_text = sql.SQL(" || '/' || ").join(
-        sql.SQL("{}::text").format(sql.Identifier("ch", k)) for k in entity.key)
+        sql.SQL("{}::text").format(sql.Identifier("ch", k)) for k in entity.key
+    )
     params = {"run": run_id, "customer": customer}
     cur.execute(
         sql.SQL("""
@@ -39,8 +41,7 @@ def defer(cur, run_id: int, customer: str, entity_name: str) -> int:
         SELECT %(customer)s, {name}, jsonb_build_object({key_object}), %(run)s
         FROM {changes} ch WHERE ch.run_id = %(run)s AND ch.op = 'delete'
         ON CONFLICT DO NOTHING
-        """).format(name=sql.Literal(entity.name), key_object=key_object,
-                    changes=entity.changes),
+        """).format(name=sql.Literal(entity.name), key_object=key_object, changes=entity.changes),
         params,
     )
     cur.execute(
@@ -73,10 +74,15 @@ def _release(entity: Entity) -> sql.Composed:
                           WHERE x.run_id = %(run)s AND {match_changes})
         ORDER BY d.record_key, d.deferred_run
         """
-    ).format(changes=entity.changes, key_columns=idents(entity.key), keys=keys,
-             entity=sql.Literal(entity.name), table=entity.table,
-             match_current=deferred_match(entity, "c"),
-             match_changes=deferred_match(entity, "x"))
+    ).format(
+        changes=entity.changes,
+        key_columns=idents(entity.key),
+        keys=keys,
+        entity=sql.Literal(entity.name),
+        table=entity.table,
+        match_current=deferred_match(entity, "c"),
+        match_changes=deferred_match(entity, "x"),
+    )
 
 
 def release(cur, run_id: int, customer: str) -> None:
@@ -92,8 +98,11 @@ def settle(cur, run_id: int, customer: str) -> dict[str, int]:
     params = {"run": run_id, "customer": customer}
     counts = {"released": 0, "dropped": 0}
     for entity in ENTITIES:
-        names = {"entity": sql.Literal(entity.name), "changes": entity.changes,
-                 "table": entity.table}
+        names = {
+            "entity": sql.Literal(entity.name),
+            "changes": entity.changes,
+            "table": entity.table,
+        }
         cur.execute(
             sql.SQL("""
             UPDATE sis.deferred_deletions d SET applied_run = %(run)s

@@ -74,17 +74,17 @@ def _delta_creates_and_updates(entity: Entity, staged: sql.Identifier) -> sql.Co
 #: its entity, so none of them is removed (and a member without one: no member of its group)
 _NOT_KEPT = {
     "person": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s"
-              " AND k.entity = 'person' AND (k.record_id = c.sourcedid OR k.record_id IS NULL))",
+    " AND k.entity = 'person' AND (k.record_id = c.sourcedid OR k.record_id IS NULL))",
     "group": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s"
-             " AND k.entity = 'group' AND (k.record_id = c.sourcedid OR k.record_id IS NULL))",
+    " AND k.entity = 'group' AND (k.record_id = c.sourcedid OR k.record_id IS NULL))",
     "membership": "NOT EXISTS (SELECT 1 FROM sis.kept k WHERE k.run_id = %(run)s AND ("
-                  " k.entity = 'group' AND (k.record_id IS NULL OR k.record_id IN (c.group_id,"
-                  " CASE WHEN c.idtype = 2 THEN c.member_id END))"
-                  " OR k.entity = 'person' AND c.idtype = 1"
-                  " AND (k.record_id IS NULL OR k.record_id = c.member_id)"
-                  " OR k.entity = 'membership' AND (k.record_id IS NULL"
-                  " OR k.record_id = c.group_id"
-                  " AND (k.member_id IS NULL OR k.member_id = c.member_id))))",
+    " k.entity = 'group' AND (k.record_id IS NULL OR k.record_id IN (c.group_id,"
+    " CASE WHEN c.idtype = 2 THEN c.member_id END))"
+    " OR k.entity = 'person' AND c.idtype = 1"
+    " AND (k.record_id IS NULL OR k.record_id = c.member_id)"
+    " OR k.entity = 'membership' AND (k.record_id IS NULL"
+    " OR k.record_id = c.group_id"
+    " AND (k.member_id IS NULL OR k.member_id = c.member_id))))",
 }
 
 
@@ -96,11 +96,10 @@ def _delta_deletes(entity: Entity, staged: sql.Identifier) -> sql.Composed:
     return sql.SQL(
         "INSERT INTO {changes} (run_id, op, {columns}) SELECT %(run)s, 'delete', {c_columns} "
     ).format(
-        changes=entity.changes, columns=idents(entity.columns),
+        changes=entity.changes,
+        columns=idents(entity.columns),
         c_columns=idents(entity.columns, "c"),
-    ) + source.format(
-        table=entity.table, staged=staged, match=key_match(entity, "c", "s")
-    )
+    ) + source.format(table=entity.table, staged=staged, match=key_match(entity, "c", "s"))
 
 
 def _full_changes(entity: Entity, staged: sql.Identifier, *, kept: bool) -> sql.Composed:
@@ -113,7 +112,8 @@ def _full_changes(entity: Entity, staged: sql.Identifier, *, kept: bool) -> sql.
     changed = _changed(entity)
     either = sql.SQL(", ").join(
         sql.SQL("CASE WHEN {s_key} IS NULL THEN {c} ELSE {s} END").format(
-            s_key=s_key, c=sql.Identifier("c", col), s=sql.Identifier("s", col))
+            s_key=s_key, c=sql.Identifier("c", col), s=sql.Identifier("s", col)
+        )
         for col in entity.columns
     )
     return sql.SQL(
@@ -169,8 +169,9 @@ _CASCADE = sql.SQL(
 )
 
 
-def compute(cur, run_id: int, customer: str, file_type: str, *,
-            release_deferred: bool = True) -> dict[str, dict[str, int]]:
+def compute(
+    cur, run_id: int, customer: str, file_type: str, *, release_deferred: bool = True
+) -> dict[str, dict[str, int]]:
     """Write the run's change rows (replacing any earlier attempt) and return the counts.
 
     ``release_deferred``: outside a delay-delete window, deletions deferred by earlier runs

@@ -84,7 +84,9 @@ def key_match(entity: Entity, left: str, right: str) -> sql.Composed:
 def username_sql(userids: str) -> str:
     """The login name in a person's ``userids`` (a JSON list of [type, value]): the one typed
     ``username``, else an untyped one (IMS Enterprise 1.1 writes the login name so)."""
-    return (f"COALESCE((SELECT e->>1 FROM jsonb_array_elements({userids}) e"
-            " WHERE e->>0 = 'username' LIMIT 1),"
-            f" (SELECT e->>1 FROM jsonb_array_elements({userids}) e"
-            " WHERE e->0 = 'null'::jsonb LIMIT 1))")
+    return (
+        f"COALESCE((SELECT e->>1 FROM jsonb_array_elements({userids}) e"
+        " WHERE e->>0 = 'username' LIMIT 1),"
+        f" (SELECT e->>1 FROM jsonb_array_elements({userids}) e"
+        " WHERE e->0 = 'null'::jsonb LIMIT 1))"
+    )

@@ -18,8 +18,13 @@ class Refusal(Exception):
     advice = ""
 
     def as_dict(self) -> dict:
-        return {"kind": type(self).__name__, "outcome": self.outcome, "reason": str(self),
-                "advice": self.advice, "fails_the_run": self.fails_the_run}
+        return {
+            "kind": type(self).__name__,
+            "outcome": self.outcome,
+            "reason": str(self),
+            "advice": self.advice,
+            "fails_the_run": self.fails_the_run,
+        }
 
 
 class InvalidCustomer(Refusal):
@@ -41,16 +46,20 @@ class FileNotAllowed(Refusal):
     """A file given by hand that lies outside the customer's source folder and landing zone."""
 
     outcome = "refused"
-    advice = ("Put the file into the customer's landing zone (or its source folder) and give "
-              "its name in the form.")
+    advice = (
+        "Put the file into the customer's landing zone (or its source folder) and give "
+        "its name in the form."
+    )
 
 
 class FileRejected(Refusal):
     """The file cannot be read as a whole (not XML, cut off, no records, ...): nothing staged."""
 
     outcome = "rejected-file"
-    advice = ("Ask the SIS supplier for a new export; the reason and the line are above. "
-              "Nothing was imported.")
+    advice = (
+        "Ask the SIS supplier for a new export; the reason and the line are above. "
+        "Nothing was imported."
+    )
 
 
 class CustomerBusy(Refusal):
@@ -58,8 +67,10 @@ class CustomerBusy(Refusal):
 
     outcome = "busy"
     fails_the_run = False
-    advice = ("Nothing was done. Wait for the other run to end (or decide its held import), "
-              "then run again; the next scheduled import picks the file up.")
+    advice = (
+        "Nothing was done. Wait for the other run to end (or decide its held import), "
+        "then run again; the next scheduled import picks the file up."
+    )
 
 
 class LeaseLost(Refusal):
@@ -79,8 +90,10 @@ class ContradictingDecision(Refusal):
     """A decision that contradicts the one stored for the run: never ignored, never applied."""
 
     outcome = "contradicting-decision"
-    advice = ("Nothing was applied. Find out which decision is right; the stored one stands "
-              "until the run is superseded by the next file.")
+    advice = (
+        "Nothing was applied. Find out which decision is right; the stored one stands "
+        "until the run is superseded by the next file."
+    )
 
 
 class RunSuperseded(Refusal):
@@ -95,14 +108,18 @@ class WrongSchoolYear(Refusal):
     """A rollover into a school year that is not after the active one (or not a school year)."""
 
     outcome = "refused"
-    advice = ("Give the school year to roll over into (e.g. 2026-2027); it must come after the "
-              "customer's active school year.")
+    advice = (
+        "Give the school year to roll over into (e.g. 2026-2027); it must come after the "
+        "customer's active school year."
+    )
 
 
 class NotReady(Refusal):
     """Rollover stopped by blocking readiness findings that the operator did not override."""
 
     outcome = "not-ready"
-    advice = ("Nothing was applied and the school year was not switched. Resolve the blocking "
-              "findings (attach sync keys: 'sisflow readiness attach CUSTOMER --from-csv "
-              "FILE'), or trigger the rollover again with 'override' set once they are checked.")
+    advice = (
+        "Nothing was applied and the school year was not switched. Resolve the blocking "
+        "findings (attach sync keys: 'sisflow readiness attach CUSTOMER --from-csv "
+        "FILE'), or trigger the rollover again with 'override' set once they are checked."
+    )

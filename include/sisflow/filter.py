@@ -38,12 +38,16 @@ class Trip:
 
     def describe(self) -> str:
         if self.kind == "guard":
-            return (f"the file holds {int(self.actual)} {self.entity}s, "
-                    f"{100 * self.actual / self.base:.0f}% of the {self.base} there are now "
-                    f"(at least {self.limit:g}% expected)")
+            return (
+                f"the file holds {int(self.actual)} {self.entity}s, "
+                f"{100 * self.actual / self.base:.0f}% of the {self.base} there are now "
+                f"(at least {self.limit:g}% expected)"
+            )
         if self.kind == "percent":
-            return (f"{self.entity} {self.op}: {100 * self.actual / self.base:.1f}% of {self.base}"
-                    f" ({int(self.actual)}) is over the limit of {self.limit:g}%")
+            return (
+                f"{self.entity} {self.op}: {100 * self.actual / self.base:.1f}% of {self.base}"
+                f" ({int(self.actual)}) is over the limit of {self.limit:g}%"
+            )
         return f"{self.entity} {self.op}: {int(self.actual)} is over the limit of {int(self.limit)}"
 
 
@@ -57,8 +61,11 @@ class Verdict:
         return not self.trips
 
     def as_dict(self) -> dict:
-        return {"profile": self.profile, "passed": self.passed,
-                "trips": [{**asdict(t), "text": t.describe()} for t in self.trips]}
+        return {
+            "profile": self.profile,
+            "passed": self.passed,
+            "trips": [{**asdict(t), "text": t.describe()} for t in self.trips],
+        }
 
 
 DECISIONS = ("opened", "rejected", "expired")
@@ -82,14 +89,24 @@ def limits(profile: FilterProfile):
 
 def cap(limit: Limit, base: int) -> float | None:
     """The most changes a limit allows against a current size of ``base`` (None: no cap)."""
-    allowed = [x for x in (limit.count,
-                           base * limit.percent / 100 if limit.percent is not None and base
-                           else None) if x is not None]
+    allowed = [
+        x
+        for x in (
+            limit.count,
+            base * limit.percent / 100 if limit.percent is not None and base else None,
+        )
+        if x is not None
+    ]
     return min(allowed) if allowed else None
 
 
-def judge(counts: dict, base: dict[str, int], kept: dict[str, int] | None,
-          profile: FilterProfile, profile_name: str) -> Verdict:
+def judge(
+    counts: dict,
+    base: dict[str, int],
+    kept: dict[str, int] | None,
+    profile: FilterProfile,
+    profile_name: str,
+) -> Verdict:
     """Judge a change set. ``base``: the current size per entity; ``kept``: the records of a
     full file that were kept (None for a delta file, which the size guard does not concern)."""
     trips = []
@@ -103,13 +120,15 @@ def judge(counts: dict, base: dict[str, int], kept: dict[str, int] | None,
     if kept is not None:
         for entity in ("person", "group"):
             if base[entity] and 100 * kept[entity] / base[entity] < profile.min_share:
-                trips.append(Trip(entity, "size", "guard", kept[entity], profile.min_share,
-                                  base[entity]))
+                trips.append(
+                    Trip(entity, "size", "guard", kept[entity], profile.min_share, base[entity])
+                )
     return Verdict(profile_name, tuple(trips))
 
 
-def record_decision(cur, run_id: int, decision: str, *, by: str | None, reason: str | None,
-                    via: str) -> dict:
+def record_decision(
+    cur, run_id: int, decision: str, *, by: str | None, reason: str | None, via: str
+) -> dict:
     """Store the decision on a held run, once. The same decision again returns the stored one;
     a different one raises :class:`ContradictingDecision` (call under the customer's lock)."""
     if decision not in DECISIONS:
@@ -128,7 +147,8 @@ def record_decision(cur, run_id: int, decision: str, *, by: str | None, reason: 
         raise ContradictingDecision(
             f"run {run_id} was already {stored['decision']}{who} via {stored['via']} at"
             f" {stored['decided_at']:%Y-%m-%d %H:%M} UTC; '{decision}'{asked} via {via}"
-            " contradicts it and is refused")
+            " contradicts it and is refused"
+        )
     return stored
 
 
@@ -146,11 +166,17 @@ def stored_decision(cur, run_id: int) -> dict | None:
 
 def explain(run: dict) -> str:
     """Why a held run is held and how to decide it: the approval task's text (ids and counts)."""
-    lines = [f"Run {run['id']} ({run['file_name']}) is held by the filter"
-             f" ({run['verdict']['profile']} profile):"]
+    lines = [
+        f"Run {run['id']} ({run['file_name']}) is held by the filter"
+        f" ({run['verdict']['profile']} profile):"
+    ]
     lines += [f"- {t['text']}" for t in run["verdict"]["trips"]]
-    lines.append(f"Decide before {run['deadline']:%Y-%m-%d %H:%M} UTC; with no answer by then"
-                 " the run is aborted and nothing is applied.")
-    lines.append("Check the change with the customer, then open the filter or reject it (here,"
-                 f" or: sisflow filter open {run['id']} --by NAME --reason TEXT).")
+    lines.append(
+        f"Decide before {run['deadline']:%Y-%m-%d %H:%M} UTC; with no answer by then"
+        " the run is aborted and nothing is applied."
+    )
+    lines.append(
+        "Check the change with the customer, then open the filter or reject it (here,"
+        f" or: sisflow filter open {run['id']} --by NAME --reason TEXT)."
+    )
     return "\n".join(lines)

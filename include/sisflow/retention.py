@@ -43,30 +43,47 @@ def _finished_runs(cur, cutoff: datetime, customer: str | None) -> list[int]:
         " AND status <> ALL(%(pending)s)"
         " AND NOT (status = %(committed)s AND lms_applied_at IS NULL)"
         " ORDER BY id",
-        {"cutoff": cutoff, "customer": customer, "pending": [str(s) for s in PENDING],
-         "committed": str(RunStatus.COMMITTED)})
+        {
+            "cutoff": cutoff,
+            "customer": customer,
+            "pending": [str(s) for s in PENDING],
+            "committed": str(RunStatus.COMMITTED),
+        },
+    )
     return [row[0] for row in cur.fetchall()]
 
 
-def prune_database(conn, *, older_than_days: float, customer: str | None = None,
-                   now: datetime | None = None) -> dict[str, int]:
+def prune_database(
+    conn, *, older_than_days: float, customer: str | None = None, now: datetime | None = None
+) -> dict[str, int]:
     """Remove the history older than the period from the import database; the counts."""
     from .staging import drop
 
     cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
-    gone = {"runs": 0, "change_rows": 0, "apply_outcomes": 0, "problems": 0, "kept": 0,
-            "deferred_settled": 0, "attachments_undone": 0}
+    gone = {
+        "runs": 0,
+        "change_rows": 0,
+        "apply_outcomes": 0,
+        "problems": 0,
+        "kept": 0,
+        "deferred_settled": 0,
+        "attachments_undone": 0,
+    }
     with conn, conn.cursor() as cur:
         ids = _finished_runs(cur, cutoff, customer)
         for run_id in ids:  # a failed run may have left its staging tables behind
             drop(cur, run_id)
         if ids:
             for entity in ENTITIES:
-                cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(
-                    entity.changes), (ids,))
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(entity.changes), (ids,)
+                )
                 gone["change_rows"] += cur.rowcount
-            for table, key in (("apply_outcomes", "apply_outcomes"), ("problems", "problems"),
-                               ("kept", "kept")):
+            for table, key in (
+                ("apply_outcomes", "apply_outcomes"),
+                ("problems", "problems"),
+                ("kept", "kept"),
+            ):
                 cur.execute(f"DELETE FROM sis.{table} WHERE run_id = ANY(%s)", (ids,))
                 gone[key] += cur.rowcount
             cur.execute("UPDATE sis.runs SET pruned_at = now() WHERE id = ANY(%s)", (ids,))
@@ -76,11 +93,14 @@ def prune_database(conn, *, older_than_days: float, customer: str | None = None,
             " OR d.dropped_run IS NOT NULL) AND (%(customer)s::text IS NULL"
             " OR d.customer = %(customer)s) AND EXISTS (SELECT 1 FROM sis.runs r"
             " WHERE r.id = COALESCE(d.applied_run, d.dropped_run) AND r.created_at < %(cutoff)s)",
-            {"customer": customer, "cutoff": cutoff})
+            {"customer": customer, "cutoff": cutoff},
+        )
         gone["deferred_settled"] = cur.rowcount
-        cur.execute("DELETE FROM sis.sync_key_attachments WHERE undone_at < %(cutoff)s"
-                    " AND (%(customer)s::text IS NULL OR customer = %(customer)s)",
-                    {"customer": customer, "cutoff": cutoff})
+        cur.execute(
+            "DELETE FROM sis.sync_key_attachments WHERE undone_at < %(cutoff)s"
+            " AND (%(customer)s::text IS NULL OR customer = %(customer)s)",
+            {"customer": customer, "cutoff": cutoff},
+        )
         gone["attachments_undone"] = cur.rowcount
     return gone
 
@@ -95,21 +115,27 @@ def prune_files(conn, *, older_than_days: float, customer: str | None = None) ->
     gone = {"landed_files": 0, "emails": 0}
     outbox = settings.home() / "outbox"
     with conn.cursor() as cur:
-        cur.execute("SELECT DISTINCT customer FROM sis.runs WHERE %(c)s::text IS NULL"
-                    " OR customer = %(c)s", {"c": customer})
+        cur.execute(
+            "SELECT DISTINCT customer FROM sis.runs WHERE %(c)s::text IS NULL OR customer = %(c)s",
+            {"c": customer},
+        )
         customers = [row[0] for row in cur.fetchall()]
         for who in customers:
             cur.execute(
                 "SELECT file_name FROM sis.runs WHERE customer = %(c)s AND (status = ANY(%(p)s)"
                 " OR id = (SELECT max(id) FROM sis.runs WHERE customer = %(c)s"
                 " AND status = %(committed)s))",
-                {"c": who, "p": [str(s) for s in PENDING], "committed": str(RunStatus.COMMITTED)})
+                {"c": who, "p": [str(s) for s in PENDING], "committed": str(RunStatus.COMMITTED)},
+            )
             keep = {row[0] for row in cur.fetchall()}
             gone["landed_files"] += len(landing.prune(who, older_than_days, keep))
     conn.rollback()
     cutoff = time.time() - older_than_days * 86400
-    folders = [outbox / customer] if customer else (
-        [p for p in outbox.iterdir() if p.is_dir()] if outbox.is_dir() else [])
+    folders = (
+        [outbox / customer]
+        if customer
+        else ([p for p in outbox.iterdir() if p.is_dir()] if outbox.is_dir() else [])
+    )
     for folder in folders:
         for path in folder.glob("*.eml") if folder.is_dir() else []:
             if path.stat().st_mtime < cutoff:
@@ -118,8 +144,13 @@ def prune_files(conn, *, older_than_days: float, customer: str | None = None) ->
     return gone
 
 
-def prune(conn, *, older_than_days: float | None = None, customer: str | None = None,
-          now: datetime | None = None) -> dict[str, int]:
+def prune(
+    conn,
+    *,
+    older_than_days: float | None = None,
+    customer: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
     """Everything older than the retention period, in the database and on disk."""
     period = days() if older_than_days is None else older_than_days
     gone = prune_database(conn, older_than_days=period, customer=customer, now=now)

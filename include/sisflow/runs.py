@@ -57,6 +57,7 @@ def lock_customer(cur, customer: str) -> None:
 
 # -- the lease -----------------------------------------------------------------------------------
 
+
 def _session_key(holder: str) -> int:
     return int.from_bytes(hashlib.sha256(holder.encode()).digest()[:8], "big", signed=True)
 
@@ -75,8 +76,11 @@ def _alive(cur, lease: dict) -> bool:
 
 
 def _lease(cur, customer: str) -> dict | None:
-    cur.execute("SELECT holder, description, acquired_at, expires_at, session_key"
-                " FROM sis.customer_leases WHERE customer = %s", (customer,))
+    cur.execute(
+        "SELECT holder, description, acquired_at, expires_at, session_key"
+        " FROM sis.customer_leases WHERE customer = %s",
+        (customer,),
+    )
     row = cur.fetchone()
     keys = ("holder", "description", "acquired_at", "expires_at", "session_key")
     return dict(zip(keys, row, strict=True)) if row else None
@@ -94,7 +98,8 @@ def acquire(conn, customer: str, holder: str, description: str, *, process: bool
         if lease and lease["holder"] != holder and _alive(cur, lease):
             raise CustomerBusy(
                 f"another run for {customer} is in progress: {lease['description']},"
-                f" since {lease['acquired_at']:%Y-%m-%d %H:%M} UTC")
+                f" since {lease['acquired_at']:%Y-%m-%d %H:%M} UTC"
+            )
         cur.execute(
             """
             INSERT INTO sis.customer_leases AS l
@@ -138,8 +143,11 @@ def release(conn, customer: str, holder: str) -> None:
     """Give the lease back (a no-op when it is not the holder's any more)."""
     with conn, conn.cursor() as cur:
         lock_customer(cur, customer)
-        cur.execute("DELETE FROM sis.customer_leases WHERE customer = %s AND holder = %s"
-                    " RETURNING session_key", (customer, holder))
+        cur.execute(
+            "DELETE FROM sis.customer_leases WHERE customer = %s AND holder = %s"
+            " RETURNING session_key",
+            (customer, holder),
+        )
         row = cur.fetchone()
     if row and row[0] is not None:
         with conn.cursor() as cur:
@@ -148,6 +156,7 @@ def release(conn, customer: str, holder: str) -> None:
 
 
 # -- run records ---------------------------------------------------------------------------------
+
 
 def get(conn, run_id: int) -> dict:
     with conn.cursor(cursor_factory=RealDictCursor) as cur:
@@ -167,11 +176,35 @@ def row(cur, run_id: int) -> dict:
     return dict(zip([d.name for d in cur.description], found, strict=True))
 
 
-_SUMMARY = ("id", "customer", "status", "file_name", "file_size", "sha256", "datasource",
-            "file_datetime", "file_type", "records", "skipped", "problem_counts", "fatal",
-            "counts", "base_run", "same_as_run", "lms_applied_at", "lms_mode", "lms_counts",
-            "base_counts", "profile", "verdict", "held_at", "deadline", "airflow_run", "plan",
-            "emails")
+_SUMMARY = (
+    "id",
+    "customer",
+    "status",
+    "file_name",
+    "file_size",
+    "sha256",
+    "datasource",
+    "file_datetime",
+    "file_type",
+    "records",
+    "skipped",
+    "problem_counts",
+    "fatal",
+    "counts",
+    "base_run",
+    "same_as_run",
+    "lms_applied_at",
+    "lms_mode",
+    "lms_counts",
+    "base_counts",
+    "profile",
+    "verdict",
+    "held_at",
+    "deadline",
+    "airflow_run",
+    "plan",
+    "emails",
+)
 
 
 def summary(conn, run_id: int) -> dict:
@@ -179,11 +212,17 @@ def summary(conn, run_id: int) -> dict:
     run = get(conn, run_id)
     result = {k: run[k] for k in _SUMMARY}
     with conn.cursor() as cur:
-        cur.execute("SELECT decision, decided_by, decided_at, reason, via"
-                    " FROM sis.filter_decisions WHERE run_id = %s", (run_id,))
+        cur.execute(
+            "SELECT decision, decided_by, decided_at, reason, via"
+            " FROM sis.filter_decisions WHERE run_id = %s",
+            (run_id,),
+        )
         row = cur.fetchone()
-    result["decision"] = dict(zip(("decision", "decided_by", "decided_at", "reason", "via"), row,
-                                  strict=True)) if row else None
+    result["decision"] = (
+        dict(zip(("decision", "decided_by", "decided_at", "reason", "via"), row, strict=True))
+        if row
+        else None
+    )
     return result
 
 
@@ -201,8 +240,15 @@ def latest(cur, customer: str, statuses: tuple[str, ...] | None = None) -> dict 
 
 
 def create(cur, customer: str, path: str, name: str, size: int, sha256: str, **fields) -> int:
-    columns = {"customer": customer, "file_path": path, "file_name": name, "file_size": size,
-               "sha256": sha256, "status": RunStatus.READING, **fields}
+    columns = {
+        "customer": customer,
+        "file_path": path,
+        "file_name": name,
+        "file_size": size,
+        "sha256": sha256,
+        "status": RunStatus.READING,
+        **fields,
+    }
     cur.execute(
         f"INSERT INTO sis.runs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
         " RETURNING id",

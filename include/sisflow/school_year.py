@@ -30,8 +30,7 @@ class SchoolYear:
         return f"{self.start.year}-{self.start.year + 1}"
 
     def as_dict(self) -> dict:
-        return {"label": self.label, "start": self.start.isoformat(),
-                "end": self.end.isoformat()}
+        return {"label": self.label, "start": self.start.isoformat(), "end": self.end.isoformat()}
 
     @classmethod
     def from_dict(cls, data: dict) -> SchoolYear:
@@ -65,17 +64,23 @@ def containing(day: date, config: CustomerConfig) -> SchoolYear:
 
 def stored(cur, customer: str) -> SchoolYear | None:
     """The active school year, once an import set it."""
-    cur.execute("SELECT start_date, end_date FROM sis.school_years WHERE customer = %s"
-                " ORDER BY set_at DESC, start_date DESC LIMIT 1", (customer,))
+    cur.execute(
+        "SELECT start_date, end_date FROM sis.school_years WHERE customer = %s"
+        " ORDER BY set_at DESC, start_date DESC LIMIT 1",
+        (customer,),
+    )
     row = cur.fetchone()
     return SchoolYear(*row) if row else None
 
 
 def set_by_rollover(cur, customer: str) -> bool:
     """Whether the active school year is a rollover's (not the first import's)."""
-    cur.execute("SELECT r.plan->>'kind' FROM sis.school_years y JOIN sis.runs r"
-                " ON r.id = y.run_id WHERE y.customer = %s ORDER BY y.set_at DESC,"
-                " y.start_date DESC LIMIT 1", (customer,))
+    cur.execute(
+        "SELECT r.plan->>'kind' FROM sis.school_years y JOIN sis.runs r"
+        " ON r.id = y.run_id WHERE y.customer = %s ORDER BY y.set_at DESC,"
+        " y.start_date DESC LIMIT 1",
+        (customer,),
+    )
     row = cur.fetchone()
     return bool(row) and row[0] == "rollover"
 
@@ -91,9 +96,11 @@ def record(cur, customer: str, year: SchoolYear, run_id: int | None) -> bool:
     now = stored(cur, customer)
     if now == year:
         return False
-    cur.execute("INSERT INTO sis.school_years (customer, label, start_date, end_date, run_id)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (customer, year.label, year.start, year.end, run_id))
+    cur.execute(
+        "INSERT INTO sis.school_years (customer, label, start_date, end_date, run_id)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (customer, year.label, year.start, year.end, run_id),
+    )
     return True
 
 

@@ -55,9 +55,11 @@ class _CopyPipe:
 
 
 def _copy_sql(cur, entity, run_id: int) -> str:
-    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        entity.staged(run_id), idents(entity.staged_columns)
-    ).as_string(cur)
+    return (
+        sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)")
+        .format(entity.staged(run_id), idents(entity.staged_columns))
+        .as_string(cur)
+    )
 
 
 def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
@@ -95,8 +97,10 @@ def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
 
     copier = threading.Thread(target=copy_memberships, name=f"copy-r{run_id}", daemon=True)
     copier.start()
-    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as persons, \
-            tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as groups:
+    with (
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as persons,
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as groups,
+    ):
         write_membership = csv.writer(pipe.buffer).writerow
         write_person = csv.writer(persons).writerow
         write_group = csv.writer(groups).writerow
@@ -141,8 +145,9 @@ def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
         # a full file's memberships are only ever joined whole (the diff's hash full join):
         # an index on a million rows would cost a second a day and serve nothing
         if entity is not MEMBERSHIP or reader.file_type != "full":
-            cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id),
-                                                                  idents(entity.key)))
+            cur.execute(
+                sql.SQL("CREATE INDEX ON {} ({})").format(entity.staged(run_id), idents(entity.key))
+            )
         cur.execute(sql.SQL("ANALYZE {}").format(entity.staged(run_id)))
     cur.execute("RESET default_statistics_target")
     log.info("run %s staged: %s (the fast way: %s)", run_id, rows, reader.plain)
@@ -300,10 +305,12 @@ def hold_back_later_years(cur, run_id: int, customer: str, year) -> int:
     waiting = cur.rowcount
     if waiting:
         cur.execute(
-            sql.SQL("DELETE FROM {m} m USING sis.kept k WHERE k.run_id = %(run)s"
-                    " AND k.entity = 'group' AND k.reason LIKE %(like)s"
-                    " AND k.record_id IN (m.group_id, CASE WHEN m.idtype = 2"
-                    " THEN m.member_id END)").format(m=staged_m),
+            sql.SQL(
+                "DELETE FROM {m} m USING sis.kept k WHERE k.run_id = %(run)s"
+                " AND k.entity = 'group' AND k.reason LIKE %(like)s"
+                " AND k.record_id IN (m.group_id, CASE WHEN m.idtype = 2"
+                " THEN m.member_id END)"
+            ).format(m=staged_m),
             {"run": run_id, "like": LATER_YEAR + " %"},
         )
     return waiting

@@ -16,8 +16,9 @@ from .entities import ENTITIES, GROUP, MEMBERSHIP, PERSON, Entity, idents, key_m
 REBUILD_SHARE = 0.5
 
 
-def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
-                  base: dict | None = None) -> None:
+def apply_changes(
+    cur, run_id: int, customer: str, counts: dict | None = None, base: dict | None = None
+) -> None:
     """Move the state forward by the run's change rows; ``counts`` and ``base`` (the run's
     change counts and the state's size before) say whether a partition is rebuilt and whether
     the statistics need a new look."""
@@ -33,8 +34,9 @@ def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
             sql.SQL(
                 "DELETE FROM {table} c USING {changes} ch WHERE ch.run_id = %(run)s"
                 " AND ch.op = 'delete' AND c.customer = %(customer)s AND {match}"
-            ).format(table=entity.table, changes=entity.changes,
-                     match=key_match(entity, "c", "ch")),
+            ).format(
+                table=entity.table, changes=entity.changes, match=key_match(entity, "c", "ch")
+            ),
             params,
         )
     for entity in (PERSON, GROUP, MEMBERSHIP):  # parents before children
@@ -45,9 +47,13 @@ def apply_changes(cur, run_id: int, customer: str, counts: dict | None = None,
                 "UPDATE {table} c SET ({values}, run_id) = ({ch_values}, %(run)s)"
                 " FROM {changes} ch WHERE ch.run_id = %(run)s AND ch.op = 'update'"
                 " AND c.customer = %(customer)s AND {match}"
-            ).format(table=entity.table, values=idents(entity.values),
-                     ch_values=idents(entity.values, "ch"), changes=entity.changes,
-                     match=key_match(entity, "c", "ch")),
+            ).format(
+                table=entity.table,
+                values=idents(entity.values),
+                ch_values=idents(entity.values, "ch"),
+                changes=entity.changes,
+                match=key_match(entity, "c", "ch"),
+            ),
             params,
         )
         cur.execute(
@@ -85,20 +91,26 @@ def _rebuild(cur, entity: Entity, customer: str, params: dict) -> None:
     transaction like any change."""
     part = partitions.name(entity, customer)
     columns = idents(entity.columns)
-    cur.execute(sql.SQL(
-        "CREATE TEMPORARY TABLE _unchanged AS SELECT {columns}, run_id FROM {part} c"
-        " WHERE NOT EXISTS (SELECT 1 FROM {changes} ch WHERE ch.run_id = %(run)s"
-        " AND ch.op IN ('delete', 'update') AND {match})"
-    ).format(columns=columns, part=part, changes=entity.changes,
-             match=key_match(entity, "c", "ch")), params)
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMPORARY TABLE _unchanged AS SELECT {columns}, run_id FROM {part} c"
+            " WHERE NOT EXISTS (SELECT 1 FROM {changes} ch WHERE ch.run_id = %(run)s"
+            " AND ch.op IN ('delete', 'update') AND {match})"
+        ).format(
+            columns=columns, part=part, changes=entity.changes, match=key_match(entity, "c", "ch")
+        ),
+        params,
+    )
     cur.execute(sql.SQL("TRUNCATE {}").format(part))
-    cur.execute(sql.SQL(
-        "INSERT INTO {part} (customer, {columns}, run_id)"
-        " SELECT %(customer)s, {columns}, run_id FROM _unchanged"
-        " UNION ALL SELECT %(customer)s, {columns}, %(run)s FROM {changes}"
-        " WHERE run_id = %(run)s AND op IN ('create', 'update') ORDER BY {key}"
-    ).format(part=part, columns=columns, changes=entity.changes,
-             key=idents(entity.key)), params)
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {part} (customer, {columns}, run_id)"
+            " SELECT %(customer)s, {columns}, run_id FROM _unchanged"
+            " UNION ALL SELECT %(customer)s, {columns}, %(run)s FROM {changes}"
+            " WHERE run_id = %(run)s AND op IN ('create', 'update') ORDER BY {key}"
+        ).format(part=part, columns=columns, changes=entity.changes, key=idents(entity.key)),
+        params,
+    )
     cur.execute("DROP TABLE _unchanged")
 
 
@@ -108,8 +120,9 @@ def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
     for entity in (PERSON, GROUP, MEMBERSHIP):
         cur.execute(
             sql.SQL("SELECT {} FROM {} WHERE customer = %s").format(
-                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c))
-                                   for c in entity.columns),
+                sql.SQL(", ").join(
+                    sql.SQL("{}::text").format(sql.Identifier(c)) for c in entity.columns
+                ),
                 entity.table,
             ),
             (customer,),
@@ -130,11 +143,17 @@ def forget(cur, customer: str) -> None:
         cur.execute(sql.SQL("DELETE FROM {} WHERE customer = %s").format(entity.table), (customer,))
     # the tables keyed by run without a foreign key (their per-row triggers cost too much);
     # the others go with the runs (ON DELETE CASCADE)
-    for table in (*(e.changes for e in (MEMBERSHIP, GROUP, PERSON)),
-                  sql.Identifier("sis", "apply_outcomes"), sql.Identifier("sis", "kept")):
-        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id IN"
-                            " (SELECT id FROM sis.runs WHERE customer = %s)").format(table),
-                    (customer,))
+    for table in (
+        *(e.changes for e in (MEMBERSHIP, GROUP, PERSON)),
+        sql.Identifier("sis", "apply_outcomes"),
+        sql.Identifier("sis", "kept"),
+    ):
+        cur.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE run_id IN (SELECT id FROM sis.runs WHERE customer = %s)"
+            ).format(table),
+            (customer,),
+        )
     cur.execute("DELETE FROM sis.runs WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.customer_leases WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.deferred_deletions WHERE customer = %s", (customer,))

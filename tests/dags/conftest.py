@@ -33,8 +33,9 @@ def airflow_api(airflow_db):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -42,8 +43,11 @@ def airflow_api(airflow_db):
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("Airflow's API server did not start")
         time.sleep(0.1)
-    yield {"SISFLOW_AIRFLOW_API_URL": f"http://127.0.0.1:{port}",
-           "SISFLOW_AIRFLOW_USERNAME": API_USER, "SISFLOW_AIRFLOW_PASSWORD": API_PASSWORD}
+    yield {
+        "SISFLOW_AIRFLOW_API_URL": f"http://127.0.0.1:{port}",
+        "SISFLOW_AIRFLOW_USERNAME": API_USER,
+        "SISFLOW_AIRFLOW_PASSWORD": API_PASSWORD,
+    }
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -77,8 +81,7 @@ def worlds(airflow_db, airflow_api, new_db, tmp_path, monkeypatch):
 
     from tests.dags.doors import CliDoor, DagDoor, World
 
-    for key in ("SISFLOW_DATABASE_URL", "SISFLOW_HOME", "SISFLOW_CUSTOMERS_DIR",
-                "SISFLOW_LANDING"):
+    for key in ("SISFLOW_DATABASE_URL", "SISFLOW_HOME", "SISFLOW_CUSTOMERS_DIR", "SISFLOW_LANDING"):
         monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
     cli, dag = World(new_db(), tmp_path / "cli"), World(new_db(), tmp_path / "dag")
     yield (CliDoor(cli, airflow_api), DagDoor(dag, airflow_api))

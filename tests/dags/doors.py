@@ -43,17 +43,27 @@ class World:
 
     @property
     def env(self) -> dict:
-        return {"SISFLOW_DATABASE_URL": self.db_url, "SISFLOW_HOME": str(self.root / "home"),
-                "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers"),
-                "SISFLOW_LANDING": self.landing_url or ""}
+        return {
+            "SISFLOW_DATABASE_URL": self.db_url,
+            "SISFLOW_HOME": str(self.root / "home"),
+            "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers"),
+            "SISFLOW_LANDING": self.landing_url or "",
+        }
 
-    def configure(self, extra: str = "", default: str = LENIENT, deadline_hours: float = 1,
-                  source: str | None = None):
+    def configure(
+        self,
+        extra: str = "",
+        default: str = LENIENT,
+        deadline_hours: float = 1,
+        source: str | None = None,
+    ):
         source = source or f"{{kind: folder, path: {self.root / 'drop'}, stable_seconds: 0.2}}"
         (self.root / "customers" / "kommune.yaml").write_text(
             f"source: {source}\n"
             f"filter: {{default: {default}, rollover: {LENIENT},"
-            f" deadline_hours: {deadline_hours}}}\n{extra}", encoding="utf-8")
+            f" deadline_hours: {deadline_hours}}}\n{extra}",
+            encoding="utf-8",
+        )
 
     def export(self, year: int) -> Path:
         """The SIS drops this school year's export (replacing the one before)."""
@@ -85,11 +95,15 @@ class World:
         from sisflow.ims.generate import Municipality, build_year
         from sisflow.lms.seed import seed_manual_objects
 
-        pupil = next(p for p in build_year(Municipality(4, 70), year)["persons"]
-                     if p["id"].startswith(f"elev-{year}-"))
+        pupil = next(
+            p
+            for p in build_year(Municipality(4, 70), year)["persons"]
+            if p["id"].startswith(f"elev-{year}-")
+        )
         with psycopg2.connect(self.db_url) as conn, conn.cursor() as cur:
-            seed_manual_objects(cur, "kommune", first_grader=(pupil["given"], pupil["family"],
-                                                              pupil["bday"]))
+            seed_manual_objects(
+                cur, "kommune", first_grader=(pupil["given"], pupil["family"], pupil["bday"])
+            )
         return pupil
 
     def held_run(self) -> int:
@@ -116,18 +130,25 @@ class World:
 
     def end_state(self) -> dict:
         def without_ids(rows):
-            return sorted(tuple((k, str(v)) for k, v in row.items() if not k.endswith("id"))
-                          for row in rows)
+            return sorted(
+                tuple((k, str(v)) for k, v in row.items() if not k.endswith("id")) for row in rows
+            )
 
         with psycopg2.connect(self.db_url) as conn, conn.cursor() as cur:
-            cur.execute("SELECT status, file_name, counts, verdict->'passed', profile, lms_mode,"
-                        " lms_applied_at IS NOT NULL, emails FROM sis.runs ORDER BY id")
+            cur.execute(
+                "SELECT status, file_name, counts, verdict->'passed', profile, lms_mode,"
+                " lms_applied_at IS NOT NULL, emails FROM sis.runs ORDER BY id"
+            )
             run_rows = cur.fetchall()
-            cur.execute("SELECT r.file_name, d.decision FROM sis.filter_decisions d"
-                        " JOIN sis.runs r ON r.id = d.run_id ORDER BY d.run_id")
+            cur.execute(
+                "SELECT r.file_name, d.decision FROM sis.filter_decisions d"
+                " JOIN sis.runs r ON r.id = d.run_id ORDER BY d.run_id"
+            )
             decisions = cur.fetchall()
-            cur.execute("SELECT entity, record_key::text, applied_run IS NOT NULL,"
-                        " dropped_run IS NOT NULL FROM sis.deferred_deletions ORDER BY 1, 2")
+            cur.execute(
+                "SELECT entity, record_key::text, applied_run IS NOT NULL,"
+                " dropped_run IS NOT NULL FROM sis.deferred_deletions ORDER BY 1, 2"
+            )
             deferred = cur.fetchall()
             cur.execute("SELECT count(*) FROM sis.customer_leases")
             leases = cur.fetchone()[0]
@@ -135,18 +156,32 @@ class World:
             lms = {k: without_ids(v) for k, v in PostgresSite(cur, "kommune").snapshot().items()}
             cur.execute("SELECT label FROM sis.school_years ORDER BY set_at")
             years = [row[0] for row in cur.fetchall()]
-            cur.execute("SELECT sync_key, certainty, undone_at IS NOT NULL"
-                        " FROM sis.sync_key_attachments ORDER BY id")
+            cur.execute(
+                "SELECT sync_key, certainty, undone_at IS NOT NULL"
+                " FROM sis.sync_key_attachments ORDER BY id"
+            )
             attached = cur.fetchall()
-            cur.execute("SELECT (SELECT count(*) FROM sis.person_changes),"
-                        " (SELECT count(*) FROM sis.membership_changes),"
-                        " (SELECT count(*) FROM sis.runs WHERE pruned_at IS NOT NULL)")
+            cur.execute(
+                "SELECT (SELECT count(*) FROM sis.person_changes),"
+                " (SELECT count(*) FROM sis.membership_changes),"
+                " (SELECT count(*) FROM sis.runs WHERE pruned_at IS NOT NULL)"
+            )
             history = cur.fetchone()
-        return {"runs": run_rows, "decisions": decisions, "deferred": deferred,
-                "leases": leases, "current": current, "lms": lms, "outbox": self.outbox(),
-                "school_years": years, "attached": attached, "history": history,
-                "landed": sorted(p.name for p in (self.root / "home" / "landing").rglob("*")
-                                 if p.is_file())}
+        return {
+            "runs": run_rows,
+            "decisions": decisions,
+            "deferred": deferred,
+            "leases": leases,
+            "current": current,
+            "lms": lms,
+            "outbox": self.outbox(),
+            "school_years": years,
+            "attached": attached,
+            "history": history,
+            "landed": sorted(
+                p.name for p in (self.root / "home" / "landing").rglob("*") if p.is_file()
+            ),
+        }
 
 
 def sisflow(world: World, *args, extra_env: dict | None = None):
@@ -154,8 +189,9 @@ def sisflow(world: World, *args, extra_env: dict | None = None):
     for key in ("SISFLOW_AIRFLOW_API_URL", "SISFLOW_AIRFLOW_USERNAME", "SISFLOW_AIRFLOW_PASSWORD"):
         if key not in (extra_env or {}):
             env.pop(key, None)
-    return subprocess.run([SISFLOW, *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [SISFLOW, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 class CliDoor:
@@ -166,8 +202,18 @@ class CliDoor:
     def __init__(self, world: World, api_env: dict):
         self.world = world
 
-    def run(self, day: str, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None, override=False, accept_older=False) -> str:
+    def run(
+        self,
+        day: str,
+        *,
+        rollover=False,
+        dry_run=False,
+        file=None,
+        answer=None,
+        fail=None,
+        override=False,
+        accept_older=False,
+    ) -> str:
         # like the DAG, the command fetches the newest export from the source unless given one
         args = ["run", "kommune", *([file] if file else []), "--on", day]
         args += ["--rollover"] * rollover + ["--dry-run"] * dry_run + ["--override"] * override
@@ -180,8 +226,16 @@ class CliDoor:
                 out = sisflow(self.world, *args)
             else:
                 run_id = self.world.held_run()
-                out = sisflow(self.world, "filter", choice, run_id, "--by", "kari",
-                              "--reason", "checked with the school")
+                out = sisflow(
+                    self.world,
+                    "filter",
+                    choice,
+                    run_id,
+                    "--by",
+                    "kari",
+                    "--reason",
+                    "checked with the school",
+                )
         return {0: "success", 3: "refused"}.get(out.returncode, f"exit {out.returncode}")
 
     def maintenance(self, days: float) -> str:
@@ -193,12 +247,21 @@ class CliDoor:
         """The readiness report against ``file``, then the proposed sync keys attached from
         its CSV file (as an operator would, after reading it)."""
         folder = self.world.root / "csv"
-        out = sisflow(self.world, "readiness", "kommune", "--file", file, "--on", day,
-                      "--csv", folder)
+        out = sisflow(
+            self.world, "readiness", "kommune", "--file", file, "--on", day, "--csv", folder
+        )
         assert out.returncode == 0, out.stderr
         if attach:
-            out = sisflow(self.world, "readiness", "attach", "kommune", "--from-csv",
-                          folder / "kommune-duplicates.csv", "--by", "kari")
+            out = sisflow(
+                self.world,
+                "readiness",
+                "attach",
+                "kommune",
+                "--from-csv",
+                folder / "kommune-duplicates.csv",
+                "--by",
+                "kari",
+            )
             assert out.returncode == 0, out.stderr
         return "success"
 
@@ -214,8 +277,19 @@ class DagDoor:
         self.world, self.api_env = world, api_env
         os.environ.update(world.env)
 
-    def run(self, day: str | None, *, rollover=False, dry_run=False, file=None, answer=None,
-            fail=None, logical_date=None, override=False, accept_older=False) -> str:
+    def run(
+        self,
+        day: str | None,
+        *,
+        rollover=False,
+        dry_run=False,
+        file=None,
+        answer=None,
+        fail=None,
+        logical_date=None,
+        override=False,
+        accept_older=False,
+    ) -> str:
         """``day`` goes into the form's date; None leaves it out (``logical_date`` decides)."""
         os.environ.update(self.world.env)
         dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
@@ -251,8 +325,9 @@ class DagDoor:
 
         os.environ.update(self.world.env)
         dag = dagbag().dags["sisflow_readiness__kommune"]
-        errors = when_asked(answer_in_airflow("Attach" if attach else "Do not attach",
-                                              "checked the list"))
+        errors = when_asked(
+            answer_in_airflow("Attach" if attach else "Do not attach", "checked the list")
+        )
         on = datetime.combine(date.fromisoformat(day), time(6), tzinfo=ZoneInfo("Europe/Oslo"))
         run = dag.test(run_conf={"file": str(file)}, logical_date=on)
         assert errors == []
@@ -262,12 +337,22 @@ class DagDoor:
         if how == "deadline":
             return deadline_passes
         if how == "ui":
-            return answer_in_airflow(OPEN if choice == "open" else REJECT,
-                                     "checked with the school")
+            return answer_in_airflow(
+                OPEN if choice == "open" else REJECT, "checked with the school"
+            )
 
         def with_the_command(ti_key):
-            out = sisflow(self.world, "filter", choice, self.world.held_run(), "--by", "kari",
-                          "--reason", "checked with the school", extra_env=self.api_env)
+            out = sisflow(
+                self.world,
+                "filter",
+                choice,
+                self.world.held_run(),
+                "--by",
+                "kari",
+                "--reason",
+                "checked with the school",
+                extra_env=self.api_env,
+            )
             assert out.returncode == 0, out.stderr
             assert "answered the approval task" in out.stdout
 
@@ -289,9 +374,12 @@ def when_asked(action):
         with create_session() as session:
             ti = session.scalar(
                 select(TaskInstance)
-                .where(TaskInstance.task_id == "approval",
-                       TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
-                .options(joinedload(TaskInstance.hitl_detail)))
+                .where(
+                    TaskInstance.task_id == "approval",
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                )
+                .options(joinedload(TaskInstance.hitl_detail))
+            )
             return ti.key if ti is not None and ti.hitl_detail is not None else None
 
     def fail_the_approval(key=None):
@@ -301,7 +389,8 @@ def when_asked(action):
                 with create_session() as session:
                     query = select(TaskInstance).where(
                         TaskInstance.task_id == "approval",
-                        TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+                        TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                    )
                     if key is not None:
                         query = query.where(TaskInstance.run_id == key.run_id)
                     for ti in session.scalars(query):
@@ -319,9 +408,13 @@ def when_asked(action):
         while time.monotonic() < deadline:
             try:
                 with create_session() as session:
-                    state = session.scalar(select(TaskInstance.state).where(
-                        TaskInstance.dag_id == key.dag_id, TaskInstance.run_id == key.run_id,
-                        TaskInstance.task_id == "approval"))
+                    state = session.scalar(
+                        select(TaskInstance.state).where(
+                            TaskInstance.dag_id == key.dag_id,
+                            TaskInstance.run_id == key.run_id,
+                            TaskInstance.task_id == "approval",
+                        )
+                    )
             except Exception:  # noqa: BLE001 (SQLite busy: look again)
                 state = None
             if state in State.finished:
@@ -343,8 +436,10 @@ def when_asked(action):
                         if not waits_again(key):
                             break
                     else:
-                        raise TimeoutError("the approval task still waits for input after"
-                                           " the answer was given four times")
+                        raise TimeoutError(
+                            "the approval task still waits for input after"
+                            " the answer was given four times"
+                        )
                 except Exception as err:  # noqa: BLE001 (reported by the test)
                     errors.append(err)
                     fail_the_approval(key)
@@ -362,9 +457,15 @@ def _approval(session, key):
     from sqlalchemy import select
     from sqlalchemy.orm import joinedload
 
-    return session.scalar(select(TaskInstance).where(
-        TaskInstance.dag_id == key.dag_id, TaskInstance.run_id == key.run_id,
-        TaskInstance.task_id == "approval").options(joinedload(TaskInstance.hitl_detail)))
+    return session.scalar(
+        select(TaskInstance)
+        .where(
+            TaskInstance.dag_id == key.dag_id,
+            TaskInstance.run_id == key.run_id,
+            TaskInstance.task_id == "approval",
+        )
+        .options(joinedload(TaskInstance.hitl_detail))
+    )
 
 
 def answer_in_airflow(choice: str, reason: str, user: str = "kari"):
@@ -395,8 +496,9 @@ def answer_in_airflow(choice: str, reason: str, user: str = "kari"):
             detail.chosen_options = [choice]
             detail.params_input = {"reason": reason}
             session.add(detail)
-            handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti,
-                                session=session)
+            handle_event_submit(
+                TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
+            )
 
     return act
 
@@ -416,4 +518,5 @@ def deadline_passes(key):
     while timezone.utcnow() <= timeout:
         time.sleep(0.2)
     SchedulerJobRunner.check_awaiting_input_timeouts(
-        types.SimpleNamespace(log=logging.getLogger("sweep")))
+        types.SimpleNamespace(log=logging.getLogger("sweep"))
+    )

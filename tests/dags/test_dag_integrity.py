@@ -13,9 +13,11 @@ def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers)
     customers("sorby", "sis_vendor: IST Extens\n")
     bag = dagbag()
     assert bag.import_errors == {}
-    assert set(bag.dags) == {f"sisflow_{kind}__{customer}" for customer in ("nordby", "sorby")
-                             for kind in ("import", "rollover", "readiness")} | {
-        "sisflow_maintenance"}
+    assert set(bag.dags) == {
+        f"sisflow_{kind}__{customer}"
+        for customer in ("nordby", "sorby")
+        for kind in ("import", "rollover", "readiness")
+    } | {"sisflow_maintenance"}
     dag = bag.dags["sisflow_import__nordby"]
     assert dag.timetable.summary == "15 5 * * 1-5"
     assert str(dag.timetable._timezone.name) == "Europe/Oslo"
@@ -27,7 +29,12 @@ def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers)
     assert set(dag.params) == {"dry_run", "file", "date", "accept_older"}
     # the rollover's own form: the new school year, the effective date, the override
     assert set(bag.dags["sisflow_rollover__nordby"].params) == {
-        "school_year", "effective_date", "dry_run", "override", "file"}
+        "school_year",
+        "effective_date",
+        "dry_run",
+        "override",
+        "file",
+    }
 
 
 def test_the_readiness_dag_runs_on_the_customers_readiness_days(customers):
@@ -37,7 +44,9 @@ def test_the_readiness_dag_runs_on_the_customers_readiness_days(customers):
     dag = bag.dags["sisflow_readiness__nordby"]
     assert [t.task_id for t in dag.topological_sort()] == ["check", "approval", "attach"]
     assert [d.isoformat() for d in dag.timetable.event_dates] == [
-        "2027-05-03T06:00:00+02:00", "2027-06-01T06:00:00+02:00"]
+        "2027-05-03T06:00:00+02:00",
+        "2027-06-01T06:00:00+02:00",
+    ]
     assert dag.get_task("approval").defaults == ["Do not attach"]
     assert type(bag.dags["sisflow_readiness__sorby"].timetable).__name__ == "NullTimetable"
 
@@ -71,8 +80,9 @@ def test_the_deployments_airflow_settings_reach_every_dag_but_catchup(customers,
     assert bag.import_errors == {}
     dags = [d for i, d in bag.dags.items() if i.startswith("sisflow_") and "__" in i]
     assert len(dags) == 6
-    assert {(d.max_active_tasks, d.max_consecutive_failed_dag_runs, d.catchup)
-            for d in dags} == {(3, 5, False)}
+    assert {(d.max_active_tasks, d.max_consecutive_failed_dag_runs, d.catchup) for d in dags} == {
+        (3, 5, False)
+    }
 
 
 def test_parsing_touches_no_database(customers, monkeypatch):
@@ -111,12 +121,21 @@ def test_every_task_does_work_and_refusals_are_not_retried(customers, kind):
     dag = dagbag().dags[f"sisflow_{kind}__nordby"]
     assert len(dag.tasks) <= 8
     assert [t.task_id for t in dag.topological_sort()] == [
-        "begin", "fetch", "stage_and_judge", "approval", "apply", "finish"]
+        "begin",
+        "fetch",
+        "stage_and_judge",
+        "approval",
+        "apply",
+        "finish",
+    ]
     assert not [t for t in dag.tasks if type(t).__name__ == "EmptyOperator"]
     # a refusal (too early, invalid customer, busy, a contradicting decision) fails or skips
     # its task at once (AirflowFailException); begin, approval and finish never retry
     assert {t.task_id: t.retries for t in dag.tasks if t.retries == 0} == {
-        "begin": 0, "approval": 0, "finish": 0}
+        "begin": 0,
+        "approval": 0,
+        "finish": 0,
+    }
     assert dag.get_task("finish").trigger_rule == "all_done"
     # at the deadline the approval resolves to Reject with no responder: not a failure
     assert dag.get_task("approval").defaults == ["Reject"]

@@ -26,6 +26,7 @@ from tests.dags.doors import (
 
 # -- the scenarios: (what the world is, what the operator does) -------------------------------
 
+
 def normal_import(w, door):
     w.configure()
     w.export(2025)
@@ -133,8 +134,15 @@ def source_down(w, door):
 
     key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
     os.environ["AIRFLOW_CONN_SIS_DOWN"] = json.dumps(
-        {"conn_type": "sftp", "host": "127.0.0.1", "port": 1, "login": "sis",
-         "password": "sis-down-secret", "extra": {"host_key": key}})
+        {
+            "conn_type": "sftp",
+            "host": "127.0.0.1",
+            "port": 1,
+            "login": "sis",
+            "password": "sis-down-secret",
+            "extra": {"host_key": key},
+        }
+    )
     w.configure(source="{kind: sftp, conn_id: sis_down, path: /eksport}")
     assert door.run("2025-09-01") in ("failed", "exit 1")
 
@@ -144,7 +152,8 @@ def landing_in_object_storage(w, door):
     normal_import(w, door)
     assert (w.root / "objects" / "kommune" / "export-2025.xml").is_file()
     assert w.query("SELECT file_path FROM sis.runs") == [
-        (f"file://{w.root}/objects/kommune/export-2025.xml",)]
+        (f"file://{w.root}/objects/kommune/export-2025.xml",)
+    ]
     assert door.run("2025-09-02") == "success"  # the same file again, read from there
 
 
@@ -189,8 +198,14 @@ def killed_while_reading(w, door):
     normal_import(w, door)
     w.export(2026)
     # a run dies (kill -9) while it reads: its status stays "reading"
-    killed = sisflow(w, "run", "kommune", "--on", "2026-08-10",
-                     extra_env={"SISFLOW_CRASH_POINT": "stage:reading"})
+    killed = sisflow(
+        w,
+        "run",
+        "kommune",
+        "--on",
+        "2026-08-10",
+        extra_env={"SISFLOW_CRASH_POINT": "stage:reading"},
+    )
     assert killed.returncode == -9
     assert door.run("2026-08-10") == "success"  # the next run reads the file again
     assert door.run("2026-08-11") == "success"  # and the customer goes on
@@ -209,9 +224,12 @@ def link_in_the_source_folder(w, door):
 def _dated(w, year: int, stamp: str):
     """The SIS drops this school year's export, stamped with another properties/datetime."""
     path = w.export(year)
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        f"<datetime>{year}-08-15T05:00:00</datetime>", f"<datetime>{stamp}</datetime>"),
-        encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            f"<datetime>{year}-08-15T05:00:00</datetime>", f"<datetime>{stamp}</datetime>"
+        ),
+        encoding="utf-8",
+    )
 
 
 def older_export_accepted(w, door):
@@ -233,14 +251,15 @@ def pupil_without_a_readable_id(w, door):
     normal_import(w, door)
     path = w.newest()
     text = path.read_text(encoding="utf-8")
-    pupil = next(line for line in text.splitlines() if "<person>" in line
-                 and "elev-" in line)
+    pupil = next(line for line in text.splitlines() if "<person>" in line and "elev-" in line)
     key = pupil.split("<id>", 1)[1].split("</id>", 1)[0]
-    path.write_text(text.replace(pupil, pupil.replace(f"<id>{key}</id>", "<id></id>")),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace(pupil, pupil.replace(f"<id>{key}</id>", "<id></id>")), encoding="utf-8"
+    )
     assert door.run("2025-09-02") == "success"
-    assert w.query("SELECT count(*) FROM lms.users WHERE sync_key = %s AND trashed_at IS NULL",
-                   key) == [(1,)]
+    assert w.query(
+        "SELECT count(*) FROM lms.users WHERE sync_key = %s AND trashed_at IS NULL", key
+    ) == [(1,)]
 
 
 def insecure_sftp_connection(w, door):
@@ -248,8 +267,15 @@ def insecure_sftp_connection(w, door):
     import os
 
     os.environ["AIRFLOW_CONN_SIS_UNCHECKED"] = json.dumps(
-        {"conn_type": "sftp", "host": "127.0.0.1", "port": 1, "login": "sis",
-         "password": "sis-secret", "extra": {"allow_host_key_change": "true"}})
+        {
+            "conn_type": "sftp",
+            "host": "127.0.0.1",
+            "port": 1,
+            "login": "sis",
+            "password": "sis-secret",
+            "extra": {"allow_host_key_change": "true"},
+        }
+    )
     w.configure(source="{kind: sftp, conn_id: sis_unchecked, path: /eksport}")
     assert door.run("2025-09-01") in ("failed", "refused")
 
@@ -259,39 +285,51 @@ SCENARIOS = {
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
     "paused": (paused, ["paused"]),
     "delay delete": (delay_delete, ["applied", "delay-delete"]),
-    "after the window, unchanged file": (after_the_window_unchanged_file,
-                                         ["applied", "delay-delete", "held", "opened"]),
-    "half-applied, then the same file": (half_applied_then_same_file,
-                                         ["applied", "failed", "finished-pending"]),
+    "after the window, unchanged file": (
+        after_the_window_unchanged_file,
+        ["applied", "delay-delete", "held", "opened"],
+    ),
+    "half-applied, then the same file": (
+        half_applied_then_same_file,
+        ["applied", "failed", "finished-pending"],
+    ),
     "held, opened in Airflow": (held(("ui", "open")), ["applied", "held", "opened"]),
     "held, opened with the command": (held(("cli", "open")), ["applied", "held", "opened"]),
     "held, rejected": (held(("ui", "reject")), ["applied", "held", "rejected"]),
-    "held dry run, then a real run": (held_dry_run_then_real_run,
-                                      ["applied", "dry-run", "held", "rejected"]),
+    "held dry run, then a real run": (
+        held_dry_run_then_real_run,
+        ["applied", "dry-run", "held", "rejected"],
+    ),
     "deadline passed": (deadline_passed, ["applied", "held", "expired"]),
     "rollover too early": (rollover_too_early, ["applied", "rollover-too-early"]),
     "rollover on the date": (rollover_on_the_date, ["applied", "applied"]),
     "file and date given": (file_and_date_given, ["applied", "paused"]),
     "rejected file": (rejected_file, ["applied", "rejected-file"]),
     "source down": (source_down, ["failed"]),
-    "landing zone in object storage": (landing_in_object_storage,
-                                       ["applied", "nothing-changed"]),
+    "landing zone in object storage": (landing_in_object_storage, ["applied", "nothing-changed"]),
     "rollover stopped by readiness": (rollover_stopped_by_readiness, ["applied", "not-ready"]),
     "rollover, readiness overridden": (rollover_overridden, ["applied", "applied"]),
-    "readiness, attach, rollover": (readiness_attach_then_rollover,
-                                    ["applied", "readiness-blocking", "applied"]),
-    "next year's export before the rollover": (next_years_export_before_the_rollover,
-                                               ["applied", "applied", "applied"]),
+    "readiness, attach, rollover": (
+        readiness_attach_then_rollover,
+        ["applied", "readiness-blocking", "applied"],
+    ),
+    "next year's export before the rollover": (
+        next_years_export_before_the_rollover,
+        ["applied", "applied", "applied"],
+    ),
     "maintenance, then the same file": (maintenance_then_the_same_file, ["nothing-changed"]),
-    "killed while reading, then the same file": (killed_while_reading,
-                                                 ["applied", "applied", "nothing-changed"]),
+    "killed while reading, then the same file": (
+        killed_while_reading,
+        ["applied", "applied", "nothing-changed"],
+    ),
     "a link in the source folder": (link_in_the_source_folder, ["refused"]),
-    "an older export, accepted by a person": (older_export_accepted,
-                                              ["applied", "rejected-file", "applied"]),
+    "an older export, accepted by a person": (
+        older_export_accepted,
+        ["applied", "rejected-file", "applied"],
+    ),
     "an export from the future": (export_from_the_future, ["applied", "applied"]),
     "a pupil without a readable id": (pupil_without_a_readable_id, ["applied", "applied"]),
-    "an SFTP connection that skips the host key check": (insecure_sftp_connection,
-                                                          ["refused"]),
+    "an SFTP connection that skips the host key check": (insecure_sftp_connection, ["refused"]),
 }
 
 
@@ -347,8 +385,9 @@ def test_a_refused_rollover_says_why_and_what_to_do_through_both_doors(worlds):
     for door in worlds:
         rollover_too_early(door.world, door)
         text = door.world.email("rollover-too-early")
-        assert "rollover into 2026-2027 is allowed from 2026-08-01, not on 2026-07-20" in text, \
+        assert "rollover into 2026-2027 is allowed from 2026-08-01, not on 2026-07-20" in text, (
             door.name
+        )
         assert "Trigger the rollover again on or after the earliest rollover date" in text
         assert "rollover: REFUSED" in text.splitlines()[0]  # marked as the rollover's email
         assert "Next scheduled run" not in text  # the import's schedule is not the rollover's
@@ -358,8 +397,10 @@ def test_a_source_that_is_down_says_what_to_check_through_both_doors(worlds):
     for door in worlds:
         source_down(door.world, door)
         text = door.world.email("failed")
-        assert "FAILED at fetch: SourceError: cannot open the SFTP connection 'sis_down' to " \
-               "127.0.0.1:1" in text, door.name
+        assert (
+            "FAILED at fetch: SourceError: cannot open the SFTP connection 'sis_down' to "
+            "127.0.0.1:1" in text
+        ), door.name
         assert "check that the SIS made it and that the source and its Airflow connection" in text
         assert "sis-down-secret" not in text
 
@@ -373,6 +414,7 @@ def test_a_rejected_file_names_the_line_through_both_doors(worlds):
 
 
 # -- contradicting decisions are refused, loudly, through either door ---------------------------
+
 
 def _held_2026(door):
     w = door.world
@@ -400,11 +442,15 @@ def test_opened_with_the_command_then_rejected_in_airflow_is_refused(worlds):
 
     assert dag.run("2026-08-10", answer=command_opens_then_airflow_rejects) == "failed"
     (out,) = told
-    assert out.returncode == 1 and "still waits" in out.stderr and "SISFLOW_AIRFLOW_API_URL" \
-        in out.stderr
+    assert (
+        out.returncode == 1
+        and "still waits" in out.stderr
+        and "SISFLOW_AIRFLOW_API_URL" in out.stderr
+    )
     assert w.outbox() == ["applied", "held", "contradicting-decision"]
     assert w.query("SELECT decision, decided_by, via FROM sis.filter_decisions") == [
-        ("opened", "kari", "cli")]
+        ("opened", "kari", "cli")
+    ]
     assert trashed(w) == 0  # nothing applied
     text = w.email("contradicting-decision")
     assert "already opened by kari via cli" in text and "'rejected' by ola via airflow" in text
@@ -448,10 +494,15 @@ def test_the_form_reads_no_file_outside_the_customers_own_folders(worlds):
 
 # -- readiness and the rollover -----------------------------------------------------------------
 
+
 def _accounts_of(w, pupil) -> list[tuple]:
-    return w.query("SELECT username, sync_key FROM lms.users WHERE first_name = %s"
-                   " AND last_name = %s AND birth_date = %s ORDER BY id",
-                   pupil["given"], pupil["family"], pupil["bday"])
+    return w.query(
+        "SELECT username, sync_key FROM lms.users WHERE first_name = %s"
+        " AND last_name = %s AND birth_date = %s ORDER BY id",
+        pupil["given"],
+        pupil["family"],
+        pupil["bday"],
+    )
 
 
 def test_a_first_grader_whose_account_got_its_sync_key_gets_no_second_one(worlds):
@@ -468,7 +519,9 @@ def test_a_first_grader_whose_account_got_its_sync_key_gets_no_second_one(worlds
         # one account: the one made by hand, now with its key and the SIS's username
         assert _accounts_of(w, pupil) == [(pupil["username"], pupil["id"])], door.name
         assert w.query("SELECT label FROM sis.school_years ORDER BY set_at") == [
-            ("2025-2026",), ("2026-2027",)]
+            ("2025-2026",),
+            ("2026-2027",),
+        ]
         text = w.email("applied")
         assert "School year: 2026-2027" in text and "now the active one" in text
         assert "Readiness for 2026-2027 (against the file of run" in text
@@ -484,8 +537,9 @@ def test_a_stopped_rollover_switches_nothing_and_says_why(worlds):
         assert "sisflow readiness attach CUSTOMER --from-csv" in text
         assert "School year: 2026-2027 (2026-08-01 to 2027-07-31), not switched" in text
         assert w.query("SELECT label FROM sis.school_years") == [("2025-2026",)]
-        assert w.query("SELECT count(*) FROM lms.users WHERE sync_key LIKE 'elev-2026-%%'") \
-            == [(0,)]
+        assert w.query("SELECT count(*) FROM lms.users WHERE sync_key LIKE 'elev-2026-%%'") == [
+            (0,)
+        ]
 
 
 def test_an_attach_not_approved_in_airflow_attaches_nothing(worlds):
@@ -495,8 +549,9 @@ def test_an_attach_not_approved_in_airflow_attaches_nothing(worlds):
     w.first_grader_by_hand(2026)
     assert dag.readiness(w.export(2026), "2026-06-01", attach=False) == "success"
     assert w.query("SELECT count(*) FROM sis.sync_key_attachments") == [(0,)]
-    assert w.query("SELECT count(*) FROM lms.users WHERE sync_key IS NULL"
-                   " AND profile = 'student'") == [(1,)]
+    assert w.query(
+        "SELECT count(*) FROM lms.users WHERE sync_key IS NULL AND profile = 'student'"
+    ) == [(1,)]
 
 
 def test_a_rollover_for_a_later_day_waits_deferred_and_holds_nothing(worlds, caplog):
@@ -524,9 +579,12 @@ def test_a_rollover_for_a_later_day_waits_deferred_and_holds_nothing(worlds, cap
     assert "running trigger in line" in caplog.text  # begin deferred: a trigger waited
     assert w.outbox() == ["applied", "applied"]
     assert w.query("SELECT label FROM sis.school_years ORDER BY set_at") == [
-        ("2025-2026",), ("2026-2027",)]
+        ("2025-2026",),
+        ("2026-2027",),
+    ]
     assert w.query("SELECT plan->>'day' FROM sis.runs ORDER BY id DESC LIMIT 1") == [
-        (tomorrow.isoformat(),)]
+        (tomorrow.isoformat(),)
+    ]
 
 
 def test_a_rollover_for_a_day_before_the_earliest_date_is_refused_at_once(worlds):
@@ -537,9 +595,15 @@ def test_a_rollover_for_a_day_before_the_earliest_date_is_refused_at_once(worlds
     normal_import(w, dag)
     w.export(2026)
     # triggered months ahead, for 20 July 2027 into 2027-2028: refused now, not after waiting
-    run = dagbag().dags["sisflow_rollover__kommune"].test(run_conf={
-        "effective_date": "2027-07-20", "school_year": "2027-2028", "dry_run": False})
+    run = (
+        dagbag()
+        .dags["sisflow_rollover__kommune"]
+        .test(
+            run_conf={"effective_date": "2027-07-20", "school_year": "2027-2028", "dry_run": False}
+        )
+    )
     assert run.state == "failed"
     assert w.outbox() == ["applied", "rollover-too-early"]
-    assert "rollover into 2027-2028 is allowed from 2027-08-01, not on 2027-07-20" in \
-        w.email("rollover-too-early")
+    assert "rollover into 2027-2028 is allowed from 2027-08-01, not on 2027-07-20" in w.email(
+        "rollover-too-early"
+    )

@@ -35,7 +35,7 @@ def _member_of(lines, rng):
 
 def _edit_member(lines, rng, change):
     i, m = _member_of(lines, rng)
-    lines[i] = lines[i][:m.start()] + change(m.group()) + lines[i][m.end():]
+    lines[i] = lines[i][: m.start()] + change(m.group()) + lines[i][m.end() :]
 
 
 def _edit_line(lines, rng, prefix, change):
@@ -58,7 +58,7 @@ def _split_membership(lines, rng):
         return
     cut = len(members) // 2
     lines[i] = head + "".join(members[:cut]) + "</membership>"
-    lines.insert(i + 1, head + "".join(members[cut - 1:]) + "</membership>")
+    lines.insert(i + 1, head + "".join(members[cut - 1 :]) + "</membership>")
 
 
 def _drop_line(lines, rng, prefix):
@@ -92,52 +92,96 @@ def _lone_carriage_return(lines, rng):
 #: file (True) or leaves it to lxml (False)
 LAYOUTS = {
     "a comment between records": (
-        lambda ls, r: _insert_between_records(ls, r, "<!-- elever -->"), True),
+        lambda ls, r: _insert_between_records(ls, r, "<!-- elever -->"),
+        True,
+    ),
     "Windows line endings": (
-        lambda ls, r: ls.__setitem__(slice(None), [line.rstrip("\r") + "\r"
-                                                   for line in ls[:-1]] + ls[-1:]), True),
-    "a byte order mark": (lambda ls, r: ls.__setitem__(0, "\ufeff" + ls[0].lstrip("\ufeff")),
-                          True),
+        lambda ls, r: ls.__setitem__(
+            slice(None), [line.rstrip("\r") + "\r" for line in ls[:-1]] + ls[-1:]
+        ),
+        True,
+    ),
+    "a byte order mark": (lambda ls, r: ls.__setitem__(0, "\ufeff" + ls[0].lstrip("\ufeff")), True),
     "a pretty-printed person": (
-        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace("><", ">\n  <")), True),
+        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace("><", ">\n  <")),
+        True,
+    ),
     "a pretty-printed membership": (
         lambda ls, r: _edit_line(ls, r, "<membership>", lambda m: m.replace("><", ">\n <")),
-        True),
+        True,
+    ),
     "a tab in an attribute value": (
-        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace(
-            'useridtype="username"', 'useridtype="user\tname"')), True),
+        lambda ls, r: _edit_line(
+            ls,
+            r,
+            "<person>",
+            lambda p: p.replace('useridtype="username"', 'useridtype="user\tname"'),
+        ),
+        True,
+    ),
     "a greater-than sign in a name": (
         lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace("</given>", ">x</given>")),
-        True),
+        True,
+    ),
     "a character reference in a name": (
-        lambda ls, r: _edit_line(ls, r, "<person>",
-                                 lambda p: p.replace("</family>", "&#248;</family>")), True),
+        lambda ls, r: _edit_line(
+            ls, r, "<person>", lambda p: p.replace("</family>", "&#248;</family>")
+        ),
+        True,
+    ),
     "single-quoted attributes": (
-        lambda ls, r: _edit_line(ls, r, "<membership>", lambda m: re.sub(
-            r'roletype="(\d+)"', r"roletype='\1'", m)), True),
+        lambda ls, r: _edit_line(
+            ls, r, "<membership>", lambda m: re.sub(r'roletype="(\d+)"', r"roletype='\1'", m)
+        ),
+        True,
+    ),
     "an empty person": (lambda ls, r: _insert_between_records(ls, r, "<person/>"), True),
     "a person's end tag in a comment": (
-        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: p.replace(
-            "</email>", "</email><!-- </person> -->")), False),
+        lambda ls, r: _edit_line(
+            ls, r, "<person>", lambda p: p.replace("</email>", "</email><!-- </person> -->")
+        ),
+        False,
+    ),
     "a CDATA section": (
-        lambda ls, r: _edit_line(ls, r, "<person>", lambda p: re.sub(
-            r"<given>([^<]*)</given>", r"<given><![CDATA[\1]]></given>", p)), False),
+        lambda ls, r: _edit_line(
+            ls,
+            r,
+            "<person>",
+            lambda p: re.sub(r"<given>([^<]*)</given>", r"<given><![CDATA[\1]]></given>", p),
+        ),
+        False,
+    ),
     "a lone carriage return": (_lone_carriage_return, False),
     "a processing instruction between records": (
-        lambda ls, r: _insert_between_records(ls, r, "<?sis kilde?>"), False),
+        lambda ls, r: _insert_between_records(ls, r, "<?sis kilde?>"),
+        False,
+    ),
     "text between records": (lambda ls, r: _insert_between_records(ls, r, "stray"), False),
     "an element between records": (
-        lambda ls, r: _insert_between_records(ls, r, "<extension><x>1</x></extension>"), False),
+        lambda ls, r: _insert_between_records(ls, r, "<extension><x>1</x></extension>"),
+        False,
+    ),
     "a DOCTYPE": (lambda ls, r: ls.insert(1, "<!DOCTYPE enterprise>"), False),
     "a control character in a name": (
-        lambda ls, r: _edit_line(ls, r, "<person>",
-                                 lambda p: p.replace("</given>", "\x01</given>")), False),
+        lambda ls, r: _edit_line(
+            ls, r, "<person>", lambda p: p.replace("</given>", "\x01</given>")
+        ),
+        False,
+    ),
     "a file cut short": (lambda ls, r: ls.__delitem__(slice(-3, None)), False),
     "a record after the root": (lambda ls, r: ls.append(ls[3]), False),
     "a namespace prefix on the root": (
-        lambda ls, r: ls.__setitem__(slice(None), [
-            line.replace("<enterprise xmlns=", "<ims:enterprise xmlns:ims=").replace(
-                "</enterprise>", "</ims:enterprise>") for line in ls]), False),
+        lambda ls, r: ls.__setitem__(
+            slice(None),
+            [
+                line.replace("<enterprise xmlns=", "<ims:enterprise xmlns:ims=").replace(
+                    "</enterprise>", "</ims:enterprise>"
+                )
+                for line in ls
+            ],
+        ),
+        False,
+    ),
 }
 
 #: what dirty exports do, each as an edit of the generated file's lines
@@ -145,71 +189,112 @@ EDITS = {
     "drop a member": lambda ls, r: _edit_member(ls, r, lambda m: ""),
     "same member twice": lambda ls, r: _edit_member(ls, r, lambda m: m + m),
     "same member, other status": lambda ls, r: _edit_member(
-        ls, r, lambda m: m + m.replace("<status>1</status>", "<status>0</status>")),
+        ls, r, lambda m: m + m.replace("<status>1</status>", "<status>0</status>")
+    ),
     "one member in two roles": lambda ls, r: _edit_member(
-        ls, r, lambda m: m + re.sub(r'roletype="\d+"', 'roletype="04"', m)),
+        ls, r, lambda m: m + re.sub(r'roletype="\d+"', 'roletype="04"', m)
+    ),
     "a member of another source": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<source>[^<]*</source>", "<source>vigilo</source>", m)),
+        ls, r, lambda m: re.sub(r"<source>[^<]*</source>", "<source>vigilo</source>", m)
+    ),
     "unknown member": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<id>[^<]*</id>", "<id>nobody-1</id>", m)),
+        ls, r, lambda m: re.sub(r"<id>[^<]*</id>", "<id>nobody-1</id>", m)
+    ),
     "unknown roletype": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r'roletype="\d+"', 'roletype="09"', m)),
+        ls, r, lambda m: re.sub(r'roletype="\d+"', 'roletype="09"', m)
+    ),
     "roletype without its zero": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r'roletype="0(\d)"', r'roletype="\1"', m)),
+        ls, r, lambda m: re.sub(r'roletype="0(\d)"', r'roletype="\1"', m)
+    ),
     "status 2": lambda ls, r: _edit_member(
-        ls, r, lambda m: m.replace("<status>1</status>", "<status>2</status>")),
+        ls, r, lambda m: m.replace("<status>1</status>", "<status>2</status>")
+    ),
     "id in spaces": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<id>([^<]*)</id>", r"<id> \1 </id>", m)),
+        ls, r, lambda m: re.sub(r"<id>([^<]*)</id>", r"<id> \1 </id>", m)
+    ),
     "line break between members": lambda ls, r: _edit_member(ls, r, lambda m: m + "\n"),
     "line break in a role tag": lambda ls, r: _edit_member(
-        ls, r, lambda m: m.replace("<role ", "<role\n ")),
+        ls, r, lambda m: m.replace("<role ", "<role\n ")
+    ),
     "a comment in a member": lambda ls, r: _edit_member(
-        ls, r, lambda m: m.replace("<idtype>", "<!-- from SIS --><idtype>")),
+        ls, r, lambda m: m.replace("<idtype>", "<!-- from SIS --><idtype>")
+    ),
     "a subrole": lambda ls, r: _edit_member(
-        ls, r, lambda m: m.replace("</status>", "</status><subrole>Kontakt</subrole>")),
+        ls, r, lambda m: m.replace("</status>", "</status><subrole>Kontakt</subrole>")
+    ),
     "a timeframe": lambda ls, r: _edit_member(
-        ls, r, lambda m: m.replace("</status>", "</status><timeframe><begin>2025-08-01"
-                                   "</begin><end>2026-13-01</end></timeframe>")),
+        ls,
+        r,
+        lambda m: m.replace(
+            "</status>",
+            "</status><timeframe><begin>2025-08-01</begin><end>2026-13-01</end></timeframe>",
+        ),
+    ),
     "a group as member": lambda ls, r: _edit_member(
-        ls, r, lambda m: m.replace("<idtype>1</idtype>", "<idtype>2</idtype>")),
-    "no role": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<role .*</role>", "", m)),
+        ls, r, lambda m: m.replace("<idtype>1</idtype>", "<idtype>2</idtype>")
+    ),
+    "no role": lambda ls, r: _edit_member(ls, r, lambda m: re.sub(r"<role .*</role>", "", m)),
     "an escaped character": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<id>([^<]*)</id>", r"<id>\1&amp;x</id>", m)),
+        ls, r, lambda m: re.sub(r"<id>([^<]*)</id>", r"<id>\1&amp;x</id>", m)
+    ),
     "a comma in an id": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<id>([^<]*)</id>", r"<id>\1,x</id>", m)),
+        ls, r, lambda m: re.sub(r"<id>([^<]*)</id>", r"<id>\1,x</id>", m)
+    ),
     "a member without its source": lambda ls, r: _edit_member(
-        ls, r, lambda m: re.sub(r"<source>[^<]*</source>", "", m)),
+        ls, r, lambda m: re.sub(r"<source>[^<]*</source>", "", m)
+    ),
     "a name in spaces": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("<given>", "<given> ")),
+        ls, r, lambda p: p.replace("<given>", "<given> ")
+    ),
     "an escaped name": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("</family>", " &amp; Sønn</family>")),
+        ls, r, lambda p: p.replace("</family>", " &amp; Sønn</family>")
+    ),
     "a name with a comma and a quote": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("</family>", ', "Jr"</family>')),
+        ls, r, lambda p: p.replace("</family>", ', "Jr"</family>')
+    ),
     "no name": lambda ls, r: _edit_person(ls, r, lambda p: re.sub(r"<name>.*</name>", "", p)),
-    "only a full name": lambda ls, r: _edit_person(
-        ls, r, lambda p: re.sub(r"<n>.*</n>", "", p)),
+    "only a full name": lambda ls, r: _edit_person(ls, r, lambda p: re.sub(r"<n>.*</n>", "", p)),
     "an invalid birth date": lambda ls, r: _edit_person(
-        ls, r, lambda p: re.sub(r"<bday>[^<]*</bday>", "<bday>2011-02-30</bday>", p)),
+        ls, r, lambda p: re.sub(r"<bday>[^<]*</bday>", "<bday>2011-02-30</bday>", p)
+    ),
     "a birth date with a time": lambda ls, r: _edit_person(
-        ls, r, lambda p: re.sub(r"<bday>([^<]*)</bday>", r"<bday>\1T00:00:00</bday>", p)),
+        ls, r, lambda p: re.sub(r"<bday>([^<]*)</bday>", r"<bday>\1T00:00:00</bday>", p)
+    ),
     "an empty username": lambda ls, r: _edit_person(
-        ls, r, lambda p: re.sub(r'(<userid useridtype="username">)[^<]*', r"\1", p)),
+        ls, r, lambda p: re.sub(r'(<userid useridtype="username">)[^<]*', r"\1", p)
+    ),
     "a username with a backslash and a quote": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace('<userid useridtype="username">',
-                                   '<userid useridtype="username">dom\\\\"')),
+        ls,
+        r,
+        lambda p: p.replace(
+            '<userid useridtype="username">', '<userid useridtype="username">dom\\\\"'
+        ),
+    ),
     "an untyped userid": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace('<userid useridtype="workforceID">', "<userid>")),
+        ls, r, lambda p: p.replace('<userid useridtype="workforceID">', "<userid>")
+    ),
     "an old id": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("</sourcedid>", "</sourcedid><sourcedid sourcedidtype="
-                                   '"Old"><id>gammel-1</id></sourcedid>', 1)),
+        ls,
+        r,
+        lambda p: p.replace(
+            "</sourcedid>",
+            '</sourcedid><sourcedid sourcedidtype="Old"><id>gammel-1</id></sourcedid>',
+            1,
+        ),
+    ),
     "an institution role": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("</person>", '<institutionrole institutionroletype='
-                                   '"Student"/></person>')),
+        ls,
+        r,
+        lambda p: p.replace(
+            "</person>", '<institutionrole institutionroletype="Student"/></person>'
+        ),
+    ),
     "an extension": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("</person>", "<extension><x>1</x></extension></person>")),
+        ls, r, lambda p: p.replace("</person>", "<extension><x>1</x></extension></person>")
+    ),
     "a person to delete": lambda ls, r: _edit_person(
-        ls, r, lambda p: p.replace("<person>", '<person recstatus="3">')),
+        ls, r, lambda p: p.replace("<person>", '<person recstatus="3">')
+    ),
     "a person removed": lambda ls, r: _drop_line(ls, r, "<person>"),
     "a group removed": lambda ls, r: _drop_line(ls, r, "<group>"),
     "a group's members in two elements": _split_membership,
@@ -221,14 +306,26 @@ EDITS = {
 
 #: edits after which a membership is still plain (a parsed comment is gone; a missing source is
 #: never read)
-STAYS_PLAIN = {"drop a member", "a comment in a member", "a person twice",
-               "a member without its source", "a member of another source", "an untyped userid",
-               "an institution role", "a username with a backslash and a quote",
-               "only a full name", "a name with a comma and a quote",
-               # layouts: lxml reads these values as plain ones
-               "a comment between records", "Windows line endings", "a byte order mark",
-               "a tab in an attribute value", "a greater-than sign in a name",
-               "a character reference in a name", "single-quoted attributes"}
+STAYS_PLAIN = {
+    "drop a member",
+    "a comment in a member",
+    "a person twice",
+    "a member without its source",
+    "a member of another source",
+    "an untyped userid",
+    "an institution role",
+    "a username with a backslash and a quote",
+    "only a full name",
+    "a name with a comma and a quote",
+    # layouts: lxml reads these values as plain ones
+    "a comment between records",
+    "Windows line endings",
+    "a byte order mark",
+    "a tab in an attribute value",
+    "a greater-than sign in a name",
+    "a character reference in a name",
+    "single-quoted attributes",
+}
 
 
 def edited(text: str, seed: int, n: int = 8) -> str:
@@ -268,15 +365,19 @@ def read(path, *, fast: bool, scan: bool | None = None):
                 rows.append(("Membership", *(v or None for v in row)))
                 ways["fast"] += 1
         else:
-            rows.append((type(record).__name__,
-                         *(None if v is None else str(v) for v in record)))
+            rows.append((type(record).__name__, *(None if v is None else str(v) for v in record)))
             ways["straightforward"] += isinstance(record, Membership)
     ways["plain persons"] = reader.plain["person"]
     ways["persons"] = reader.result.records["person"]
     result = reader.result
-    return {"rows": sorted(rows, key=repr), "problems": result.problems,
-            "records": result.records, "skipped": result.skipped, "kept": result.kept,
-            "counts": result.problem_counts}, ways
+    return {
+        "rows": sorted(rows, key=repr),
+        "problems": result.problems,
+        "records": result.records,
+        "skipped": result.skipped,
+        "kept": result.kept,
+        "counts": result.problem_counts,
+    }, ways
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -290,8 +391,11 @@ def test_fast_and_straightforward_readings_agree(generated, tmp_path, seed):
     assert straight_ways["fast"] == 0
     if "read again" not in ways:  # both ways taken: the edits reach the straightforward one
         assert ways["fast"] > 0
-        assert ways["straightforward"] > 0 or ways["plain persons"] < ways["persons"] \
+        assert (
+            ways["straightforward"] > 0
+            or ways["plain persons"] < ways["persons"]
             or fast["problems"]
+        )
 
 
 def test_every_edit_leaves_the_fast_way(generated, tmp_path):
@@ -306,8 +410,12 @@ def test_every_edit_leaves_the_fast_way(generated, tmp_path):
         straight, _ = read(path, fast=False)
         assert fast == straight, name
         if name not in STAYS_PLAIN:  # a person the straightforward way, or a membership
-            assert ways["plain persons"] < ways["persons"] or ways["straightforward"] or \
-                ways.get("read again") or fast["problems"], name
+            assert (
+                ways["plain persons"] < ways["persons"]
+                or ways["straightforward"]
+                or ways.get("read again")
+                or fast["problems"]
+            ), name
 
 
 def test_the_scan_reads_each_layout_as_lxml_does(generated, tmp_path):
@@ -346,8 +454,11 @@ def test_the_change_sets_agree(conn, generated, tmp_path, monkeypatch, seed):
         customer = f"{way}-{seed}"
         pipeline.run(conn, customer, original, config=lenient(customer))
         run = pipeline.run(conn, customer, changed, config=lenient(customer))
-        found[way] = {"status": run["status"], "counts": run["counts"],
-                      **_change_set(conn, run["id"])}
+        found[way] = {
+            "status": run["status"],
+            "counts": run["counts"],
+            **_change_set(conn, run["id"]),
+        }
     assert found["fast"] == found["straightforward"]
     assert sum(sum(c.values()) for c in found["fast"]["counts"].values()) > 0
 
@@ -360,11 +471,18 @@ def _change_set(conn, run_id):
             names = [d.name for d in cur.description]
             found[table] = sorted(
                 repr({k: v for k, v in zip(names, row, strict=True) if k not in ("id", "run_id")})
-                for row in cur.fetchall())
-        cur.execute("SELECT entity, record_id, line, reason, severity FROM sis.problems"
-                    " WHERE run_id = %s ORDER BY 1, 2, 3, 4", (run_id,))
+                for row in cur.fetchall()
+            )
+        cur.execute(
+            "SELECT entity, record_id, line, reason, severity FROM sis.problems"
+            " WHERE run_id = %s ORDER BY 1, 2, 3, 4",
+            (run_id,),
+        )
         found["problems"] = cur.fetchall()
-        cur.execute("SELECT entity, record_id, member_id, line, reason FROM sis.kept"
-                    " WHERE run_id = %s ORDER BY 1, 2, 3, 4", (run_id,))
+        cur.execute(
+            "SELECT entity, record_id, member_id, line, reason FROM sis.kept"
+            " WHERE run_id = %s ORDER BY 1, 2, 3, 4",
+            (run_id,),
+        )
         found["kept"] = cur.fetchall()
     return found

@@ -46,8 +46,7 @@ def test_norwegian_letters_are_in_the_names(two_years):
 
 def _grades(data):
     """person id -> grade, from the trinn memberships."""
-    trinn = {g["id"]: int(g["short"].split(".")[0]) for g in data["groups"]
-             if g["type"] == "trinn"}
+    trinn = {g["id"]: int(g["short"].split(".")[0]) for g in data["groups"] if g["type"] == "trinn"}
     grades = {}
     for group_id, members in data["members"].items():
         if group_id in trinn:
@@ -81,11 +80,15 @@ def test_consecutive_years_form_a_rollover():
     old = {g["id"] for g in before["groups"] if g["type"] in teaching}
     new = {g["id"] for g in after["groups"] if g["type"] in teaching}
     assert old and new and old.isdisjoint(new)
+
     # teachers stay at their school
     def teachers(data):
-        return {(group_id, person_id) for group_id, members in data["members"].items()
-                for person_id, role in members if role == "02" and person_id.startswith("ansatt")
-                and group_id.count("-") == 1}
+        return {
+            (group_id, person_id)
+            for group_id, members in data["members"].items()
+            for person_id, role in members
+            if role == "02" and person_id.startswith("ansatt") and group_id.count("-") == 1
+        }
 
     assert teachers(before) and teachers(before) == teachers(after)
 

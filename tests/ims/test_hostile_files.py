@@ -34,28 +34,31 @@ def peak_of_validate(path: Path) -> tuple[dict, int]:
     """``sisflow validate --json`` in a child process: its result and its own peak RSS (MB).
     The peak is the child's VmHWM, which starts afresh at exec (ru_maxrss would carry the
     size of the test process it was forked from)."""
-    out = subprocess.run([sys.executable, "-c", _MEASURED, str(path)], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURED, str(path)], capture_output=True, text=True, timeout=300
+    )
     hwm = next(line for line in out.stderr.splitlines() if line.startswith("VmHWM"))
     return json.loads(out.stdout), int(hwm.split()[1]) // 1024
 
 
 def base() -> str:
-    return enterprise(person("p1", "Åse", "Lund", bday="2015-01-01"), person("p2"),
-                      group("school", "skole"), group("5A", parent="school"),
-                      membership("5A", member("p1"), member("p2")))
+    return enterprise(
+        person("p1", "Åse", "Lund", bday="2015-01-01"),
+        person("p2"),
+        group("school", "skole"),
+        group("5A", parent="school"),
+        membership("5A", member("p1"), member("p2")),
+    )
 
 
 HOSTILE = {
     "white space after the root": lambda t: t + " \n" * (60 * MB),
-    "white space between records": lambda t: t.replace("<group>", "\n" * (60 * MB) + "<group>",
-                                                       1),
-    "white space inside a record": lambda t: t.replace("<person>", "<person>" + " " * (60 * MB),
-                                                       1),
+    "white space between records": lambda t: t.replace("<group>", "\n" * (60 * MB) + "<group>", 1),
+    "white space inside a record": lambda t: t.replace("<person>", "<person>" + " " * (60 * MB), 1),
     "one huge value": lambda t: t.replace("<fn>", "<fn>" + "x" * (60 * MB), 1),
     "a huge value in an ISO-8859-1 file": lambda t: t.replace(
-        'encoding="UTF-8"', 'encoding="ISO-8859-1"').replace("<fn>", "<fn>" + "y" * (60 * MB),
-                                                             1),
+        'encoding="UTF-8"', 'encoding="ISO-8859-1"'
+    ).replace("<fn>", "<fn>" + "y" * (60 * MB), 1),
 }
 
 
@@ -75,6 +78,7 @@ def test_memory_stays_bounded_whatever_the_file_holds(tmp_path, name):
 
 # -- a seeded fuzz over layouts, white space, sizes and values -----------------------------------
 
+
 def _mutations(rng: random.Random):
     spaces = ["", " ", "\n", "\t", "\r\n", "  \n  ", "<!-- x -->"]
     values = ["", " ", "ø" * rng.randint(1, 400), "\\.", "a\tb", "&amp;", "\u2028", "x" * 300]
@@ -90,8 +94,11 @@ def _mutations(rng: random.Random):
 
     def an_id(text):
         target = rng.choice(["p1", "p2", "5A", "school"])
-        return text.replace(f"<id>{target}</id>", rng.choice(
-            ["<id></id>", "<id> </id>", f"<id>{'z' * 300}</id>", ""]), 1)
+        return text.replace(
+            f"<id>{target}</id>",
+            rng.choice(["<id></id>", "<id> </id>", f"<id>{'z' * 300}</id>", ""]),
+            1,
+        )
 
     def a_date(text):
         return text.replace("2015-01-01", rng.choice(["2015-02-30", "", "01.01.2015"]))

@@ -41,8 +41,15 @@ def small_school(*extra_members, kind="full"):
 # -- namespaces and encodings -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ns", [None, "http://pifu.no/xsd/pifu-ims_sas/pifu-ims_sas-v1", IMS_NS,
-                                "http://www.imsglobal.org/xsd/imsep_rootv1p1"])
+@pytest.mark.parametrize(
+    "ns",
+    [
+        None,
+        "http://pifu.no/xsd/pifu-ims_sas/pifu-ims_sas-v1",
+        IMS_NS,
+        "http://www.imsglobal.org/xsd/imsep_rootv1p1",
+    ],
+)
 def test_reads_the_same_records_whatever_the_namespace(tmp_path, ns):
     path = write(tmp_path, enterprise(*small_school(), ns=ns))
     records, result = read_all(path)
@@ -50,7 +57,8 @@ def test_reads_the_same_records_whatever_the_namespace(tmp_path, ns):
     assert [p.sourcedid for p in records["person"]] == ["p1", "p2"]
     assert [g.sourcedid for g in records["group"]] == ["owner", "school", "5A"]
     assert [(m.group_id, m.member_id, m.roletype) for m in records["membership"]] == [
-        ("5A", "p1", "01"), ("5A", "p2", "02")
+        ("5A", "p1", "01"),
+        ("5A", "p2", "02"),
     ]
 
 
@@ -88,11 +96,18 @@ def test_missing_type_is_taken_as_full_with_a_warning(tmp_path):
 
 
 def test_person_fields_userids_and_extension(tmp_path):
-    ext = "<extension><pifu_email type=\"personEmailPrivate\">x@y.no</pifu_email></extension>"
-    text = enterprise(person(
-        "p1", "Kari", "Nordmann", bday="2015-03-01", email="kari@skole.no",
-        userids=[("username", "karnor"), ("studentID", "123")], extra=ext,
-    ))
+    ext = '<extension><pifu_email type="personEmailPrivate">x@y.no</pifu_email></extension>'
+    text = enterprise(
+        person(
+            "p1",
+            "Kari",
+            "Nordmann",
+            bday="2015-03-01",
+            email="kari@skole.no",
+            userids=[("username", "karnor"), ("studentID", "123")],
+            extra=ext,
+        )
+    )
     records, _ = read_all(write(tmp_path, text))
     p = records["person"][0]
     assert (p.fn, p.given, p.family) == ("Kari Nordmann", "Kari", "Nordmann")
@@ -120,15 +135,15 @@ def test_ims_institutionrole_is_read(tmp_path):
 
 def test_group_types_parent_and_timeframe(tmp_path):
     repeated = (
-        '<group><sourcedid><source>s</source><id>g1</id></sourcedid>'
+        "<group><sourcedid><source>s</source><id>g1</id></sourcedid>"
         '<grouptype><scheme>pifu-ims-go-grp</scheme><typevalue level="2">undervisningsgruppe'
-        '</typevalue></grouptype><grouptype><scheme>pifu-ims-go-grp</scheme>'
+        "</typevalue></grouptype><grouptype><scheme>pifu-ims-go-grp</scheme>"
         '<typevalue level="7">fag</typevalue></grouptype>'
-        '<description><short>MAT-5A</short><long>Matematikk 5A</long></description>'
+        "<description><short>MAT-5A</short><long>Matematikk 5A</long></description>"
         '<timeframe><begin restrict="0">2025-08-15</begin><end restrict="0">2026-06-20</end>'
-        '<adminperiod>2025/2026</adminperiod></timeframe>'
+        "<adminperiod>2025/2026</adminperiod></timeframe>"
         '<relationship relation="1"><sourcedid><source>s</source><id>school</id></sourcedid>'
-        '<label>Skolen</label></relationship></group>'
+        "<label>Skolen</label></relationship></group>"
     )
     text = enterprise(group("school", "skole", scheme="pifu-ims-go-org", level="2"), repeated)
     records, result = read_all(write(tmp_path, text))
@@ -136,10 +151,15 @@ def test_group_types_parent_and_timeframe(tmp_path):
     assert school.parent_id is None  # a top-level organisation names itself
     assert g.grouptype == "undervisningsgruppe"
     assert json.loads(g.grouptypes) == [
-        ["pifu-ims-go-grp", "undervisningsgruppe", "2"], ["pifu-ims-go-grp", "fag", "7"]
+        ["pifu-ims-go-grp", "undervisningsgruppe", "2"],
+        ["pifu-ims-go-grp", "fag", "7"],
     ]
     assert (g.short, g.long, g.begin, g.end, g.parent_id) == (
-        "MAT-5A", "Matematikk 5A", "2025-08-15", "2026-06-20", "school"
+        "MAT-5A",
+        "Matematikk 5A",
+        "2025-08-15",
+        "2026-06-20",
+        "school",
     )
     assert result.problems == []
 
@@ -154,14 +174,24 @@ def test_parent_missing_from_a_full_file_is_a_warning(tmp_path):
 
 
 def test_roles_subrole_status_timeframe_and_group_members(tmp_path):
-    inner = ("<timeframe><begin>2025-08-15</begin><end>2026-06-20</end></timeframe>"
-             "<extension><pifu_primaryRelation>1</pifu_primaryRelation></extension>")
-    teacher = ('<member>' + sourcedid("p2") + '<idtype>1</idtype><role roletype="02">'
-               "<subrole>faglærer</subrole><status>1</status></role>"
-               '<role roletype="08"><status>0</status></role></member>')
-    text = enterprise(*small_school()[:5], membership(
-        "school", member("p1", "01", inner=inner), teacher, member("5A", "04", idtype=2),
-    ))
+    inner = (
+        "<timeframe><begin>2025-08-15</begin><end>2026-06-20</end></timeframe>"
+        "<extension><pifu_primaryRelation>1</pifu_primaryRelation></extension>"
+    )
+    teacher = (
+        "<member>" + sourcedid("p2") + '<idtype>1</idtype><role roletype="02">'
+        "<subrole>faglærer</subrole><status>1</status></role>"
+        '<role roletype="08"><status>0</status></role></member>'
+    )
+    text = enterprise(
+        *small_school()[:5],
+        membership(
+            "school",
+            member("p1", "01", inner=inner),
+            teacher,
+            member("5A", "04", idtype=2),
+        ),
+    )
     records, result = read_all(write(tmp_path, text))
     assert result.ok and result.problems == []
     rows = {(m.member_id, m.roletype): m for m in records["membership"]}
@@ -182,7 +212,9 @@ def test_roletype_without_leading_zero_is_normalised(tmp_path):
 @pytest.mark.parametrize("kind", ["delta", "event"])
 def test_recstatus_on_person_group_and_role_in_delta_files(tmp_path, kind):
     text = enterprise(
-        person("p1", recstatus=1), person("p2", recstatus=2), person("p3", recstatus=3),
+        person("p1", recstatus=1),
+        person("p2", recstatus=2),
+        person("p3", recstatus=3),
         group("g1", recstatus=3),
         membership("g2", member("p1", "01", recstatus=3), member("p2", "01", recstatus=1)),
         kind=kind,
@@ -190,7 +222,9 @@ def test_recstatus_on_person_group_and_role_in_delta_files(tmp_path, kind):
     records, result = read_all(write(tmp_path, text))
     assert result.ok
     assert [(p.sourcedid, p.recstatus) for p in records["person"]] == [
-        ("p1", 1), ("p2", 2), ("p3", 3)
+        ("p1", 1),
+        ("p2", 2),
+        ("p3", 3),
     ]
     assert records["group"][0].recstatus == 3
     # a delta names what already exists: no reference check in the reader
@@ -237,8 +271,10 @@ def test_bad_records_are_skipped_and_listed_with_id_line_and_reason(tmp_path):
     def line_of(fragment, start=0):
         return next(i + 1 for i, line in enumerate(lines) if fragment in line and i >= start)
 
-    found = {(p.entity, p.record_id, p.reason.split(" '")[0].split(":")[0]): p.line
-             for p in result.problems}
+    found = {
+        (p.entity, p.record_id, p.reason.split(" '")[0].split(":")[0]): p.line
+        for p in result.problems
+    }
     assert found[("person", None, "person has no sourcedid/id")] == line_of("No Id")
     assert found[("person", "p1", "duplicate id")] == line_of("Dup")
     assert found[("person", "p3", "invalid date in demographics/bday")] == line_of("2015-02-30")
@@ -260,8 +296,9 @@ def test_memberships_before_their_persons_are_resolved_at_the_end(tmp_path):
 
 
 def test_no_personal_data_in_problems(tmp_path):
-    text = enterprise(person("p1", "Hemmelig", "Navnesen", bday="2015-02-31",
-                             email="hemmelig@skole.no"))
+    text = enterprise(
+        person("p1", "Hemmelig", "Navnesen", bday="2015-02-31", email="hemmelig@skole.no")
+    )
     _, result = read_all(write(tmp_path, text))
     dumped = json.dumps(result.as_dict(), ensure_ascii=False)
     for secret in ("Hemmelig", "Navnesen", "2015-02-31", "hemmelig@skole.no"):
@@ -275,20 +312,37 @@ def test_no_personal_data_in_problems(tmp_path):
     ("text", "line", "reason"),
     [
         ("", None, "the file is empty"),
-        ('<?xml version="1.0"?>\n<enterprise>\n<properties><type>full</type></properties>\n'
-         "<person>\n<sourcedid><id>p1</id></sourcedid>\n</persn>\n</enterprise>\n",
-         6, "not well-formed XML"),
+        (
+            '<?xml version="1.0"?>\n<enterprise>\n<properties><type>full</type></properties>\n'
+            "<person>\n<sourcedid><id>p1</id></sourcedid>\n</persn>\n</enterprise>\n",
+            6,
+            "not well-formed XML",
+        ),
         ('<?xml version="1.0"?>\n<roster>\n<person/>\n</roster>\n', 2, "the root element is"),
         ('<?xml version="1.0"?>\n<roster/>\n', 2, "the root element is <roster>"),
         ('<?xml version="1.0"?>\n<enterprise>\n</enterprise>\n', None, "no <properties>"),
-        ('<?xml version="1.0"?>\n<enterprise>\n<person><sourcedid><id>p</id></sourcedid>'
-         "</person>\n<properties><type>full</type></properties></enterprise>",
-         3, "<person> before <properties>"),
-        ('<?xml version="1.0"?>\n<enterprise>\n<properties><type>full</type></properties>\n'
-         "</enterprise>\n", None, "a full file with no records"),
+        (
+            '<?xml version="1.0"?>\n<enterprise>\n<person><sourcedid><id>p</id></sourcedid>'
+            "</person>\n<properties><type>full</type></properties></enterprise>",
+            3,
+            "<person> before <properties>",
+        ),
+        (
+            '<?xml version="1.0"?>\n<enterprise>\n<properties><type>full</type></properties>\n'
+            "</enterprise>\n",
+            None,
+            "a full file with no records",
+        ),
     ],
-    ids=["empty", "not-well-formed", "wrong-root", "wrong-empty-root", "no-properties",
-         "records-before-properties", "full-without-records"],
+    ids=[
+        "empty",
+        "not-well-formed",
+        "wrong-root",
+        "wrong-empty-root",
+        "no-properties",
+        "records-before-properties",
+        "full-without-records",
+    ],
 )
 def test_fatal_problems_name_file_line_and_reason(tmp_path, text, line, reason):
     path = write(tmp_path, text, name="bad.xml")
@@ -331,9 +385,7 @@ def test_external_entities_are_not_resolved(tmp_path):
 
 
 def test_internal_entity_expansion_is_not_performed(tmp_path):
-    laughs = "".join(
-        f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10}">' for i in range(1, 10)
-    )
+    laughs = "".join(f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10}">' for i in range(1, 10))
     text = (
         f'<?xml version="1.0"?>\n<!DOCTYPE enterprise [<!ENTITY l0 "ha">{laughs}]>\n'
         "<enterprise><properties><type>full</type></properties>"
@@ -352,8 +404,10 @@ def test_internal_entity_expansion_is_not_performed(tmp_path):
 def test_an_external_dtd_is_not_loaded(tmp_path):
     dtd = tmp_path / "ims_epv1p1.dtd"
     dtd.write_text('<!ENTITY leak "FROM-THE-DTD">')
-    text = enterprise(person("p1", "LEAK")).replace("LEAK", "&leak;").replace(
-        "<enterprise", f'<!DOCTYPE enterprise SYSTEM "file://{dtd}">\n<enterprise', 1
+    text = (
+        enterprise(person("p1", "LEAK"))
+        .replace("LEAK", "&leak;")
+        .replace("<enterprise", f'<!DOCTYPE enterprise SYSTEM "file://{dtd}">\n<enterprise', 1)
     )
     reader = ImsReader(write(tmp_path, text))
     try:
@@ -373,16 +427,25 @@ def test_size_and_checksum_of_the_file(tmp_path):
     assert result.file.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize(("written", "read_as"), [
-    ("DATABASE UPDATE", "delta"), ("DB Increment", "delta"), ("Snapshot", "full"),
-    ("Complete", "full"), ("Event", "event"), ("delta", "delta")])
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [
+        ("DATABASE UPDATE", "delta"),
+        ("DB Increment", "delta"),
+        ("Snapshot", "full"),
+        ("Complete", "full"),
+        ("Event", "event"),
+        ("delta", "delta"),
+    ],
+)
 def test_free_text_types_as_ims_enterprise_1_1_systems_write_them(tmp_path, written, read_as):
     text = enterprise(person("p1"), properties=f"<properties><type>{written}</type></properties>")
     _, result = read_all(write(tmp_path, text))
     assert result.ok and result.properties.type == read_as
     warned = [p.reason for p in result.problems if p.entity == "file"]
-    assert warned == ([] if written.lower() == read_as else
-                      [f"properties/type '{written}' read as {read_as}"])
+    assert warned == (
+        [] if written.lower() == read_as else [f"properties/type '{written}' read as {read_as}"]
+    )
 
 
 @pytest.mark.parametrize("written", ["<type>Roster</type>", ""])

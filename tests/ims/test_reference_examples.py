@@ -37,6 +37,9 @@ def test_the_full_example_in_detail(reference_dir):
     assert groups["global_ID_basis_Måneflekken_7A"].parent_id == "global_ID_org_17"
     assert groups["global_ID_gr_MAT0008_Måneflekken08"].begin == "2007-01-03"
     # the example's memberships in two groups it does not define are listed, not fatal
-    unknown = {p.record_id.split("/")[0] for p in reader.result.problems
-               if p.reason.startswith("unknown group")}
+    unknown = {
+        p.record_id.split("/")[0]
+        for p in reader.result.problems
+        if p.reason.startswith("unknown group")
+    }
     assert unknown == {"global_ID_gr_Astr001_Måneflekken07", "global_ID_fag_Astr001"}

@@ -27,12 +27,17 @@ def _export(folder, year: int, *, twice: dict | None = None, namesake: dict | No
     with open(path, "w", encoding="utf-8") as out:
         write_year(Municipality(SEED, PUPILS), year, out)
     text = path.read_text(encoding="utf-8")
-    for person, new_id, new_login in ((twice, "elev-dup", None),
-                                      (namesake, "elev-namesake", "navne.bror")):
+    for person, new_id, new_login in (
+        (twice, "elev-dup", None),
+        (namesake, "elev-namesake", "navne.bror"),
+    ):
         if person is None:
             continue
-        record = next(line for line in text.splitlines()
-                      if f"<id>{person['id']}</id>" in line and line.startswith("<person>"))
+        record = next(
+            line
+            for line in text.splitlines()
+            if f"<id>{person['id']}</id>" in line and line.startswith("<person>")
+        )
         copy = record.replace(f"<id>{person['id']}</id>", f"<id>{new_id}</id>", 1)
         if new_login:
             copy = copy.replace(person["username"], new_login)
@@ -41,12 +46,24 @@ def _export(folder, year: int, *, twice: dict | None = None, namesake: dict | No
     return path
 
 
-def _manual(cur, username, given, family, birth, *, email=None, profile="student",
-            sync_key=None, last_login=None) -> int:
-    cur.execute("INSERT INTO lms.users (site, sync_key, username, first_name, last_name,"
-                " email, birth_date, profile, last_login) VALUES"
-                " ('kommune', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (sync_key, username, given, family, email, birth, profile, last_login))
+def _manual(
+    cur,
+    username,
+    given,
+    family,
+    birth,
+    *,
+    email=None,
+    profile="student",
+    sync_key=None,
+    last_login=None,
+) -> int:
+    cur.execute(
+        "INSERT INTO lms.users (site, sync_key, username, first_name, last_name,"
+        " email, birth_date, profile, last_login) VALUES"
+        " ('kommune', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (sync_key, username, given, family, email, birth, profile, last_login),
+    )
     return cur.fetchone()[0]
 
 
@@ -75,24 +92,52 @@ def site(conn, tmp_path):
             "by_name": _manual(cur, "manuell.a", a["given"], a["family"], a["bday"]),
             "by_two": _manual(cur, b["username"], b["given"], b["family"], b["bday"]),
             # c's email, d's name and birth date: two people, never guessed
-            "two_people": _manual(cur, "manuell.cd", d["given"], d["family"], d["bday"],
-                                  email=c["email"]),
-            "twice": _manual(cur, "manuell.p", pupil["given"], pupil["family"],
-                             pupil["bday"]),
-            "admin_synced": _manual(cur, "rektor", "Rektor", "Rask", None, profile="admin",
-                                    sync_key="admin-synced", last_login=ON),
-            "admin_idle": _manual(cur, "admin.gammel", "Admin", "Gammel", None,
-                                  profile="admin", last_login=_months_before(14)),
+            "two_people": _manual(
+                cur, "manuell.cd", d["given"], d["family"], d["bday"], email=c["email"]
+            ),
+            "twice": _manual(cur, "manuell.p", pupil["given"], pupil["family"], pupil["bday"]),
+            "admin_synced": _manual(
+                cur,
+                "rektor",
+                "Rektor",
+                "Rask",
+                None,
+                profile="admin",
+                sync_key="admin-synced",
+                last_login=ON,
+            ),
+            "admin_idle": _manual(
+                cur,
+                "admin.gammel",
+                "Admin",
+                "Gammel",
+                None,
+                profile="admin",
+                last_login=_months_before(14),
+            ),
         }
         for key, when in ((idle["id"], _months_before(13)), (recent["id"], _months_before(11))):
-            cur.execute("UPDATE lms.users SET last_login = %s WHERE site = 'kommune'"
-                        " AND sync_key = %s", (when, key))
-        cur.execute("SELECT sync_key, id FROM lms.users WHERE site = 'kommune'"
-                    " AND sync_key IN (%s, %s)", (pupil["id"], idle["id"]))
+            cur.execute(
+                "UPDATE lms.users SET last_login = %s WHERE site = 'kommune' AND sync_key = %s",
+                (when, key),
+            )
+        cur.execute(
+            "SELECT sync_key, id FROM lms.users WHERE site = 'kommune' AND sync_key IN (%s, %s)",
+            (pupil["id"], idle["id"]),
+        )
         synced = dict(cur.fetchall())
-    return {"conn": conn, "config": config, "ids": ids, "files": (first, second),
-            "starters": starters, "pupil": pupil, "idle": idle, "synced": synced,
-            "now": now, "next": nxt}
+    return {
+        "conn": conn,
+        "config": config,
+        "ids": ids,
+        "files": (first, second),
+        "starters": starters,
+        "pupil": pupil,
+        "idle": idle,
+        "synced": synced,
+        "now": now,
+        "next": nxt,
+    }
 
 
 def _email(path):
@@ -110,8 +155,10 @@ def _text(path) -> str:
 
 def rows(findings, name, *columns):
     table = findings.table(name)
-    return {tuple(None if str(v) in ("<NA>", "nan") else v for v in row)
-            for row in table[list(columns)].itertuples(index=False)}
+    return {
+        tuple(None if str(v) in ("<NA>", "nan") else v for v in row)
+        for row in table[list(columns)].itertuples(index=False)
+    }
 
 
 def test_the_findings_on_a_seeded_site_are_exactly_right(site):
@@ -120,40 +167,63 @@ def test_the_findings_on_a_seeded_site_are_exactly_right(site):
     assert findings.school_year.label == "2026-2027"
     assert rows(findings, "duplicates", "account_id", "sync_key", "certainty", "evidence") == {
         (ids["by_name"], a["id"], "medium", "name+birth date"),
-        (ids["by_two"], b["id"], "high", "username + name+birth date")}
+        (ids["by_two"], b["id"], "high", "username + name+birth date"),
+    }
     assert rows(findings, "ambiguous", "account_id", "sync_key", "evidence") == {
-        (ids["two_people"], c["id"], "email"), (ids["two_people"], d["id"], "name+birth date")}
+        (ids["two_people"], c["id"], "email"),
+        (ids["two_people"], d["id"], "name+birth date"),
+    }
     assert rows(findings, "already_twice", "account_id", "sync_key", "synced_account_id") == {
-        (ids["twice"], site["pupil"]["id"], site["synced"][site["pupil"]["id"]])}
+        (ids["twice"], site["pupil"]["id"], site["synced"][site["pupil"]["id"]])
+    }
     assert rows(findings, "created_twice", "sync_keys", "evidence") == {
-        (f"{e['id']} elev-dup", "username + name+birth date")}
+        (f"{e['id']} elev-dup", "username + name+birth date")
+    }
     # the same name and birth date with another login: often two children, not blocking
     assert rows(findings, "maybe_twice", "sync_keys", "evidence") == {
-        (f"{site['starters'][5]['id']} elev-namesake", "name+birth date")}
+        (f"{site['starters'][5]['id']} elev-namesake", "name+birth date")
+    }
     assert rows(findings, "admins_with_sync_key", "account_id", "sync_key") == {
-        (ids["admin_synced"], "admin-synced")}
+        (ids["admin_synced"], "admin-synced")
+    }
     assert rows(findings, "inactive", "account_id", "manual") == {
-        (ids["admin_idle"], True), (site["synced"][site["idle"]["id"]], False)}
+        (ids["admin_idle"], True),
+        (site["synced"][site["idle"]["id"]], False),
+    }
     assert rows(findings, "terms", "sync_key", "at_rollover") == {
-        ("2025-08-15..2026-06-20", "archived")}
+        ("2025-08-15..2026-06-20", "archived")
+    }
     assert findings.table("missing_terms").empty
-    assert findings.blocking == {"duplicates": 2, "ambiguous": 2, "created_twice": 1,
-                                 "admins_with_sync_key": 1}
+    assert findings.blocking == {
+        "duplicates": 2,
+        "ambiguous": 2,
+        "created_twice": 1,
+        "admins_with_sync_key": 1,
+    }
 
 
-def test_a_name_matches_however_it_is_cased_and_spaced_and_a_missing_one_matches_nothing(
-        site):
+def test_a_name_matches_however_it_is_cased_and_spaced_and_a_missing_one_matches_nothing(site):
     f = site["starters"][6]
     with site["conn"], site["conn"].cursor() as cur:
-        shouted = _manual(cur, "manuell.f", f"  {f['given'].upper()} ",
-                          f["family"].upper().replace(" ", "   "), f["bday"])
+        shouted = _manual(
+            cur,
+            "manuell.f",
+            f"  {f['given'].upper()} ",
+            f["family"].upper().replace(" ", "   "),
+            f["bday"],
+        )
         # a manual account with no first name: its name and birth date form no key
         _manual(cur, "uten.fornavn", None, f["family"], f["bday"])
     findings = readiness(site["conn"], site["config"], file=str(site["files"][1]), on=ON)
     assert (shouted, f["id"], "medium", "name+birth date") in rows(
-        findings, "duplicates", "account_id", "sync_key", "certainty", "evidence")
-    named = {row[0] for name in ("duplicates", "ambiguous", "already_twice")
-             for row in rows(findings, name, "sync_key") if row[0] == f["id"]}
+        findings, "duplicates", "account_id", "sync_key", "certainty", "evidence"
+    )
+    named = {
+        row[0]
+        for name in ("duplicates", "ambiguous", "already_twice")
+        for row in rows(findings, name, "sync_key")
+        if row[0] == f["id"]
+    }
     assert named == {f["id"]} and len(findings.table("ambiguous")) == 2
 
 
@@ -164,7 +234,8 @@ def test_the_email_and_its_csv_files_carry_ids_not_names(site, state_folder):
     msg = _email(send(findings, site["config"])["sent"])
     assert msg["Subject"] == "[sisflow] kommune readiness for 2026-2027: 6 blocking findings"
     texts = [msg.get_body(("plain",)).get_content()] + [
-        part.get_content() for part in msg.iter_attachments()]
+        part.get_content() for part in msg.iter_attachments()
+    ]
     names = {p["family"] for p in site["starters"][:5]} | {"manuell.a", "Gammel"}
     assert not [n for n in names if any(n in t for t in texts)]
     attached = {part.get_filename() for part in msg.iter_attachments()}
@@ -184,8 +255,9 @@ def _lms(conn):
 def test_a_rollover_stops_on_blocking_findings_and_changes_nothing(site):
     conn, config = site["conn"], site["config"]
     before = _lms(conn)
-    result = pipeline.run(conn, "kommune", site["files"][1], on=date(2026, 8, 1), rollover=True,
-                          config=config)
+    result = pipeline.run(
+        conn, "kommune", site["files"][1], on=date(2026, 8, 1), rollover=True, config=config
+    )
     assert result["refusal"]["outcome"] == "not-ready"
     assert "duplicates in waiting" in result["refusal"]["reason"]
     assert result["status"] == "aborted"
@@ -200,8 +272,15 @@ def test_a_rollover_on_the_date_gives_the_expected_site_object_by_object(site, s
     csv = findings.write_csv(state_folder / "csv")[0]
     attached = attach(conn, "kommune", read_csv(csv), by="kari", via="cli", source=str(csv))
     assert len(attached) == 2
-    result = pipeline.run(conn, "kommune", site["files"][1], on=date(2026, 8, 1),
-                          rollover=True, override=True, config=config)
+    result = pipeline.run(
+        conn,
+        "kommune",
+        site["files"][1],
+        on=date(2026, 8, 1),
+        rollover=True,
+        override=True,
+        config=config,
+    )
     assert result["status"] == "committed" and result["outcome"] == "applied"
     with conn.cursor() as cur:
         assert school_year.active(cur, "kommune", config, date(2026, 8, 1)).label == "2026-2027"
@@ -209,8 +288,11 @@ def test_a_rollover_on_the_date_gives_the_expected_site_object_by_object(site, s
     data = {year: build_year(Municipality(SEED, PUPILS), year) for year in (2025, 2026)}
     keys = {year: {p["id"] for p in d["persons"]} for year, d in data.items()}
     users = {u["sync_key"]: u for u in lms["users"] if u["sync_key"]}
-    assert {k for k, u in users.items() if not u["trashed"]} == \
-        keys[2026] | {"elev-dup", "elev-namesake", "admin-synced"}
+    assert {k for k, u in users.items() if not u["trashed"]} == keys[2026] | {
+        "elev-dup",
+        "elev-namesake",
+        "admin-synced",
+    }
     assert {k for k, u in users.items() if u["trashed"]} == keys[2025] - keys[2026]
     # the first-graders made by hand are the accounts that carry their keys: no second account
     for account, pupil in (("by_name", 0), ("by_two", 1)):
@@ -218,27 +300,52 @@ def test_a_rollover_on_the_date_gives_the_expected_site_object_by_object(site, s
         assert users[key]["id"] == ids[account]
     with conn.cursor() as cur:
         a = site["starters"][0]
-        cur.execute("SELECT username FROM lms.users WHERE site = 'kommune' AND first_name = %s"
-                    " AND last_name = %s AND birth_date = %s", (a["given"], a["family"], a["bday"]))
+        cur.execute(
+            "SELECT username FROM lms.users WHERE site = 'kommune' AND first_name = %s"
+            " AND last_name = %s AND birth_date = %s",
+            (a["given"], a["family"], a["bday"]),
+        )
         assert cur.fetchall() == [(a["username"],)]  # one account, updated from the SIS
-    courses = {year: {g["id"] for g in d["groups"] if g["type"] == "undervisningsgruppe"}
-               for year, d in data.items()}
-    assert {c["sync_key"] for c in lms["courses"] if c["state"] == "active"
-            and c["created_by_integration"]} == courses[2026]
+    courses = {
+        year: {g["id"] for g in d["groups"] if g["type"] == "undervisningsgruppe"}
+        for year, d in data.items()
+    }
+    assert {
+        c["sync_key"]
+        for c in lms["courses"]
+        if c["state"] == "active" and c["created_by_integration"]
+    } == courses[2026]
     assert {c["sync_key"] for c in lms["courses"] if c["state"] == "archived"} == courses[2025]
     assert [c["title"] for c in lms["courses"] if not c["created_by_integration"]] == []
-    units = {year: {g["id"] for g in d["groups"] if g["type"] in
-                    ("skoleeier", "skole", "trinn", "basisgruppe")} for year, d in data.items()}
+    units = {
+        year: {
+            g["id"]
+            for g in d["groups"]
+            if g["type"] in ("skoleeier", "skole", "trinn", "basisgruppe")
+        }
+        for year, d in data.items()
+    }
     assert {u["sync_key"] for u in lms["units"] if not u["removed"]} == units[2026]
     assert {(t["sync_key"], t["archived"]) for t in lms["terms"]} == {
-        ("2025-08-15..2026-06-20", True), ("2026-08-15..2027-06-20", False)}
-    learners = {(g, p) for g, members in data[2026]["members"].items() if g in courses[2026]
-                for p, role in members if role == "01"}
-    assert {(p["course"], p["user"]) for p in lms["participants"] if p["synced"]
-            and p["role"] == "learner"} == learners
+        ("2025-08-15..2026-06-20", True),
+        ("2026-08-15..2027-06-20", False),
+    }
+    learners = {
+        (g, p)
+        for g, members in data[2026]["members"].items()
+        if g in courses[2026]
+        for p, role in members
+        if role == "01"
+    }
+    assert {
+        (p["course"], p["user"])
+        for p in lms["participants"]
+        if p["synced"] and p["role"] == "learner"
+    } == learners
     # administrators stay as people made them
     assert {u["id"] for u in lms["users"] if u["profile"] == "admin" and u["manual"]} == {
-        ids["admin_idle"]}
+        ids["admin_idle"]
+    }
     # the email says it is the rollover's, with the readiness summary and the override
     text = _text(result["email"]["sent"])
     assert "rollover: applied" in text and "blocking findings OVERRIDDEN in the form" in text
@@ -248,11 +355,21 @@ def test_a_rollover_on_the_date_gives_the_expected_site_object_by_object(site, s
 def test_an_attach_is_recorded_and_can_be_undone(site, state_folder):
     conn, ids = site["conn"], site["ids"]
     key = site["starters"][0]["id"]
-    (first,) = attach(conn, "kommune", [{"account_id": str(ids["by_name"]), "sync_key": key,
-                                         "line": 2}], by="kari", via="cli")
+    (first,) = attach(
+        conn,
+        "kommune",
+        [{"account_id": str(ids["by_name"]), "sync_key": key, "line": 2}],
+        by="kari",
+        via="cli",
+    )
     with pytest.raises(AttachError, match="already carries a sync key"):
-        attach(conn, "kommune", [{"account_id": str(ids["by_name"]), "sync_key": "x"}],
-               by="kari", via="cli")
+        attach(
+            conn,
+            "kommune",
+            [{"account_id": str(ids["by_name"]), "sync_key": "x"}],
+            by="kari",
+            via="cli",
+        )
     done = undo(conn, "kommune", first, by="ola")
     assert done == {"attachment": first, "account_id": ids["by_name"], "sync_key": key}
     with conn.cursor() as cur:
@@ -268,13 +385,18 @@ def test_an_attach_is_recorded_and_can_be_undone(site, state_folder):
 def test_a_list_with_one_bad_row_attaches_nothing_and_names_the_line(site, tmp_path):
     conn, ids = site["conn"], site["ids"]
     csv = tmp_path / "duplicates.csv"
-    csv.write_text("account_id,sync_key\n"
-                   f"{ids['by_name']},{site['starters'][0]['id']}\n"
-                   f"{ids['admin_idle']},{site['starters'][1]['id']}\n", encoding="utf-8")
+    csv.write_text(
+        "account_id,sync_key\n"
+        f"{ids['by_name']},{site['starters'][0]['id']}\n"
+        f"{ids['admin_idle']},{site['starters'][1]['id']}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(AttachError) as err:
         attach(conn, "kommune", read_csv(csv), by="kari", via="cli", source=str(csv))
-    assert str(err.value) == (f"{csv}: line 3: account {ids['admin_idle']} is an administrator:"
-                              " administrators stay manual; nothing attached")
+    assert str(err.value) == (
+        f"{csv}: line 3: account {ids['admin_idle']} is an administrator:"
+        " administrators stay manual; nothing attached"
+    )
     assert listing(conn, "kommune") == []
     with conn.cursor(cursor_factory=RealDictCursor) as cur:
         cur.execute("SELECT sync_key FROM lms.users WHERE id = %s", (ids["by_name"],))
@@ -285,41 +407,69 @@ def test_next_years_groups_wait_for_the_rollover(site):
     """An import of next year's export before the rollover creates none of next year's
     groups; the rollover does."""
     conn, config = site["conn"], site["config"]
-    result = pipeline.run(conn, "kommune", site["files"][1], on=date(2026, 8, 10),
-                          config=config)
+    result = pipeline.run(conn, "kommune", site["files"][1], on=date(2026, 8, 10), config=config)
     assert result["status"] == "committed"
-    courses_2026 = {g["id"] for g in build_year(Municipality(SEED, PUPILS), 2026)["groups"]
-                    if g["type"] == "undervisningsgruppe"}
+    courses_2026 = {
+        g["id"]
+        for g in build_year(Municipality(SEED, PUPILS), 2026)["groups"]
+        if g["type"] == "undervisningsgruppe"
+    }
     lms = _lms(conn)
     assert not {c["sync_key"] for c in lms["courses"]} & courses_2026
     text = _text(result["email"]["sent"])
     assert "belong to a school year after 2025-2026: they wait" in text
-    result = pipeline.run(conn, "kommune", site["files"][1], on=date(2026, 8, 11),
-                          rollover=True, override=True, config=config)
+    result = pipeline.run(
+        conn,
+        "kommune",
+        site["files"][1],
+        on=date(2026, 8, 11),
+        rollover=True,
+        override=True,
+        config=config,
+    )
     assert result["outcome"] == "applied"
-    assert {c["sync_key"] for c in _lms(conn)["courses"] if c["state"] == "active"} >= \
-        courses_2026
+    assert {c["sync_key"] for c in _lms(conn)["courses"] if c["state"] == "active"} >= courses_2026
 
 
-@pytest.mark.parametrize(("vendor", "day", "allowed"), [
-    ("other", date(2026, 7, 31), False), ("other", date(2026, 8, 1), True),
-    ("Visma Flyt Skole", date(2026, 6, 19), False), ("Visma Flyt Skole", date(2026, 6, 20), True),
-])
+@pytest.mark.parametrize(
+    ("vendor", "day", "allowed"),
+    [
+        ("other", date(2026, 7, 31), False),
+        ("other", date(2026, 8, 1), True),
+        ("Visma Flyt Skole", date(2026, 6, 19), False),
+        ("Visma Flyt Skole", date(2026, 6, 20), True),
+    ],
+)
 def test_rollover_is_refused_before_the_earliest_date(site, vendor, day, allowed):
     config = lenient(sis_vendor=vendor, school_year={"start": "2025-08-18", "end": "2026-06-19"})
     with site["conn"], site["conn"].cursor() as cur:  # the active year as Visma gives it
-        cur.execute("UPDATE sis.school_years SET start_date = '2025-08-18',"
-                    " end_date = '2026-06-19'")
-    result = pipeline.run(site["conn"], "kommune", site["files"][1], on=day, rollover=True,
-                          override=True, config=config)
+        cur.execute(
+            "UPDATE sis.school_years SET start_date = '2025-08-18', end_date = '2026-06-19'"
+        )
+    result = pipeline.run(
+        site["conn"],
+        "kommune",
+        site["files"][1],
+        on=day,
+        rollover=True,
+        override=True,
+        config=config,
+    )
     assert (result["refusal"] is None) is allowed
     if not allowed:
         assert result["refusal"]["outcome"] == "rollover-too-early"
 
 
 def test_a_rollover_into_a_past_school_year_is_refused(site):
-    result = pipeline.run(site["conn"], "kommune", site["files"][1], on=date(2026, 8, 1),
-                          rollover=True, target_year="2024-2025", config=site["config"])
+    result = pipeline.run(
+        site["conn"],
+        "kommune",
+        site["files"][1],
+        on=date(2026, 8, 1),
+        rollover=True,
+        target_year="2024-2025",
+        config=site["config"],
+    )
     assert result["refusal"]["reason"] == "2024-2025 is before the active school year 2025-2026"
 
 
@@ -329,11 +479,17 @@ def test_forgetting_a_customer_forgets_its_school_year_and_attachments(site):
     from sisflow import state
 
     conn = site["conn"]
-    attach(conn, "kommune", [{"account_id": str(site["ids"]["by_name"]),
-                              "sync_key": site["starters"][0]["id"]}], by="kari", via="cli")
+    attach(
+        conn,
+        "kommune",
+        [{"account_id": str(site["ids"]["by_name"]), "sync_key": site["starters"][0]["id"]}],
+        by="kari",
+        via="cli",
+    )
     with conn, conn.cursor() as cur:
         assert school_year.stored(cur, "kommune") == school_year.SchoolYear(
-            date(2025, 8, 1), date(2026, 7, 31))
+            date(2025, 8, 1), date(2026, 7, 31)
+        )
         state.forget(cur, "kommune")
         assert school_year.stored(cur, "kommune") is None
     assert listing(conn, "kommune") == []

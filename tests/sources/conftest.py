@@ -32,14 +32,15 @@ def sftp_server(tmp_path_factory):
     def sftp_factory(chan):
         return asyncssh.SFTPServer(chan, chroot=str(root))
 
-    server = loop.run_until_complete(asyncssh.listen(
-        "127.0.0.1", 0, server_factory=Server, server_host_keys=[key],
-        sftp_factory=sftp_factory))
+    server = loop.run_until_complete(
+        asyncssh.listen(
+            "127.0.0.1", 0, server_factory=Server, server_host_keys=[key], sftp_factory=sftp_factory
+        )
+    )
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     port = server.sockets[0].getsockname()[1]
-    yield {"root": root, "port": port,
-           "host_key": key.export_public_key().decode().strip()}
+    yield {"root": root, "port": port, "host_key": key.export_public_key().decode().strip()}
     loop.call_soon_threadsafe(server.close)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)
@@ -47,8 +48,14 @@ def sftp_server(tmp_path_factory):
 
 def sftp_connection(server: dict, **changes) -> str:
     """The Airflow connection (as its JSON environment form) for the test server."""
-    conn = {"conn_type": "sftp", "host": "127.0.0.1", "port": server["port"], "login": "sis",
-            "password": "sis-password", "extra": {"host_key": server["host_key"]}}
+    conn = {
+        "conn_type": "sftp",
+        "host": "127.0.0.1",
+        "port": server["port"],
+        "login": "sis",
+        "password": "sis-password",
+        "extra": {"host_key": server["host_key"]},
+    }
     extra = changes.pop("extra", None)
     conn.update(changes)
     if extra is not None:

@@ -55,8 +55,10 @@ def test_a_landing_zone_in_object_storage(conn, tmp_path, monkeypatch):
     drop = tmp_path / "drop"
     drop.mkdir()
     write(drop, enterprise(person("p1"), person("p2")), "export.xml")
-    config = lenient(source={"kind": "folder", "path": str(drop), "stable_seconds": 0.05},
-                     landing_days=1.5 / 86400)
+    config = lenient(
+        source={"kind": "folder", "path": str(drop), "stable_seconds": 0.05},
+        landing_days=1.5 / 86400,
+    )
     first = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
     assert first["status"] == "committed" and first["counts"]["person"]["create"] == 2
     with conn.cursor() as cur:

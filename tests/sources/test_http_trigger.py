@@ -45,8 +45,10 @@ def sis(tmp_path, monkeypatch):
             state["polls"] += 1
             if state["fail"]:
                 status = {"status": "failed", "reason": state["fail"]}
-            elif state["polls_until_ready"] is not None and \
-                    state["polls"] >= state["polls_until_ready"]:
+            elif (
+                state["polls_until_ready"] is not None
+                and state["polls"] >= state["polls_until_ready"]
+            ):
                 status = {"status": "ready", "name": "pifu-export.xml"}
             else:
                 status = {"status": "pending"}
@@ -59,9 +61,12 @@ def sis(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     state["export"] = tmp_path / "made-by-the-sis.xml"
     generate(state["export"], seed=3, year=2025, size="tiny")
-    monkeypatch.setenv("AIRFLOW_CONN_SIS_HTTP", json.dumps(
-        {"conn_type": "http", "host": "127.0.0.1", "port": server.server_port,
-         "schema": "http"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SIS_HTTP",
+        json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": server.server_port, "schema": "http"}
+        ),
+    )
     monkeypatch.setenv("SISFLOW_HOME", str(tmp_path / "home"))
     state["port"] = server.server_port
     yield state
@@ -69,8 +74,14 @@ def sis(tmp_path, monkeypatch):
 
 
 def trigger(**settings):
-    return Source(kind="http", conn_id="sis_http", url="/api/pifu/exports", poll_seconds=0.05,
-                  ready_minutes=0.01, **settings)
+    return Source(
+        kind="http",
+        conn_id="sis_http",
+        url="/api/pifu/exports",
+        poll_seconds=0.05,
+        ready_minutes=0.01,
+        **settings,
+    )
 
 
 YEAR = Window(start=date(2025, 8, 1), end=date(2026, 7, 31))
@@ -78,9 +89,15 @@ YEAR = Window(start=date(2025, 8, 1), end=date(2026, 7, 31))
 
 def test_the_export_is_asked_for_the_school_year_then_polled_and_downloaded(sis):
     landed = Path(http_trigger.fetch("kommune", trigger(), HttpSource("sis_http"), YEAR))
-    assert sis["requests"] == [{"path": "/api/pifu/exports", "customer": "kommune",
-                                "school_year": "2025-2026", "start": "2025-08-01",
-                                "end": "2026-07-31"}]
+    assert sis["requests"] == [
+        {
+            "path": "/api/pifu/exports",
+            "customer": "kommune",
+            "school_year": "2025-2026",
+            "start": "2025-08-01",
+            "end": "2026-07-31",
+        }
+    ]
     assert landed.name == "pifu-export.xml"
     assert landed.read_bytes() == sis["export"].read_bytes()
 
@@ -99,8 +116,10 @@ def test_an_export_the_sis_could_not_make_fails_with_its_reason(sis):
 
 
 def test_a_sis_that_is_down_fails_with_a_clear_reason(sis, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SIS_HTTP", json.dumps(
-        {"conn_type": "http", "host": "127.0.0.1", "port": 1, "schema": "http"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SIS_HTTP",
+        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 1, "schema": "http"}),
+    )
     with pytest.raises(SourceError, match="through connection 'sis_http' failed"):
         http_trigger.fetch("kommune", trigger(), HttpSource("sis_http"), YEAR)
 
@@ -109,21 +128,27 @@ SISFLOW = str(Path(sys.executable).with_name("sisflow"))
 
 
 def run_command(tmp_path, db_url, day, customers, *more):
-    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url,
-           "SISFLOW_CUSTOMERS_DIR": str(customers)}
-    return subprocess.run([SISFLOW, "run", "kommune", "--on", day, "--json", *more],
-                          capture_output=True, text=True, env=env, timeout=300)
+    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url, "SISFLOW_CUSTOMERS_DIR": str(customers)}
+    return subprocess.run(
+        [SISFLOW, "run", "kommune", "--on", day, "--json", *more],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_the_school_year_asked_for_changes_with_the_rollover_and_the_email_says_it(
-        sis, db_url, tmp_path):
+    sis, db_url, tmp_path
+):
     customers = tmp_path / "customers"
     customers.mkdir()
     (customers / "kommune.yaml").write_text(
         "source: {kind: http, conn_id: sis_http, url: /api/pifu/exports, poll_seconds: 0.05}\n"
         "school_year: {start: 2025-08-18, end: 2026-06-19}\n"
         "filter: {default: {person: {}, group: {}, membership: {}, min_share: 0}}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     before = run_command(tmp_path, db_url, "2026-06-15", customers)
     assert before.returncode == 0, before.stdout + before.stderr
     # in August a daily import still asks for the active school year: only the rollover
@@ -131,8 +156,7 @@ def test_the_school_year_asked_for_changes_with_the_rollover_and_the_email_says_
     august = run_command(tmp_path, db_url, "2026-08-09", customers)
     assert json.loads(august.stdout)["status"] == "unchanged"
     after = run_command(tmp_path, db_url, "2026-08-10", customers, "--rollover")
-    assert [r["school_year"] for r in sis["requests"]] == ["2025-2026", "2025-2026",
-                                                           "2026-2027"]
+    assert [r["school_year"] for r in sis["requests"]] == ["2025-2026", "2025-2026", "2026-2027"]
     first = json.loads(before.stdout)
     assert first["status"] == "committed"
     # the SIS sent last year's file again: the rollover stops, nothing switched
@@ -145,14 +169,23 @@ def test_the_school_year_asked_for_changes_with_the_rollover_and_the_email_says_
 
 def test_a_failed_fetch_ends_the_run_with_its_email(sis, db_url, tmp_path):
     sis["fail"] = "the SIS is closed for maintenance"
-    config = CustomerConfig.model_validate({"id": "kommune", "source": {
-        "kind": "http", "conn_id": "sis_http", "url": "/api/pifu/exports",
-        "poll_seconds": 0.05}})
+    config = CustomerConfig.model_validate(
+        {
+            "id": "kommune",
+            "source": {
+                "kind": "http",
+                "conn_id": "sis_http",
+                "url": "/api/pifu/exports",
+                "poll_seconds": 0.05,
+            },
+        }
+    )
     from sisflow.db.connection import connect
 
     conn = connect(db_url)
     result = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
     conn.close()
     assert result["failed"]["task"] == "fetch" and result["id"] is None
-    assert "FAILED at fetch: SourceError: the SIS could not make export" in \
-        result["email"]["subject"]
+    assert (
+        "FAILED at fetch: SourceError: the SIS could not make export" in result["email"]["subject"]
+    )

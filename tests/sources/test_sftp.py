@@ -26,8 +26,7 @@ def server(sftp_server, monkeypatch, tmp_path):
 
 
 def source(**settings):
-    return Source(kind="sftp", conn_id="sis_sftp", path="/eksport", stable_seconds=0.3,
-                  **settings)
+    return Source(kind="sftp", conn_id="sis_sftp", path="/eksport", stable_seconds=0.3, **settings)
 
 
 def drop(folder, name, text, age=0):
@@ -75,8 +74,7 @@ def test_with_a_done_marker_only_a_marked_export_is_taken(server):
         sftp.fetch("kommune", source(done_marker=True), client)
     drop(server.folder, "export.xml.done", "")
     with sftp_client("sis_sftp") as client:
-        assert Path(sftp.fetch("kommune", source(done_marker=True), client)).name == \
-            "export.xml"
+        assert Path(sftp.fetch("kommune", source(done_marker=True), client)).name == "export.xml"
 
 
 def test_an_export_that_appears_late_is_fetched_on_the_next_try(server):
@@ -88,8 +86,9 @@ def test_an_export_that_appears_late_is_fetched_on_the_next_try(server):
 
 
 def test_wrong_credentials_fail_with_a_clear_reason_and_no_password(server, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__,
-                                                                password="wrong-secret"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__, password="wrong-secret")
+    )
     opening = pytest.raises(SourceError, match="cannot open the SFTP connection 'sis_sftp'")
     with opening as err, sftp_client("sis_sftp"):
         pass
@@ -106,23 +105,28 @@ def test_a_server_with_another_host_key_is_refused(server, monkeypatch):
     import asyncssh
 
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
-    monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(
-        server.__dict__, extra={"host_key": other}))
-    with pytest.raises(SourceError, match="cannot open the SFTP connection"), \
-            sftp_client("sis_sftp"):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__, extra={"host_key": other})
+    )
+    with (
+        pytest.raises(SourceError, match="cannot open the SFTP connection"),
+        sftp_client("sis_sftp"),
+    ):
         pass
 
 
-@pytest.mark.parametrize("extra", [{"no_host_key_check": "true"},
-                                   {"allow_host_key_change": "true"}])
+@pytest.mark.parametrize(
+    "extra", [{"no_host_key_check": "true"}, {"allow_host_key_change": "true"}]
+)
 def test_a_connection_that_skips_the_host_key_check_is_refused(server, monkeypatch, extra):
     monkeypatch.setenv("AIRFLOW_CONN_SIS_SFTP", sftp_connection(server.__dict__, extra=extra))
     with pytest.raises(InsecureConnection, match="host_key"), sftp_client("sis_sftp"):
         pass
 
 
-def test_an_insecure_connection_is_a_refusal_of_the_run_not_a_crash(server, monkeypatch,
-                                                                    tmp_path, db_url):
+def test_an_insecure_connection_is_a_refusal_of_the_run_not_a_crash(
+    server, monkeypatch, tmp_path, db_url
+):
     """Through the command: one line, the fetch named, exit 3, no traceback, nothing landed."""
     import os
     import subprocess
@@ -131,14 +135,23 @@ def test_an_insecure_connection_is_a_refusal_of_the_run_not_a_crash(server, monk
     drop(server.folder, "export.xml", "<enterprise/>")
     (tmp_path / "customers").mkdir()
     (tmp_path / "customers" / "kommune.yaml").write_text(
-        "source: {kind: sftp, conn_id: sis_sftp, path: /eksport}\n", encoding="utf-8")
-    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url,
-           "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers"),
-           "AIRFLOW_CONN_SIS_SFTP": sftp_connection(server.__dict__,
-                                                    extra={"allow_host_key_change": "true"})}
-    out = subprocess.run([str(Path(sys.executable).with_name("sisflow")), "run", "kommune",
-                          "--on", "2025-09-01"], env=env, capture_output=True, text=True,
-                         timeout=120)
+        "source: {kind: sftp, conn_id: sis_sftp, path: /eksport}\n", encoding="utf-8"
+    )
+    env = {
+        **os.environ,
+        "SISFLOW_DATABASE_URL": db_url,
+        "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers"),
+        "AIRFLOW_CONN_SIS_SFTP": sftp_connection(
+            server.__dict__, extra={"allow_host_key_change": "true"}
+        ),
+    }
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("sisflow")), "run", "kommune", "--on", "2025-09-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 3, out.stdout + out.stderr
     assert "skips the host key check (allow_host_key_change): refused" in out.stdout
     assert "Traceback" not in out.stderr
@@ -153,12 +166,15 @@ def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, c
     from tests.factory import enterprise, lenient, person
 
     def export(stamp, *pupils):
-        props = (f"<properties><datasource>sas</datasource><type>full</type>"
-                 f"<datetime>{stamp}</datetime></properties>")
+        props = (
+            f"<properties><datasource>sas</datasource><type>full</type>"
+            f"<datetime>{stamp}</datetime></properties>"
+        )
         return enterprise(*(person(p) for p in pupils), properties=props)
 
-    config = lenient(source={"kind": "sftp", "conn_id": "sis_sftp", "path": "/eksport",
-                             "stable_seconds": 0.1})
+    config = lenient(
+        source={"kind": "sftp", "conn_id": "sis_sftp", "path": "/eksport", "stable_seconds": 0.1}
+    )
     drop(server.folder, "export.xml", export("2025-08-15T05:00:00", "p1", "p2"))
     first = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
     assert first["status"] == "committed"
@@ -167,14 +183,14 @@ def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, c
     drop(server.folder, "export.xml", export("2025-08-01T05:00:00", "p1"))  # last month's
     older = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 3))
     assert older["status"] == "rejected"
-    assert "an older export is not imported unless a person accepts it" in \
-        older["fatal"]["reason"]
+    assert "an older export is not imported unless a person accepts it" in older["fatal"]["reason"]
     assert older["email"]["outcome"] == "rejected-file"
 
 
 @pytest.mark.parametrize("port", ["up", 1])
-def test_run_json_is_one_document_on_stdout_whatever_the_source_logs(server, tmp_path, db_url,
-                                                                     port):
+def test_run_json_is_one_document_on_stdout_whatever_the_source_logs(
+    server, tmp_path, db_url, port
+):
     """Airflow's logging, paramiko and the hooks write while an SFTP source is fetched: none of
     it reaches stdout, which holds the one JSON document, for a run that works or fails."""
     import json
@@ -188,15 +204,31 @@ def test_run_json_is_one_document_on_stdout_whatever_the_source_logs(server, tmp
     (tmp_path / "customers").mkdir()
     (tmp_path / "customers" / "kommune.yaml").write_text(
         "source: {kind: sftp, conn_id: sis_sftp, path: /eksport, stable_seconds: 0.1}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     changes = {} if port == "up" else {"port": port}
-    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url,
-           "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers"),
-           "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-           "AIRFLOW_CONN_SIS_SFTP": sftp_connection(server.__dict__, **changes)}
-    out = subprocess.run([str(Path(sys.executable).with_name("sisflow")), "-v", "run",
-                          "kommune", "--on", "2025-09-01", "--json"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "SISFLOW_DATABASE_URL": db_url,
+        "SISFLOW_CUSTOMERS_DIR": str(tmp_path / "customers"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW_CONN_SIS_SFTP": sftp_connection(server.__dict__, **changes),
+    }
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("sisflow")),
+            "-v",
+            "run",
+            "kommune",
+            "--on",
+            "2025-09-01",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     result = json.loads(out.stdout)
     if port == "up":
         assert out.returncode == 0 and result["status"] == "committed"

@@ -70,8 +70,7 @@ def _embedded_url() -> str:
         if folder.exists():
             _forget_dead_holders(folder)
         # the last holder to exit stops the server, unless make airflow keeps it running
-        _embedded = pgserver.get_server(folder,
-                                        cleanup_mode=None if kept_for_airflow() else "stop")
+        _embedded = pgserver.get_server(folder, cleanup_mode=None if kept_for_airflow() else "stop")
         log.info("embedded Postgres at %s", folder)
         _create_once(_embedded.get_uri("postgres"))
     return _embedded.get_uri(_EMBEDDED_DB)
@@ -119,9 +118,11 @@ class DatabaseUnavailable(Exception):
     """The import database cannot be reached; the message never holds the URL's password."""
 
 
-_URL_HELP = ("SISFLOW_DATABASE_URL is not a valid Postgres URL: write it as postgresql://USER:"
-             "PASSWORD@HOST:PORT/DATABASE, with any @, :, / or space in the password"
-             " percent-encoded (%40, %3A, %2F, %20)")
+_URL_HELP = (
+    "SISFLOW_DATABASE_URL is not a valid Postgres URL: write it as postgresql://USER:"
+    "PASSWORD@HOST:PORT/DATABASE, with any @, :, / or space in the password"
+    " percent-encoded (%40, %3A, %2F, %20)"
+)
 
 
 def _secrets(url: str) -> list[str]:
@@ -151,8 +152,11 @@ def _checked(url: str) -> None:
             parts.port  # noqa: B018 (raises for a port that is not a number)
         except ValueError:
             raise DatabaseUnavailable(_URL_HELP) from None
-        if (scheme not in ("postgresql", "postgres") or authority.count("@") > 1
-                or any(c.isspace() for c in url)):
+        if (
+            scheme not in ("postgresql", "postgres")
+            or authority.count("@") > 1
+            or any(c.isspace() for c in url)
+        ):
             raise DatabaseUnavailable(_URL_HELP)
         return
     try:
@@ -179,7 +183,8 @@ def connect(url: str | None = None) -> psycopg2.extensions.connection:
     except psycopg2.Error as err:
         raise DatabaseUnavailable(
             "cannot connect to the import database (SISFLOW_DATABASE_URL): "
-            + _masked(str(err).strip(), url)) from None
+            + _masked(str(err).strip(), url)
+        ) from None
     if url not in _migrated:
         migrate(conn)
         _migrated.add(url)

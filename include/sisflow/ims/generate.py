@@ -42,8 +42,14 @@ PLACES = (
     "Lysåsen Rødberg Sæterbakken Bakkehaugen Elvebredden Åsmyra Kjølstad Møllerud Nordbø Sørlia"
 ).split()
 
-SUBJECTS_1_4 = [("NOR", "Norsk"), ("MAT", "Matematikk"), ("ENG", "Engelsk"), ("NAT", "Naturfag"),
-                ("KRO", "Kroppsøving"), ("KHV", "Kunst og håndverk")]
+SUBJECTS_1_4 = [
+    ("NOR", "Norsk"),
+    ("MAT", "Matematikk"),
+    ("ENG", "Engelsk"),
+    ("NAT", "Naturfag"),
+    ("KRO", "Kroppsøving"),
+    ("KHV", "Kunst og håndverk"),
+]
 SUBJECTS_5_7 = SUBJECTS_1_4 + [("SAM", "Samfunnsfag"), ("KRL", "KRLE")]
 SUBJECTS_8_10 = SUBJECTS_5_7 + [("FSP", "Fremmedspråk")]
 CLASS_SIZE = 24
@@ -95,11 +101,15 @@ class Municipality:
         n_barn = max(1, round(self.cohort_size / 48))
         n_ung = max(1, round(self.cohort_size / 144))
         places = random.Random(f"{self.seed}/places").sample(PLACES, len(PLACES))
-        names = [places[i % len(places)] + (f" {i // len(places) + 1}" if i >= len(places) else "")
-                 for i in range(n_barn + n_ung)]
+        names = [
+            places[i % len(places)] + (f" {i // len(places) + 1}" if i >= len(places) else "")
+            for i in range(n_barn + n_ung)
+        ]
         barn = [School(f"b{i + 1:03d}", f"{names[i]} barneskole", 1, 7) for i in range(n_barn)]
-        ung = [School(f"u{i + 1:03d}", f"{names[n_barn + i]} ungdomsskole", 8, 10)
-               for i in range(n_ung)]
+        ung = [
+            School(f"u{i + 1:03d}", f"{names[n_barn + i]} ungdomsskole", 8, 10)
+            for i in range(n_ung)
+        ]
         return barn, ung
 
     def cohort_count(self, cohort: int) -> int:
@@ -114,9 +124,17 @@ def _pupil(m: Municipality, cohort: int, k: int) -> dict:
     born = date(cohort - 6, 1, 1) + timedelta(days=rng.randrange(365))
     pid = f"elev-{cohort}-{k:05d}"
     user = f"{_ascii(given)[:4]}{_ascii(family)[:4]}{cohort % 100:02d}{k:05d}"
-    return {"id": pid, "given": given, "family": family, "bday": born.isoformat(),
-            "username": user, "email": f"{user}@elev.{m.slug}.no", "gender": rng.choice("12"),
-            "number": f"{cohort}{k:05d}", "role": "student"}
+    return {
+        "id": pid,
+        "given": given,
+        "family": family,
+        "bday": born.isoformat(),
+        "username": user,
+        "email": f"{user}@elev.{m.slug}.no",
+        "gender": rng.choice("12"),
+        "number": f"{cohort}{k:05d}",
+        "role": "student",
+    }
 
 
 def _teacher(m: Municipality, school: School, i: int) -> dict:
@@ -124,9 +142,17 @@ def _teacher(m: Municipality, school: School, i: int) -> dict:
     given, family = rng.choice(GIVEN), rng.choice(FAMILY)
     born = date(1960, 1, 1) + timedelta(days=rng.randrange(365 * 35))
     user = f"{_ascii(given)[:4]}{_ascii(family)[:4]}{school.code}{i:03d}"
-    return {"id": f"ansatt-{school.code}-{i:03d}", "given": given, "family": family,
-            "bday": born.isoformat(), "username": user, "email": f"{user}@{m.slug}.kommune.no",
-            "gender": rng.choice("12"), "number": f"{school.code}{i:04d}", "role": "teacher"}
+    return {
+        "id": f"ansatt-{school.code}-{i:03d}",
+        "given": given,
+        "family": family,
+        "bday": born.isoformat(),
+        "username": user,
+        "email": f"{user}@{m.slug}.kommune.no",
+        "gender": rng.choice("12"),
+        "number": f"{school.code}{i:04d}",
+        "role": "teacher",
+    }
 
 
 def build_year(m: Municipality, year: int) -> dict:
@@ -142,14 +168,31 @@ def build_year(m: Municipality, year: int) -> dict:
     begin, end = f"{year}-08-15", f"{year + 1}-06-20"
     period = f"{year}/{year + 1}"
     owner = f"{m.slug}-skoleeier"
-    groups.append({"id": owner, "scheme": "pifu-ims-go-org", "type": "skoleeier", "level": "1",
-                   "short": m.name, "parent": owner, "parent_label": m.name})
+    groups.append(
+        {
+            "id": owner,
+            "scheme": "pifu-ims-go-org",
+            "type": "skoleeier",
+            "level": "1",
+            "short": m.name,
+            "parent": owner,
+            "parent_label": m.name,
+        }
+    )
     members[owner] = []
 
     for school in barn + ung:
-        groups.append({"id": f"{m.slug}-{school.code}", "scheme": "pifu-ims-go-org",
-                       "type": "skole", "level": "2", "short": school.name, "parent": owner,
-                       "parent_label": m.name})
+        groups.append(
+            {
+                "id": f"{m.slug}-{school.code}",
+                "scheme": "pifu-ims-go-org",
+                "type": "skole",
+                "level": "2",
+                "short": school.name,
+                "parent": owner,
+                "parent_label": m.name,
+            }
+        )
         members[f"{m.slug}-{school.code}"] = []
 
     for school in barn + ung:
@@ -178,10 +221,18 @@ def build_year(m: Municipality, year: int) -> dict:
             persons.extend(pupils)
             members[sid].extend((p["id"], "01") for p in pupils)
             trinn = f"{sid}-trinn{grade}"
-            groups.append({"id": trinn, "scheme": "pifu-ims-go-grp", "type": "trinn",
-                           "level": "4", "short": f"{grade}. trinn", "parent": sid,
-                           "parent_label": school.name,
-                           "long": f"{grade}. trinn ved {school.name}"})
+            groups.append(
+                {
+                    "id": trinn,
+                    "scheme": "pifu-ims-go-grp",
+                    "type": "trinn",
+                    "level": "4",
+                    "short": f"{grade}. trinn",
+                    "parent": sid,
+                    "parent_label": school.name,
+                    "long": f"{grade}. trinn ved {school.name}",
+                }
+            )
             members[trinn] = [(p["id"], "01") for p in pupils]
             rng = random.Random(f"{m.seed}/classes/{school.code}/{year}/{grade}")
             shuffled = sorted(pupils, key=lambda p: p["id"])
@@ -193,28 +244,63 @@ def build_year(m: Municipality, year: int) -> dict:
                 label = f"{grade}{letter}"
                 basis = f"{sid}-{year}-{label}"
                 contact = next(rota)
-                groups.append({"id": basis, "scheme": "pifu-ims-go-grp", "type": "basisgruppe",
-                               "level": "1", "short": label, "long": f"Basisgruppe {label}",
-                               "parent": sid, "parent_label": school.name, "begin": begin,
-                               "end": end, "period": period})
+                groups.append(
+                    {
+                        "id": basis,
+                        "scheme": "pifu-ims-go-grp",
+                        "type": "basisgruppe",
+                        "level": "1",
+                        "short": label,
+                        "long": f"Basisgruppe {label}",
+                        "parent": sid,
+                        "parent_label": school.name,
+                        "begin": begin,
+                        "end": end,
+                        "period": period,
+                    }
+                )
                 members[basis] = [(p["id"], "01") for p in klass] + [(contact, "02")]
                 kontakt = f"{basis}-kontakt"
-                groups.append({"id": kontakt, "scheme": "pifu-ims-go-grp",
-                               "type": "kontaktlærergruppe", "level": "3",
-                               "short": f"Kontaktlærer {label}", "parent": sid,
-                               "parent_label": school.name, "begin": begin, "end": end,
-                               "period": period})
+                groups.append(
+                    {
+                        "id": kontakt,
+                        "scheme": "pifu-ims-go-grp",
+                        "type": "kontaktlærergruppe",
+                        "level": "3",
+                        "short": f"Kontaktlærer {label}",
+                        "parent": sid,
+                        "parent_label": school.name,
+                        "begin": begin,
+                        "end": end,
+                        "period": period,
+                    }
+                )
                 members[kontakt] = [(p["id"], "01") for p in klass] + [(contact, "02")]
                 for code, subject in subjects_for(grade):
                     ug = f"{basis}-{code}"
-                    groups.append({"id": ug, "scheme": "pifu-ims-go-grp",
-                                   "type": "undervisningsgruppe", "level": "2",
-                                   "short": f"{code}-{label}", "long": f"{subject} {label}",
-                                   "parent": sid, "parent_label": school.name, "begin": begin,
-                                   "end": end, "period": period})
+                    groups.append(
+                        {
+                            "id": ug,
+                            "scheme": "pifu-ims-go-grp",
+                            "type": "undervisningsgruppe",
+                            "level": "2",
+                            "short": f"{code}-{label}",
+                            "long": f"{subject} {label}",
+                            "parent": sid,
+                            "parent_label": school.name,
+                            "begin": begin,
+                            "end": end,
+                            "period": period,
+                        }
+                    )
                     members[ug] = [(p["id"], "01") for p in klass] + [(next(rota), "02")]
-    return {"municipality": m, "year": year, "persons": persons, "groups": groups,
-            "members": members}
+    return {
+        "municipality": m,
+        "year": year,
+        "persons": persons,
+        "groups": groups,
+        "members": members,
+    }
 
 
 def _person_xml(p: dict, source: str) -> str:
@@ -222,8 +308,8 @@ def _person_xml(p: dict, source: str) -> str:
     fn = f"{p['given']} {p['family']}"
     return (
         "<person><sourcedid><source>" + source + "</source><id>" + escape(p["id"]) + "</id>"
-        "</sourcedid><userid useridtype=\"username\">" + escape(p["username"]) + "</userid>"
-        "<userid useridtype=\"" + idtype + "\">" + p["number"] + "</userid>"
+        '</sourcedid><userid useridtype="username">' + escape(p["username"]) + "</userid>"
+        '<userid useridtype="' + idtype + '">' + p["number"] + "</userid>"
         "<name><fn>" + escape(fn) + "</fn><n><family>" + escape(p["family"]) + "</family>"
         "<given>" + escape(p["given"]) + "</given></n></name>"
         "<demographics><gender>" + p["gender"] + "</gender><bday>" + p["bday"] + "</bday>"
@@ -233,20 +319,43 @@ def _person_xml(p: dict, source: str) -> str:
 
 def _group_xml(g: dict, source: str) -> str:
     parts = [
-        "<group><sourcedid><source>", source, "</source><id>", escape(g["id"]), "</id></sourcedid>",
-        "<grouptype><scheme>", g["scheme"], "</scheme><typevalue level=", quoteattr(g["level"]),
-        ">", escape(g["type"]), "</typevalue></grouptype><description><short>",
-        escape(g["short"]), "</short>",
+        "<group><sourcedid><source>",
+        source,
+        "</source><id>",
+        escape(g["id"]),
+        "</id></sourcedid>",
+        "<grouptype><scheme>",
+        g["scheme"],
+        "</scheme><typevalue level=",
+        quoteattr(g["level"]),
+        ">",
+        escape(g["type"]),
+        "</typevalue></grouptype><description><short>",
+        escape(g["short"]),
+        "</short>",
     ]
     if g.get("long"):
         parts += ["<long>", escape(g["long"]), "</long>"]
     parts.append("</description>")
     if g.get("begin"):
-        parts += ["<timeframe><begin restrict=\"0\">", g["begin"], "</begin><end restrict=\"0\">",
-                  g["end"], "</end><adminperiod>", g["period"], "</adminperiod></timeframe>"]
-    parts += ["<relationship relation=\"1\"><sourcedid><source>", source, "</source><id>",
-              escape(g["parent"]), "</id></sourcedid><label>", escape(g["parent_label"]),
-              "</label></relationship></group>\n"]
+        parts += [
+            '<timeframe><begin restrict="0">',
+            g["begin"],
+            '</begin><end restrict="0">',
+            g["end"],
+            "</end><adminperiod>",
+            g["period"],
+            "</adminperiod></timeframe>",
+        ]
+    parts += [
+        '<relationship relation="1"><sourcedid><source>',
+        source,
+        "</source><id>",
+        escape(g["parent"]),
+        "</id></sourcedid><label>",
+        escape(g["parent_label"]),
+        "</label></relationship></group>\n",
+    ]
     return "".join(parts)
 
 
@@ -260,7 +369,7 @@ def write_year(m: Municipality, year: int, out, *, drop_every: int = 0) -> dict[
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     out.write(f'<enterprise xmlns="{NAMESPACE}">\n')
     out.write(
-        f"<properties lang=\"no\"><comments>Synthetic full export of {escape(m.name)}, school "
+        f'<properties lang="no"><comments>Synthetic full export of {escape(m.name)}, school '
         f"year {year}/{year + 1} (sisflow generate, seed {m.seed})</comments>"
         f"<datasource>{source}</datasource><target>sisflow</target><type>full</type>"
         f"<datetime>{year}-08-15T05:00:00</datetime></properties>\n"
@@ -273,25 +382,37 @@ def write_year(m: Municipality, year: int, out, *, drop_every: int = 0) -> dict[
     for group_id, group_members in data["members"].items():
         if not group_members:
             continue
-        chunk = ["<membership><sourcedid><source>", source, "</source><id>", escape(group_id),
-                 "</id></sourcedid>"]
+        chunk = [
+            "<membership><sourcedid><source>",
+            source,
+            "</source><id>",
+            escape(group_id),
+            "</id></sourcedid>",
+        ]
         if drop_every:
-            group_members = [gm for i, gm in enumerate(group_members, n_members + 1)
-                             if i % drop_every]
+            group_members = [
+                gm for i, gm in enumerate(group_members, n_members + 1) if i % drop_every
+            ]
         for person_id, roletype in group_members:
-            chunk += ["<member><sourcedid><source>", source, "</source><id>", person_id,
-                      "</id></sourcedid><idtype>1</idtype><role roletype=\"", roletype,
-                      "\"><status>1</status></role></member>"]
+            chunk += [
+                "<member><sourcedid><source>",
+                source,
+                "</source><id>",
+                person_id,
+                '</id></sourcedid><idtype>1</idtype><role roletype="',
+                roletype,
+                '"><status>1</status></role></member>',
+            ]
         chunk.append("</membership>\n")
         out.write("".join(chunk))
         n_members += len(group_members)
     out.write("</enterprise>\n")
-    return {"person": len(data["persons"]), "group": len(data["groups"]),
-            "membership": n_members}
+    return {"person": len(data["persons"]), "group": len(data["groups"]), "membership": n_members}
 
 
-def generate(path, *, seed: int = 1, year: int = 2025, size: str | int = "small",
-             drop_every: int = 0) -> dict[str, int]:
+def generate(
+    path, *, seed: int = 1, year: int = 2025, size: str | int = "small", drop_every: int = 0
+) -> dict[str, int]:
     """Write one school year of a synthetic municipality to ``path``."""
     pupils = SIZES[size] if isinstance(size, str) else int(size)
     with open(path, "w", encoding="utf-8", newline="\n") as out:

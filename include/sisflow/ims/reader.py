@@ -66,10 +66,15 @@ _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
 _PLAIN_ID = r'[^\s<>&,"\\]{1,255}'
 _PLAIN_SOURCEDID = r"<sourcedid>(?:<source>[^<&]*</source>)?<id>({})</id></sourcedid>"
 _PLAIN_ROLE = r'<idtype>1</idtype><role roletype="({})"><status>({})</status></role>'
-_PLAIN_MEMBER = re.compile("<member>" + _PLAIN_SOURCEDID.format(_PLAIN_ID)
-                           + _PLAIN_ROLE.format("0[1-8]", "[01]") + "</member>")
+_PLAIN_MEMBER = re.compile(
+    "<member>"
+    + _PLAIN_SOURCEDID.format(_PLAIN_ID)
+    + _PLAIN_ROLE.format("0[1-8]", "[01]")
+    + "</member>"
+)
 _MEMBERSHIP_HEAD = re.compile(
-    r'<membership(?: xmlns="[^"&<]*")?>' + _PLAIN_SOURCEDID.format(_PLAIN_ID) + "(?=<member>)")
+    r'<membership(?: xmlns="[^"&<]*")?>' + _PLAIN_SOURCEDID.format(_PLAIN_ID) + "(?=<member>)"
+)
 #: what plain members become (see _member_rows); anything else left in them fails this
 _PLAIN_ROWS = re.compile(rf"(?:\d+,,{_PLAIN_ID},{_PLAIN_ID},1,0[1-8],,[01],,,\r\n)+")
 _ROW_MEMBER_ID = re.compile(r"^\d+,,[^,]*,([^,]*),", re.MULTILINE)
@@ -87,7 +92,8 @@ _PLAIN_PERSON = re.compile(
     r"</demographics>)?"
     rf"(?:<email>{_V}</email>)?"
     r'(?:<institutionrole institutionroletype="([^"&<]*)"/>)?'
-    r"</person>")
+    r"</person>"
+)
 _PLAIN_USERID = re.compile(rf'<userid( useridtype="([^"&<]*)")?>{_V}</userid>')
 
 
@@ -116,12 +122,13 @@ def _plain_person(text: str, line: int) -> Person | None:
     if userid_part:
         found = _PLAIN_USERID.findall(userid_part)
         if len(found) != userid_part.count("<userid") or any(
-                len(value) > MAX_VALUE for _, _, value in found):
+            len(value) > MAX_VALUE for _, _, value in found
+        ):
             return None  # an empty, spaced or too long value: _text's business
-        userids = _json([(kind if typed else None, value)
-                              for typed, kind, value in found])
-    return Person(line, None, sid, source, None, userids, fn, family, given, email, bday,
-                  gender, role, None)
+        userids = _json([(kind if typed else None, value) for typed, kind, value in found])
+    return Person(
+        line, None, sid, source, None, userids, fn, family, given, email, bday, gender, role, None
+    )
 
 
 _PLAIN_GROUP = re.compile(
@@ -136,9 +143,12 @@ _PLAIN_GROUP = re.compile(
     r'(?:<relationship relation="1">'
     rf"<sourcedid>(?:<source>{_V}</source>)?<id>({_PLAIN_ID})</id></sourcedid>"
     r"(?:<label>[^<&]*</label>)?</relationship>)?"
-    r"</group>")
-_GROUPTYPE = (rf'<grouptype>(?:<scheme>{_V}</scheme>)?<typevalue( level="([^"&<]*)")?>{_V}'
-              r"</typevalue></grouptype>")
+    r"</group>"
+)
+_GROUPTYPE = (
+    rf'<grouptype>(?:<scheme>{_V}</scheme>)?<typevalue( level="([^"&<]*)")?>{_V}'
+    r"</typevalue></grouptype>"
+)
 _PLAIN_GROUPTYPE = re.compile(_GROUPTYPE)
 _PLAIN_GROUPTYPES = re.compile(f"(?:{_GROUPTYPE})+")
 
@@ -149,8 +159,7 @@ def _plain_group(text: str, line: int) -> Group | None:
     whole = _PLAIN_GROUP.fullmatch(text)
     if whole is None:
         return None
-    source, sid, type_part, short, long, full, begin, end, _parent_source, parent = \
-        whole.groups()
+    source, sid, type_part, short, long, full, begin, end, _parent_source, parent = whole.groups()
     if _too_long({"short": short, "long": long}):
         return None
     try:
@@ -166,18 +175,26 @@ def _plain_group(text: str, line: int) -> Group | None:
             return None
         found = _PLAIN_GROUPTYPE.findall(type_part)
         grouptype = found[0][3]
-        types = _json([(scheme or None, value, level if has_level else None)
-                         for scheme, has_level, level, value in found])
+        types = _json(
+            [
+                (scheme or None, value, level if has_level else None)
+                for scheme, has_level, level, value in found
+            ]
+        )
     if parent == sid:
         parent = None
-    return Group(line, None, sid, source, grouptype, types, short, long, full, begin,
-                 end, parent, None)
+    return Group(
+        line, None, sid, source, grouptype, types, short, long, full, begin, end, parent, None
+    )
 
 
 _PLAIN_READERS = {"person": _plain_person, "group": _plain_group}
 #: what a record without a key could be, in words
-_COULD_BE = {"person": "person or membership of a person", "group": "group or membership",
-             "membership": "membership"}
+_COULD_BE = {
+    "person": "person or membership of a person",
+    "group": "group or membership",
+    "membership": "membership",
+}
 
 
 _FIRST_MEMBER = re.compile(r"<member><sourcedid>(?:<source>[^<&]*</source>)?<id>")
@@ -191,10 +208,12 @@ def _member_rows(members: str, head: str) -> str | None:
     first = _FIRST_MEMBER.match(members)
     if first is None:
         return None
-    rows = (members.replace(first.group(), head)
-            .replace('</id></sourcedid><idtype>1</idtype><role roletype="', ",1,")
-            .replace('"><status>', ",,")
-            .replace("</status></role></member>", ",,,\r\n"))
+    rows = (
+        members.replace(first.group(), head)
+        .replace('</id></sourcedid><idtype>1</idtype><role roletype="', ",1,")
+        .replace('"><status>', ",,")
+        .replace("</status></role></member>", ",,,\r\n")
+    )
     if _PLAIN_ROWS.fullmatch(rows):
         return rows
     if "<" not in rows:
@@ -202,8 +221,7 @@ def _member_rows(members: str, head: str) -> str | None:
     # members of several sources
     found = _PLAIN_MEMBER.findall(members)
     rows = "".join([f"{head}{i},1,{r},,{st},,,\r\n" for i, r, st in found])
-    return rows if _PLAIN_ROWS.fullmatch(rows) and len(found) == members.count("<member>") \
-        else None
+    return rows if _PLAIN_ROWS.fullmatch(rows) and len(found) == members.count("<member>") else None
 
 
 class MembershipRows(str):
@@ -269,14 +287,22 @@ def _check_date(value: str | None) -> str | None:
 
 
 #: declarations of a one-byte encoding, whose files must not hold UTF-8 sequences
-_SINGLE_BYTE = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso-8859-15", "windows-1252",
-                "cp1252"}
+_SINGLE_BYTE = {
+    "iso-8859-1",
+    "iso8859-1",
+    "latin1",
+    "latin-1",
+    "iso-8859-15",
+    "windows-1252",
+    "cp1252",
+}
 _DECLARATION = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""")
 #: a valid multi-byte UTF-8 sequence: in text declared ISO-8859-1 it reads as "Ã¸" and the like
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
     rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
-    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
 
 
 #: words other systems write into IMS Enterprise 1.1's free-text properties/type
@@ -332,8 +358,9 @@ class _HashingReader:
             window = self._tail + data
             hit = _UTF8_SEQUENCE.search(window)
             if hit:
-                self.utf8_line = self._lines + window.count(b"\n", 0, hit.start()) - \
-                    self._tail.count(b"\n")
+                self.utf8_line = (
+                    self._lines + window.count(b"\n", 0, hit.start()) - self._tail.count(b"\n")
+                )
             else:
                 self._lines += data.count(b"\n")
                 self._tail = data[-3:]
@@ -365,8 +392,11 @@ def _too_long(values: dict) -> str | None:
 
 def _check_id(value: str) -> None:
     if len(value) > MAX_ID:
-        raise _BadRecord(f"id of {len(value)} characters is longer than {MAX_ID}",
-                         f"{value[:40]}...", identified=False)
+        raise _BadRecord(
+            f"id of {len(value)} characters is longer than {MAX_ID}",
+            f"{value[:40]}...",
+            identified=False,
+        )
 
 
 class _BadRecord(Exception):
@@ -385,8 +415,15 @@ class ImsReader:
     rejected; a consumer must then throw away whatever it has taken so far.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_examples: int = 10_000,
-                 default_type: str = "full", fast: bool = False, scan: bool | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        max_examples: int = 10_000,
+        default_type: str = "full",
+        fast: bool = False,
+        scan: bool | None = None,
+    ):
         """``default_type``: what a missing or unknown ``properties/type`` means (the
         customer's ``file_type``; full by default, the PIFU rule). ``fast``: plain records
         are read by regular expressions, and plain memberships are given as
@@ -419,8 +456,13 @@ class ImsReader:
         """Start over the slower way ``why`` asks for: lxml's parse of the whole file, or
         every record the straightforward way."""
         fast = self.fast and not why.straightforward
-        self.__init__(self.path, max_examples=self.max_examples,
-                      default_type=self.default_type, fast=fast, scan=False)
+        self.__init__(
+            self.path,
+            max_examples=self.max_examples,
+            default_type=self.default_type,
+            fast=fast,
+            scan=False,
+        )
 
     # -- the pass over the file ------------------------------------------------------------
 
@@ -505,17 +547,20 @@ class ImsReader:
             )
 
     def _encoding_contradicted(self, hashing: _HashingReader):
-        self._fatal(hashing.utf8_line,
-                    f"the file declares {hashing.declared.upper()} but holds UTF-8 byte sequences"
-                    " (its letters would be imported garbled, e.g. 'Ã¸' for 'ø'): ask for an"
-                    " export whose XML declaration says UTF-8, or written in ISO-8859-1")
+        self._fatal(
+            hashing.utf8_line,
+            f"the file declares {hashing.declared.upper()} but holds UTF-8 byte sequences"
+            " (its letters would be imported garbled, e.g. 'Ã¸' for 'ø'): ask for an"
+            " export whose XML declaration says UTF-8, or written in ISO-8859-1",
+        )
 
     def _fatal(self, line: int | None, reason: str):
         self.result.fatal = Problem("file", None, line, reason)
         raise FatalFileError(self.path, line, reason)
 
-    def _record(self, kind: str, line: int, el, text: str | None = None,
-                scanner: Scanner | None = None) -> list[Person | Group | Membership]:
+    def _record(
+        self, kind: str, line: int, el, text: str | None = None, scanner: Scanner | None = None
+    ) -> list[Person | Group | Membership]:
         """The good records of one top-level element (a list: one call per element is
         cheaper than a generator per level, and a membership element holds many rows).
         The element is ``el``, or only its ``text`` as written, which lxml parses when it is
@@ -564,7 +609,9 @@ class ImsReader:
             return []
         if recstatus == 3 and self.file_type == "full":
             self._problem(
-                kind, record.sourcedid, line,
+                kind,
+                record.sourcedid,
+                line,
                 "recstatus 3 (delete) in a full file: treated as absent",
                 severity="warning",
             )
@@ -599,8 +646,11 @@ class ImsReader:
             for group_id, parent_id, line in self._parents:
                 if parent_id not in self._groups:
                     self._problem(
-                        "group", group_id, line,
-                        f"parent '{parent_id}' is not in the file", severity="warning",
+                        "group",
+                        group_id,
+                        line,
+                        f"parent '{parent_id}' is not in the file",
+                        severity="warning",
                     )
         deferred, self._deferred = self._deferred, []
         for m in deferred:
@@ -624,22 +674,32 @@ class ImsReader:
         file_type = file_type_of(values.get("type"))
         if file_type is None:
             file_type = self.default_type
-            said = f"'{values['type']}' is not a known type" if values.get("type") \
-                else "is missing"
-            self._problem("file", None, line,
-                          f"properties/type {said}: taken as {file_type} (the customer's"
-                          " file_type)", severity="warning")
+            said = f"'{values['type']}' is not a known type" if values.get("type") else "is missing"
+            self._problem(
+                "file",
+                None,
+                line,
+                f"properties/type {said}: taken as {file_type} (the customer's file_type)",
+                severity="warning",
+            )
         elif values["type"].strip().lower() not in FILE_TYPES:
-            self._problem("file", None, line,
-                          f"properties/type '{values['type']}' read as {file_type}",
-                          severity="warning")
+            self._problem(
+                "file",
+                None,
+                line,
+                f"properties/type '{values['type']}' read as {file_type}",
+                severity="warning",
+            )
         stamp = values.get("datetime")
         if stamp:
             try:
                 datetime.fromisoformat(stamp.replace("Z", "+00:00"))
             except ValueError:
                 self._problem(
-                    "file", None, line, f"properties/datetime '{stamp}' is not ISO 8601",
+                    "file",
+                    None,
+                    line,
+                    f"properties/datetime '{stamp}' is not ISO 8601",
                     severity="warning",
                 )
         self.file_type = file_type
@@ -658,25 +718,35 @@ class ImsReader:
         """A record whose id cannot be read: in a full file its absence would delete the record
         it names, so the file is rejected; in a delta file the record is skipped."""
         if self.file_type == "full":
-            self._fatal(line, f"{kind}: {reason}: the record cannot be identified, and a full"
-                              " file without it would remove it")
+            self._fatal(
+                line,
+                f"{kind}: {reason}: the record cannot be identified, and a full"
+                " file without it would remove it",
+            )
         self._problem(kind, None, line, f"{reason}: the record cannot be identified")
         return []
 
-    def _keep_unidentified(self, kind: str, group_id: str | None, line: int,
-                           reason: str) -> None:
+    def _keep_unidentified(self, kind: str, group_id: str | None, line: int, reason: str) -> None:
         """A record whose key cannot be read may be any record the file leaves out: in a full
         file, every removal it could explain is kept back for this run (no id: every
         ``kind``; a member without one: every member of ``group_id``)."""
         if self.file_type == "full":
-            self.result.keep(kind, group_id, None, line,
-                             f"{reason}: no {_COULD_BE[kind] if group_id is None else 'member'}"
-                             " is removed in this run, since it could be any of them")
+            self.result.keep(
+                kind,
+                group_id,
+                None,
+                line,
+                f"{reason}: no {_COULD_BE[kind] if group_id is None else 'member'}"
+                " is removed in this run, since it could be any of them",
+            )
 
     def _peek_id(self, el) -> str | None:
         """The record's current id, when a problem was found before it was read."""
-        ids = [(c.get("sourcedidtype"), *self._sourcedid(c)) for c in el
-               if _local(c.tag) == "sourcedid"]
+        ids = [
+            (c.get("sourcedidtype"), *self._sourcedid(c))
+            for c in el
+            if _local(c.tag) == "sourcedid"
+        ]
         try:
             return self._current_id(ids, "record")[1]
         except _BadRecord:
@@ -746,9 +816,15 @@ class ImsReader:
             elif name == "extension":
                 extension = etree.tostring(c, encoding="unicode", with_tail=False)
         source, sid = self._current_id(ids, "person")
-        too_long = _too_long({"name/fn": fn, "name/n/family": family, "name/n/given": given,
-                              "email": email, **{f"userid {i + 1}": v
-                                                 for i, (_, v) in enumerate(userids)}})
+        too_long = _too_long(
+            {
+                "name/fn": fn,
+                "name/n/family": family,
+                "name/n/given": given,
+                "email": email,
+                **{f"userid {i + 1}": v for i, (_, v) in enumerate(userids)},
+            }
+        )
         if too_long:
             raise _BadRecord(too_long, sid)
         try:
@@ -759,10 +835,20 @@ class ImsReader:
             self._problem("person", sid, line, "no name", severity="warning")
         old = [i[2] for i in ids if i[0] == "Old" and i[2]]
         return Person(
-            line, recstatus, sid, source,
+            line,
+            recstatus,
+            sid,
+            source,
             _json(old) if old else None,
             _json(userids) if userids else None,
-            fn, family, given, email, bday, gender, role, extension,
+            fn,
+            family,
+            given,
+            email,
+            bday,
+            gender,
+            role,
+            extension,
         )
 
     def _group(self, el, line: int, recstatus: int | None) -> Group:
@@ -814,9 +900,19 @@ class ImsReader:
             parent = None  # a top-level organisation names itself as its parent
         grouptype = types[0][1] if types else None
         return Group(
-            line, recstatus, sid, source, grouptype,
+            line,
+            recstatus,
+            sid,
+            source,
+            grouptype,
             _json(types) if types else None,
-            short, long, full, begin, end, parent, extension,
+            short,
+            long,
+            full,
+            begin,
+            end,
+            parent,
+            extension,
         )
 
     @staticmethod
@@ -850,7 +946,7 @@ class ImsReader:
         group_id = whole.group(1)
         if group_id not in self._groups or group_id in self._membership_groups:
             return None
-        rows = _member_rows(text[whole.end():-len("</membership>")], f"{line},,{group_id},")
+        rows = _member_rows(text[whole.end() : -len("</membership>")], f"{line},,{group_id},")
         # a line break inside a tag is lost in serialisation: the last role must be on the
         # element's line, so every member's line is the element's
         if rows is None or el is not None and el[-1][-1].sourceline + self._offset != line:
@@ -885,8 +981,9 @@ class ImsReader:
             self._keep_unidentified("membership", None, line, f"membership: {bad.reason}")
             return []
         if group_id in self._fast_groups:
-            raise ReadAgain(f"line {line}: group '{group_id}' has a second <membership>",
-                            straightforward=True)
+            raise ReadAgain(
+                f"line {line}: group '{group_id}' has a second <membership>", straightforward=True
+            )
         self._membership_groups.add(group_id)
         rows: list[Membership] = []
         # in full files, a member not seen yet waits for the end of the file
@@ -918,8 +1015,9 @@ class ImsReader:
                         try:
                             member_id = _text(part)
                         except EntityInValue as err:
-                            return self._unidentified("membership", member_line,
-                                                      f"member of '{group_id}': {err}")
+                            return self._unidentified(
+                                "membership", member_line, f"member of '{group_id}': {err}"
+                            )
             elif name == "idtype":
                 try:
                     idtype = _text(c) or "1"
@@ -939,14 +1037,18 @@ class ImsReader:
             self.result.keep("membership", group_id, member_id, member_line, reason)
             return []
         if member_id is None:
-            self._problem("membership", f"{group_id}/?", member_line,
-                          "member has no sourcedid/id")
-            self._keep_unidentified("membership", group_id, member_line,
-                                    "member has no sourcedid/id")
+            self._problem("membership", f"{group_id}/?", member_line, "member has no sourcedid/id")
+            self._keep_unidentified(
+                "membership", group_id, member_line, "member has no sourcedid/id"
+            )
             return []
         if idtype not in ("1", "2"):
-            self._problem("membership", f"{group_id}/{member_id}", member_line,
-                          f"idtype '{idtype}' is not 1 or 2")
+            self._problem(
+                "membership",
+                f"{group_id}/{member_id}",
+                member_line,
+                f"idtype '{idtype}' is not 1 or 2",
+            )
             return []
         out = []
         for role in roles:
@@ -956,15 +1058,24 @@ class ImsReader:
                 except EntityInValue as err:
                     raise _BadRecord(f"{err}: the value cannot be read") from None
             except _BadRecord as bad:
-                self._problem("membership", f"{group_id}/{member_id}",
-                              role.sourceline + self._offset, bad.reason)
-                self.result.keep("membership", group_id, member_id,
-                                 role.sourceline + self._offset, bad.reason)
+                self._problem(
+                    "membership",
+                    f"{group_id}/{member_id}",
+                    role.sourceline + self._offset,
+                    bad.reason,
+                )
+                self.result.keep(
+                    "membership", group_id, member_id, role.sourceline + self._offset, bad.reason
+                )
                 continue
             if m.recstatus == 3 and self.file_type == "full":
-                self._problem("membership", f"{group_id}/{member_id}", m.line,
-                              "role recstatus 3 (delete) in a full file: treated as absent",
-                              severity="warning")
+                self._problem(
+                    "membership",
+                    f"{group_id}/{member_id}",
+                    m.line,
+                    "role recstatus 3 (delete) in a full file: treated as absent",
+                    severity="warning",
+                )
                 continue
             out.append(m)
         return out
@@ -992,8 +1103,17 @@ class ImsReader:
             elif name == "extension":
                 extension = etree.tostring(c, encoding="unicode", with_tail=False)
         return Membership(
-            role.sourceline + self._offset, recstatus, group_id, member_id, idtype, roletype,
-            subrole, status, begin, end, extension,
+            role.sourceline + self._offset,
+            recstatus,
+            group_id,
+            member_id,
+            idtype,
+            roletype,
+            subrole,
+            status,
+            begin,
+            end,
+            extension,
         )
 
     def _unknown_reference(self, m: Membership) -> str | None:
@@ -1019,7 +1139,9 @@ class ImsReader:
         key = (((g << 32) | p) << 8 | int(m.roletype)) << 1 | (m.idtype - 1)
         if key in self._membership_keys:
             self._problem(
-                "membership", f"{m.group_id}/{m.member_id}", m.line,
+                "membership",
+                f"{m.group_id}/{m.member_id}",
+                m.line,
                 f"duplicate membership (roletype '{m.roletype}'): the first one is kept",
             )
             return False

@@ -138,8 +138,7 @@ class ValidationResult:
     #: records skipped for an error whose key is known, all of them (not only examples): their
     #: current state is kept as it is, never deleted because the file's copy was bad.
     #: (entity, id, member id or None) -> (line, reason); a membership is a group/member pair
-    kept: dict[tuple[str, str, str | None], tuple[int | None, str]] = field(
-        default_factory=dict)
+    kept: dict[tuple[str, str, str | None], tuple[int | None, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -153,8 +152,9 @@ class ValidationResult:
         if len(self.problems) < self.max_examples:
             self.problems.append(problem)
 
-    def keep(self, entity: str, record_id: str, member_id: str | None, line: int | None,
-             reason: str) -> None:
+    def keep(
+        self, entity: str, record_id: str, member_id: str | None, line: int | None, reason: str
+    ) -> None:
         self.kept.setdefault((entity, record_id, member_id), (line, reason))
 
     def as_dict(self) -> dict:

@@ -29,8 +29,14 @@ from lxml import etree
 
 #: how lxml reads an export, whole or one record at a time: no DTD, no entity resolved, no
 #: network; comments and processing instructions dropped
-LXML_OPTIONS = {"load_dtd": False, "no_network": True, "resolve_entities": False,
-                "remove_comments": True, "remove_pis": True, "huge_tree": True}
+LXML_OPTIONS = {
+    "load_dtd": False,
+    "no_network": True,
+    "resolve_entities": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "huge_tree": True,
+}
 #: bytes read at a time: three copies of a chunk are alive at once, and 4 MB read no faster
 _CHUNK = 1 << 20
 _LOOKAHEAD = 1 << 16  # characters kept ahead of the position before reading more
@@ -88,8 +94,10 @@ class TooLarge(Exception):
     refused whole (no reader could hold it in bounded memory)."""
 
     def __init__(self, line: int | None, what: str):
-        super().__init__(f"{what} is longer than {MAX_RECORD >> 20} MB: a file of this shape is"
-                         " not read (ask the SIS supplier for an export without it)")
+        super().__init__(
+            f"{what} is longer than {MAX_RECORD >> 20} MB: a file of this shape is"
+            " not read (ask the SIS supplier for an export without it)"
+        )
         self.line = line
 
 

@@ -16,8 +16,19 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 #: what :meth:`LmsSite.accounts` tells of each account
-ACCOUNT_FIELDS = ("id", "sync_key", "username", "email", "given", "family", "birth_date",
-                  "profile", "last_login", "created_at", "trashed")
+ACCOUNT_FIELDS = (
+    "id",
+    "sync_key",
+    "username",
+    "email",
+    "given",
+    "family",
+    "birth_date",
+    "profile",
+    "last_login",
+    "created_at",
+    "trashed",
+)
 
 
 class UserRow(NamedTuple):

@@ -27,8 +27,7 @@ from .adapter import (
 )
 
 _BATCH_TABLES = {
-    "users": ("sync_key", "username", "first_name", "last_name", "email", "profile",
-              "birth_date"),
+    "users": ("sync_key", "username", "first_name", "last_name", "email", "profile", "birth_date"),
     "units": ("sync_key", "kind", "name", "parent_key"),
     "terms": ("sync_key", "name", "begins", "ends"),
     "courses": ("sync_key", "title", "code", "unit_key", "term_key"),
@@ -53,8 +52,8 @@ class PostgresSite(LmsSite):
         columns = _BATCH_TABLES[name]
         self.cur.execute(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DROP").format(
-                table, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c))
-                                          for c in columns)
+                table,
+                sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns),
             )
         )
         self.cur.execute(sql.SQL("TRUNCATE {}").format(table))
@@ -68,8 +67,8 @@ class PostgresSite(LmsSite):
                     writerow((row,) if isinstance(row, str) else row)
             buffer.seek(0)
             self.cur.copy_expert(
-                sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table)
-                .as_string(self.cur), buffer,
+                sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table).as_string(self.cur),
+                buffer,
             )
         # without statistics the planner takes a 50,000-row batch for a handful of rows and
         # joins it to a million participants row by row; its size and a small sample say
@@ -133,7 +132,9 @@ class PostgresSite(LmsSite):
             "person",
             "SELECT b.sync_key FROM {batch} b WHERE NOT EXISTS (SELECT 1 FROM lms.users u"
             " WHERE u.site = %(site)s AND u.sync_key = b.sync_key)",
-            batch, "skipped", "no account with this sync key",
+            batch,
+            "skipped",
+            "no account with this sync key",
         )
 
     # -- units and terms -----------------------------------------------------------------------
@@ -228,7 +229,8 @@ class PostgresSite(LmsSite):
             UPDATE lms.participants p SET synced = false
             FROM retired WHERE p.course_id = retired.id AND p.synced
             """,
-            batch, archive=archive_courses,
+            batch,
+            archive=archive_courses,
         )
         self._run(
             """
@@ -247,7 +249,9 @@ class PostgresSite(LmsSite):
             "SELECT b.sync_key FROM {batch} b WHERE NOT EXISTS (SELECT 1 FROM lms.courses c"
             " WHERE c.site = %(site)s AND c.sync_key = b.sync_key) AND NOT EXISTS (SELECT 1"
             " FROM lms.units u WHERE u.site = %(site)s AND u.sync_key = b.sync_key)",
-            batch, "skipped", "neither a course nor a unit in the LMS",
+            batch,
+            "skipped",
+            "neither a course nor a unit in the LMS",
         )
 
     # -- memberships ---------------------------------------------------------------------------
@@ -258,8 +262,9 @@ class PostgresSite(LmsSite):
     def add_unit_members(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         return self._add_members(rows, "unit_members", "unit_id", "lms.units", "unit")
 
-    def _add_members(self, rows: Iterable[MemberRow], table: str, group_column: str,
-                     groups_table: str, what: str) -> list[Outcome]:
+    def _add_members(
+        self, rows: Iterable[MemberRow], table: str, group_column: str, groups_table: str, what: str
+    ) -> list[Outcome]:
         """Members in, and those whose group or account the site lacks back as failed: one
         pass over the batch resolves both."""
         batch = self._load("members", rows)
@@ -281,8 +286,10 @@ class PostgresSite(LmsSite):
             """,
             batch,
         )
-        return [Outcome("membership", key, "failed", f"no such {what} or account")
-                for (key,) in self.cur.fetchall()]
+        return [
+            Outcome("membership", key, "failed", f"no such {what} or account")
+            for (key,) in self.cur.fetchall()
+        ]
 
     def remove_memberships(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         batch = self._load("members", rows)
@@ -317,51 +324,56 @@ class PostgresSite(LmsSite):
 
     def accounts(self) -> Iterator[dict]:
         for row in streamed(
-                self.cur,
-                "SELECT id, sync_key, username, email, first_name, last_name, birth_date,"
-                " profile, last_login, created_at, trashed_at IS NOT NULL"
-                " FROM lms.users WHERE site = %(site)s ORDER BY id", {"site": self.site}):
+            self.cur,
+            "SELECT id, sync_key, username, email, first_name, last_name, birth_date,"
+            " profile, last_login, created_at, trashed_at IS NOT NULL"
+            " FROM lms.users WHERE site = %(site)s ORDER BY id",
+            {"site": self.site},
+        ):
             yield dict(zip(ACCOUNT_FIELDS, row, strict=True))
 
     def terms(self) -> list[dict]:
         return self._dicts(
             "SELECT id, sync_key, name, begins, ends, created_by_integration,"
             " archived_at IS NOT NULL AS archived FROM lms.terms WHERE site = %(site)s"
-            " ORDER BY begins NULLS LAST, id", {"site": self.site})
+            " ORDER BY begins NULLS LAST, id",
+            {"site": self.site},
+        )
 
     def set_sync_key(self, account_id: int, old: str | None, new: str | None) -> bool:
         self.cur.execute(
             "UPDATE lms.users SET sync_key = %(new)s, updated_at = now() WHERE id = %(id)s"
             " AND site = %(site)s AND sync_key IS NOT DISTINCT FROM %(old)s",
-            {"new": new, "old": old, "id": account_id, "site": self.site})
+            {"new": new, "old": old, "id": account_id, "site": self.site},
+        )
         return self.cur.rowcount == 1
 
     def snapshot(self) -> dict:
         queries = {
             "users": "SELECT id, sync_key, profile, sync_key IS NULL AS manual,"
-                     " trashed_at IS NOT NULL AS trashed FROM lms.users WHERE site = %(site)s"
-                     " ORDER BY id",
+            " trashed_at IS NOT NULL AS trashed FROM lms.users WHERE site = %(site)s"
+            " ORDER BY id",
             "units": "SELECT u.id, u.sync_key, u.kind, p.sync_key AS parent,"
-                     " u.removed_at IS NOT NULL AS removed FROM lms.units u"
-                     " LEFT JOIN lms.units p ON p.id = u.parent_id WHERE u.site = %(site)s"
-                     " ORDER BY u.id",
+            " u.removed_at IS NOT NULL AS removed FROM lms.units u"
+            " LEFT JOIN lms.units p ON p.id = u.parent_id WHERE u.site = %(site)s"
+            " ORDER BY u.id",
             "terms": "SELECT id, sync_key, name, begins, ends, created_by_integration,"
-                     " archived_at IS NOT NULL AS archived FROM lms.terms"
-                     " WHERE site = %(site)s ORDER BY id",
+            " archived_at IS NOT NULL AS archived FROM lms.terms"
+            " WHERE site = %(site)s ORDER BY id",
             "courses": "SELECT c.id, c.sync_key, c.title, c.state, c.created_by_integration,"
-                       " u.sync_key AS unit, t.sync_key AS term FROM lms.courses c"
-                       " LEFT JOIN lms.units u ON u.id = c.unit_id"
-                       " LEFT JOIN lms.terms t ON t.id = c.term_id"
-                       " WHERE c.site = %(site)s ORDER BY c.id",
+            " u.sync_key AS unit, t.sync_key AS term FROM lms.courses c"
+            " LEFT JOIN lms.units u ON u.id = c.unit_id"
+            " LEFT JOIN lms.terms t ON t.id = c.term_id"
+            " WHERE c.site = %(site)s ORDER BY c.id",
             "participants": "SELECT c.sync_key AS course, c.id AS course_id,"
-                            " u.sync_key AS user, u.id AS user_id, p.role, p.synced"
-                            " FROM lms.participants p JOIN lms.courses c ON c.id = p.course_id"
-                            " JOIN lms.users u ON u.id = p.user_id WHERE c.site = %(site)s"
-                            " ORDER BY 2, 4, 5",
+            " u.sync_key AS user, u.id AS user_id, p.role, p.synced"
+            " FROM lms.participants p JOIN lms.courses c ON c.id = p.course_id"
+            " JOIN lms.users u ON u.id = p.user_id WHERE c.site = %(site)s"
+            " ORDER BY 2, 4, 5",
             "unit_members": "SELECT n.sync_key AS unit, u.sync_key AS user, m.role, m.synced"
-                            " FROM lms.unit_members m JOIN lms.units n ON n.id = m.unit_id"
-                            " JOIN lms.users u ON u.id = m.user_id WHERE n.site = %(site)s"
-                            " ORDER BY 1, 2, 3",
+            " FROM lms.unit_members m JOIN lms.units n ON n.id = m.unit_id"
+            " JOIN lms.users u ON u.id = m.user_id WHERE n.site = %(site)s"
+            " ORDER BY 1, 2, 3",
         }
         result = {}
         for name, query in queries.items():
@@ -374,9 +386,15 @@ class PostgresSite(LmsSite):
 def forget_site(cur, site: str) -> None:
     """Remove a whole site, manual objects included (demo and benchmark resets only)."""
     params = {"site": site}
-    cur.execute("DELETE FROM lms.participants WHERE course_id IN"
-                " (SELECT id FROM lms.courses WHERE site = %(site)s)", params)
-    cur.execute("DELETE FROM lms.unit_members WHERE unit_id IN"
-                " (SELECT id FROM lms.units WHERE site = %(site)s)", params)
+    cur.execute(
+        "DELETE FROM lms.participants WHERE course_id IN"
+        " (SELECT id FROM lms.courses WHERE site = %(site)s)",
+        params,
+    )
+    cur.execute(
+        "DELETE FROM lms.unit_members WHERE unit_id IN"
+        " (SELECT id FROM lms.units WHERE site = %(site)s)",
+        params,
+    )
     for table in ("courses", "terms", "units", "users"):
         cur.execute(f"DELETE FROM lms.{table} WHERE site = %(site)s", params)

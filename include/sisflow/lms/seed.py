@@ -7,8 +7,9 @@ them); a first-grader made by hand without a sync key is the classic duplicate i
 from __future__ import annotations
 
 
-def seed_manual_objects(cur, site: str, *,
-                        first_grader: tuple[str, str, str | None] | None = None) -> dict:
+def seed_manual_objects(
+    cur, site: str, *, first_grader: tuple[str, str, str | None] | None = None
+) -> dict:
     """Two administrators, a manual course with one of them in it, and optionally a
     first-grader made by hand (given name, family name, birth date); returns their ids."""
     ids = {}

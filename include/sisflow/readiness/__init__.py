@@ -10,5 +10,14 @@ from .checks import LISTS, Findings, check
 from .people import SisData, file_people, staged_people, state_people
 from .run import readiness, send
 
-__all__ = ["LISTS", "Findings", "SisData", "check", "file_people", "readiness", "send",
-           "staged_people", "state_people"]
+__all__ = [
+    "LISTS",
+    "Findings",
+    "SisData",
+    "check",
+    "file_people",
+    "readiness",
+    "send",
+    "staged_people",
+    "state_people",
+]

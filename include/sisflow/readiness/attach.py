@@ -33,8 +33,10 @@ def read_csv(path: str | Path) -> list[dict]:
         raise AttachError(f"{path}: cannot be read as CSV: {err}") from None
     missing = {"account_id", "sync_key"} - set(frame.columns)
     if missing:
-        raise AttachError(f"{path}: line 1: the header has no {', '.join(sorted(missing))} "
-                          "column (use the duplicates CSV of 'sisflow readiness')")
+        raise AttachError(
+            f"{path}: line 1: the header has no {', '.join(sorted(missing))} "
+            "column (use the duplicates CSV of 'sisflow readiness')"
+        )
     rows = frame.to_dict("records")
     for line, row in enumerate(rows, start=2):
         row["line"] = line
@@ -64,8 +66,9 @@ def _problem(row: dict, accounts: dict, used: dict, seen: dict) -> str | None:
     return None
 
 
-def attach(conn, customer: str, rows: list[dict], *, by: str, via: str,
-           source: str = "the list") -> list[int]:
+def attach(
+    conn, customer: str, rows: list[dict], *, by: str, via: str, source: str = "the list"
+) -> list[int]:
     """Attach every row's sync key to its account, or none of them; the attachment ids."""
     if not by:
         raise AttachError("say who attaches the sync keys (--by NAME)")
@@ -78,8 +81,9 @@ def attach(conn, customer: str, rows: list[dict], *, by: str, via: str,
         for row in rows:
             problem = _problem(row, accounts, used, seen)
             if problem:
-                raise AttachError(f"{source}: line {row.get('line', '?')}: {problem}; "
-                                  "nothing attached")
+                raise AttachError(
+                    f"{source}: line {row.get('line', '?')}: {problem}; nothing attached"
+                )
             seen[("account", int(row["account_id"]))] = row.get("line", "?")
             seen[("sync key", str(row["sync_key"]).strip())] = row.get("line", "?")
         ids = []
@@ -90,8 +94,16 @@ def attach(conn, customer: str, rows: list[dict], *, by: str, via: str,
                 "INSERT INTO sis.sync_key_attachments (customer, account_id, sync_key,"
                 " certainty, evidence, attached_by, attached_via) VALUES"
                 " (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (customer, account, key, row.get("certainty") or None,
-                 row.get("evidence") or None, by, via))
+                (
+                    customer,
+                    account,
+                    key,
+                    row.get("certainty") or None,
+                    row.get("evidence") or None,
+                    by,
+                    via,
+                ),
+            )
             ids.append(cur.fetchone()[0])
     log.info("%s: %s sync keys attached (attachments %s)", customer, len(ids), ids)
     return ids
@@ -103,8 +115,11 @@ def undo(conn, customer: str, attachment: int, *, by: str) -> dict:
         raise AttachError("say who undoes the attach (--by NAME)")
     with conn, conn.cursor() as cur:
         runs.lock_customer(cur, customer)
-        cur.execute("SELECT account_id, sync_key, undone_at FROM sis.sync_key_attachments"
-                    " WHERE id = %s AND customer = %s", (attachment, customer))
+        cur.execute(
+            "SELECT account_id, sync_key, undone_at FROM sis.sync_key_attachments"
+            " WHERE id = %s AND customer = %s",
+            (attachment, customer),
+        )
         row = cur.fetchone()
         if row is None:
             raise AttachError(f"attachment {attachment} is not one of {customer}'s")
@@ -112,19 +127,25 @@ def undo(conn, customer: str, attachment: int, *, by: str) -> dict:
         if undone_at is not None:
             raise AttachError(f"attachment {attachment} was undone at {undone_at:%Y-%m-%d %H:%M}")
         if not PostgresSite(cur, customer).set_sync_key(account, key, None):
-            raise AttachError(f"account {account} no longer carries sync key {key}: "
-                              f"attachment {attachment} not undone")
-        cur.execute("UPDATE sis.sync_key_attachments SET undone_by = %s, undone_at = now()"
-                    " WHERE id = %s", (by, attachment))
+            raise AttachError(
+                f"account {account} no longer carries sync key {key}: "
+                f"attachment {attachment} not undone"
+            )
+        cur.execute(
+            "UPDATE sis.sync_key_attachments SET undone_by = %s, undone_at = now() WHERE id = %s",
+            (by, attachment),
+        )
     log.info("%s: attachment %s undone (account %s)", customer, attachment, account)
     return {"attachment": attachment, "account_id": account, "sync_key": key}
 
 
 def listing(conn, customer: str) -> list[dict]:
     with conn.cursor() as cur:
-        cur.execute("SELECT id, account_id, sync_key, certainty, evidence, attached_by,"
-                    " attached_via, attached_at, undone_by, undone_at"
-                    " FROM sis.sync_key_attachments WHERE customer = %s ORDER BY id",
-                    (customer,))
+        cur.execute(
+            "SELECT id, account_id, sync_key, certainty, evidence, attached_by,"
+            " attached_via, attached_at, undone_by, undone_at"
+            " FROM sis.sync_key_attachments WHERE customer = %s ORDER BY id",
+            (customer,),
+        )
         names = [c.name for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -38,32 +38,62 @@ class ListSpec(NamedTuple):
 LISTS: dict[str, ListSpec] = {
     "duplicates": ListSpec(
         "Manual accounts that match a person in the SIS data (duplicates in waiting: attach "
-        "the sync key)", True, ["account_id", "sync_key", "certainty", "evidence"], _WHO),
+        "the sync key)",
+        True,
+        ["account_id", "sync_key", "certainty", "evidence"],
+        _WHO,
+    ),
     "ambiguous": ListSpec(
         "Manual accounts that match more than one person, or a person matched by more than one "
-        "manual account (never guessed: a person decides)", True,
-        ["account_id", "sync_key", "evidence"], _WHO),
+        "manual account (never guessed: a person decides)",
+        True,
+        ["account_id", "sync_key", "evidence"],
+        _WHO,
+    ),
     "already_twice": ListSpec(
-        "Manual accounts whose person already has a synced account (merge them by hand)", False,
-        ["account_id", "sync_key", "synced_account_id", "evidence"], _WHO),
+        "Manual accounts whose person already has a synced account (merge them by hand)",
+        False,
+        ["account_id", "sync_key", "synced_account_id", "evidence"],
+        _WHO,
+    ),
     "created_twice": ListSpec(
         "Persons the integration would create twice (one username under several sync keys)",
-        True, ["sync_keys", "evidence"], []),
+        True,
+        ["sync_keys", "evidence"],
+        [],
+    ),
     "maybe_twice": ListSpec(
         "Persons who share a name and birth date under several sync keys (in a large "
-        "municipality often two people: check by hand)", False, ["sync_keys", "evidence"], []),
+        "municipality often two people: check by hand)",
+        False,
+        ["sync_keys", "evidence"],
+        [],
+    ),
     "admins_with_sync_key": ListSpec(
         "Administrators that carry a sync key (administrators are made by hand, without one)",
-        True, ["account_id", "sync_key"], ["username"]),
+        True,
+        ["account_id", "sync_key"],
+        ["username"],
+    ),
     "inactive": ListSpec(
         "Accounts with no login for {months} months (the integration never cleans up the manual "
-        "ones)", False, ["account_id", "sync_key", "manual", "last_login"], ["username"]),
+        "ones)",
+        False,
+        ["account_id", "sync_key", "manual", "last_login"],
+        ["username"],
+    ),
     "terms": ListSpec(
-        "Terms the integration made, and what the rollover does with them", False,
-        ["term_id", "sync_key", "begins", "ends", "at_rollover"], ["name"]),
+        "Terms the integration made, and what the rollover does with them",
+        False,
+        ["term_id", "sync_key", "begins", "ends", "at_rollover"],
+        ["name"],
+    ),
     "missing_terms": ListSpec(
-        "No terms for the new school year in the file (is it last year's export?)", True,
-        ["school_year", "reason"], []),
+        "No terms for the new school year in the file (is it last year's export?)",
+        True,
+        ["school_year", "reason"],
+        [],
+    ),
 }
 
 
@@ -82,16 +112,23 @@ class Findings:
 
     @property
     def blocking(self) -> dict[str, int]:
-        return {name: len(frame) for name, frame in self.frames.items()
-                if LISTS[name].blocking and len(frame)}
+        return {
+            name: len(frame)
+            for name, frame in self.frames.items()
+            if LISTS[name].blocking and len(frame)
+        }
 
     def summary(self) -> dict:
         """Ids and counts only: what a status email, a plan and XCom carry."""
-        return {"school_year": self.school_year.label, "source": self.source,
-                "on": self.on.isoformat(),
-                "counts": {name: len(frame) for name, frame in self.frames.items()},
-                "blocking": self.blocking, "notes": list(self.notes),
-                "titles": {name: self.title(name) for name in self.frames}}
+        return {
+            "school_year": self.school_year.label,
+            "source": self.source,
+            "on": self.on.isoformat(),
+            "counts": {name: len(frame) for name, frame in self.frames.items()},
+            "blocking": self.blocking,
+            "notes": list(self.notes),
+            "titles": {name: self.title(name) for name in self.frames},
+        }
 
     def table(self, name: str, *, names: bool = False) -> pd.DataFrame:
         spec = LISTS[name]
@@ -115,8 +152,10 @@ class Findings:
 
     def proposals(self) -> list[dict]:
         """The sync keys to attach: one per duplicate in waiting (ids only)."""
-        return [{k: (None if pd.isna(v) else v) for k, v in row.items()}
-                for row in self.table("duplicates").to_dict("records")]
+        return [
+            {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for row in self.table("duplicates").to_dict("records")
+        ]
 
 
 def _accounts(rows: list[tuple]) -> pd.DataFrame:
@@ -125,8 +164,11 @@ def _accounts(rows: list[tuple]) -> pd.DataFrame:
     accounts["trashed"] = accounts["trashed"].astype(bool)
     for column in ("sync_key", "username", "email", "given", "family", "profile"):
         accounts[column] = accounts[column].astype("string")
-    accounts["birth_date"] = accounts["birth_date"].map(
-        lambda d: d.isoformat() if isinstance(d, date) else None).astype("string")
+    accounts["birth_date"] = (
+        accounts["birth_date"]
+        .map(lambda d: d.isoformat() if isinstance(d, date) else None)
+        .astype("string")
+    )
     for column in ("last_login", "created_at"):
         accounts[column] = pd.to_datetime(accounts[column], utc=True)
     return accounts
@@ -140,7 +182,8 @@ def _matches(accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, pd.DataF
     found = found.merge(manual[["account_id", *_WHO]], on="account_id", how="left")
     # a synced account for the key already (even one in the trash: the import restores it)
     synced = accounts.dropna(subset=["sync_key"])[["sync_key", "account_id"]].rename(
-        columns={"account_id": "synced_account_id"})
+        columns={"account_id": "synced_account_id"}
+    )
     found = found.merge(synced, on="sync_key", how="left")
     twice = found[found["synced_account_id"].notna()]
     waiting = found[found["synced_account_id"].isna()]
@@ -148,17 +191,21 @@ def _matches(accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, pd.DataF
     per_key = waiting.groupby("sync_key")["account_id"].transform("nunique")
     clear = (per_account == 1) & (per_key == 1)
     duplicates = waiting[clear].assign(
-        certainty=waiting.loc[clear, "agree"].map(matching.certainty))
-    return {"duplicates": duplicates.sort_values("account_id"),
-            "ambiguous": waiting[~clear].sort_values(["account_id", "sync_key"]),
-            "already_twice": twice.assign(
-                synced_account_id=twice["synced_account_id"].astype("Int64")
-            ).sort_values("account_id")}
+        certainty=waiting.loc[clear, "agree"].map(matching.certainty)
+    )
+    return {
+        "duplicates": duplicates.sort_values("account_id"),
+        "ambiguous": waiting[~clear].sort_values(["account_id", "sync_key"]),
+        "already_twice": twice.assign(
+            synced_account_id=twice["synced_account_id"].astype("Int64")
+        ).sort_values("account_id"),
+    }
 
 
 def _idle_before(on: date, months: int) -> pd.Timestamp:
-    return pd.Timestamp(datetime.combine(on, datetime.min.time(), tzinfo=OSLO)) - \
-        pd.DateOffset(months=months)
+    return pd.Timestamp(datetime.combine(on, datetime.min.time(), tzinfo=OSLO)) - pd.DateOffset(
+        months=months
+    )
 
 
 def _inactive(accounts: pd.DataFrame, on: date, months: int) -> pd.DataFrame:
@@ -170,14 +217,18 @@ def _inactive(accounts: pd.DataFrame, on: date, months: int) -> pd.DataFrame:
     return idle.sort_values(["manual", "account_id"], ascending=[False, True])
 
 
-def _terms(cur, customer: str, target: SchoolYear, sis: SisData) -> tuple[pd.DataFrame,
-                                                                          pd.DataFrame]:
+def _terms(
+    cur, customer: str, target: SchoolYear, sis: SisData
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The integration's terms and what rollover does with them; and, for a whole export,
     whether it has terms for the new school year at all."""
-    terms = pd.DataFrame.from_records(PostgresSite(cur, customer).terms(), columns=[
-        "id", "sync_key", "name", "begins", "ends", "created_by_integration", "archived"])
+    terms = pd.DataFrame.from_records(
+        PostgresSite(cur, customer).terms(),
+        columns=["id", "sync_key", "name", "begins", "ends", "created_by_integration", "archived"],
+    )
     ours = terms[terms["created_by_integration"] & ~terms["archived"]].rename(
-        columns={"id": "term_id"})
+        columns={"id": "term_id"}
+    )
     if sis.whole:  # rollover archives the terms the new file no longer has
         keys = {f"{b}..{e}" for b, e in sis.terms}
         leaving = ~ours["sync_key"].isin(keys)
@@ -186,50 +237,83 @@ def _terms(cur, customer: str, target: SchoolYear, sis: SisData) -> tuple[pd.Dat
     ours = ours.assign(at_rollover=leaving.map({True: "archived", False: "stays"}))
     missing = []
     if sis.whole and not any(target.start <= b <= target.end for b, _ in sis.terms):
-        missing.append({"school_year": target.label,
-                        "reason": f"no course group in {sis.source} begins in {target.label}"})
+        missing.append(
+            {
+                "school_year": target.label,
+                "reason": f"no course group in {sis.source} begins in {target.label}",
+            }
+        )
     return ours, pd.DataFrame(missing, columns=["school_year", "reason"])
 
 
-def _notes(config: CustomerConfig, current: SchoolYear | None, target: SchoolYear,
-           sis: SisData) -> list[str]:
-    notes = [f"Course archiving is {'on' if config.course_archiving else 'off'}: at rollover "
-             + ("last year's courses are archived (their members keep access as manual "
-                "participants)." if config.course_archiving else
-                "last year's courses are detached from the hierarchy and stay active.")]
+def _notes(
+    config: CustomerConfig, current: SchoolYear | None, target: SchoolYear, sis: SisData
+) -> list[str]:
+    notes = [
+        f"Course archiving is {'on' if config.course_archiving else 'off'}: at rollover "
+        + (
+            "last year's courses are archived (their members keep access as manual participants)."
+            if config.course_archiving
+            else "last year's courses are detached from the hierarchy and stay active."
+        )
+    ]
     if config.summer_school:
-        summer_start = (current.end if current else target.start - timedelta(days=45))
-        covered = any(w.start <= summer_start + timedelta(days=1) and w.end >= target.start
-                      for w in config.delay_delete)
+        summer_start = current.end if current else target.start - timedelta(days=45)
+        covered = any(
+            w.start <= summer_start + timedelta(days=1) and w.end >= target.start
+            for w in config.delay_delete
+        )
         if not covered:
             notes.append(
                 "Summer school: the summer export must carry the regular classes and courses as "
                 "well as the summer ones, or the regular courses are archived and the classes "
-                "deleted. A delay-delete window over the summer prevents that; there is none.")
+                "deleted. A delay-delete window over the summer prevents that; there is none."
+            )
     if not sis.whole:
         next_terms = [b for b, _ in sis.terms if target.start <= b <= target.end]
         if not next_terms:
-            notes.append(f"No terms for {target.label} yet: the rollover's file creates them "
-                         "from its course groups (absence and assessments need them before "
-                         "school starts).")
+            notes.append(
+                f"No terms for {target.label} yet: the rollover's file creates them "
+                "from its course groups (absence and assessments need them before "
+                "school starts)."
+            )
     return notes
 
 
-def check(cur, config: CustomerConfig, target: SchoolYear, *, people: SisData, on: date,
-          current: SchoolYear | None = None) -> Findings:
+def check(
+    cur,
+    config: CustomerConfig,
+    target: SchoolYear,
+    *,
+    people: SisData,
+    on: date,
+    current: SchoolYear | None = None,
+) -> Findings:
     """Every readiness check for rolling ``config``'s customer into ``target``."""
-    found, keyed = narrowed(cur, PostgresSite(cur, config.id).accounts(), people.people(cur),
-                            shared=matching.SHARED, idle_before=_idle_before(
-                                on, config.inactive_months).to_pydatetime())
+    found, keyed = narrowed(
+        cur,
+        PostgresSite(cur, config.id).accounts(),
+        people.people(cur),
+        shared=matching.SHARED,
+        idle_before=_idle_before(on, config.inactive_months).to_pydatetime(),
+    )
     accounts = _accounts(found)
     frames = _matches(accounts, keyed)
     shared = matching.shared(keyed, "sync_key")
     by_username = shared["evidence"].str.contains("username", regex=False)
     frames["created_twice"], frames["maybe_twice"] = shared[by_username], shared[~by_username]
     frames["admins_with_sync_key"] = accounts[
-        (accounts["profile"] == "admin") & accounts["sync_key"].notna()]
+        (accounts["profile"] == "admin") & accounts["sync_key"].notna()
+    ]
     frames["inactive"] = _inactive(accounts, on, config.inactive_months)
     frames["terms"], frames["missing_terms"] = _terms(cur, config.id, target, people)
     frames = {name: frames[name] for name in LISTS}  # the lists in their order
-    return Findings(config.id, target, people.source, on, config.inactive_months, frames,
-                    _notes(config, current, target, people))
+    return Findings(
+        config.id,
+        target,
+        people.source,
+        on,
+        config.inactive_months,
+        frames,
+        _notes(config, current, target, people),
+    )

@@ -34,11 +34,13 @@ def row_keys(username, email, given, family, birth_date, cache: dict) -> tuple:
     """One person's or account's keys, in the order of :data:`KEYS`; a key that cannot be
     formed (a value missing or blank) is None, and never matches. ``cache``: a school owner's
     pupils share first and last names, and each pair is normalised once."""
-    pair = (given if isinstance(given, str) else None,
-            family if isinstance(family, str) else None)
+    pair = (given if isinstance(given, str) else None, family if isinstance(family, str) else None)
     name = cache[pair] if pair in cache else cache.setdefault(pair, normal_name(*pair))
-    return (_folded(username), _folded(email),
-            f"{name}|{birth_date}" if name and isinstance(birth_date, str) else None)
+    return (
+        _folded(username),
+        _folded(email),
+        f"{name}|{birth_date}" if name and isinstance(birth_date, str) else None,
+    )
 
 
 def _folded(value) -> str | None:
@@ -49,31 +51,42 @@ def keyed(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame (columns username, email, given, family, birth_date) with one column per
     key (``k_`` and the key's name), as :func:`row_keys` forms them."""
     cache: dict = {}
-    keys = [row_keys(*row, cache) for row in zip(
-        frame["username"], frame["email"], frame["given"], frame["family"],
-        frame["birth_date"], strict=True)]
+    keys = [
+        row_keys(*row, cache)
+        for row in zip(
+            frame["username"],
+            frame["email"],
+            frame["given"],
+            frame["family"],
+            frame["birth_date"],
+            strict=True,
+        )
+    ]
     out = frame.copy()
     for i, key in enumerate(KEYS):
         out[f"k_{key}"] = pd.Series([k[i] for k in keys], index=frame.index, dtype="string")
     return out
 
 
-def pairs(left: pd.DataFrame, right: pd.DataFrame, left_id: str, right_id: str,
-          keys=KEYS) -> pd.DataFrame:
+def pairs(
+    left: pd.DataFrame, right: pd.DataFrame, left_id: str, right_id: str, keys=KEYS
+) -> pd.DataFrame:
     """Every (left id, right id) that agree on at least one key, with the keys they agree on
     (``evidence``) and how many (``agree``)."""
     found = []
     for key in keys:
         column = f"k_{key}"
-        joined = left[[left_id, column]].dropna().merge(right[[right_id, column]].dropna(),
-                                                        on=column)
+        joined = (
+            left[[left_id, column]].dropna().merge(right[[right_id, column]].dropna(), on=column)
+        )
         found.append(joined[[left_id, right_id]].assign(key=key))
     every = pd.concat(found, ignore_index=True).drop_duplicates()
     if every.empty:
         return pd.DataFrame(columns=[left_id, right_id, "evidence", "agree"])
     order = {k: i for i, k in enumerate(KEYS)}
     grouped = every.groupby([left_id, right_id])["key"].agg(
-        lambda ks: " + ".join(sorted(ks, key=order.get)))
+        lambda ks: " + ".join(sorted(ks, key=order.get))
+    )
     out = grouped.rename("evidence").reset_index()
     out["agree"] = out["evidence"].str.count(r" \+ ") + 1
     return out
@@ -95,5 +108,9 @@ def shared(frame: pd.DataFrame, id_column: str, keys=SHARED) -> pd.DataFrame:
             found.append({"sync_keys": ids, "evidence": key})
     if not found:
         return pd.DataFrame(columns=["sync_keys", "evidence"])
-    return (pd.DataFrame(found).groupby("sync_keys")["evidence"]
-            .agg(lambda ks: " + ".join(sorted(set(ks), key=KEYS.index))).reset_index())
+    return (
+        pd.DataFrame(found)
+        .groupby("sync_keys")["evidence"]
+        .agg(lambda ks: " + ".join(sorted(set(ks), key=KEYS.index)))
+        .reset_index()
+    )

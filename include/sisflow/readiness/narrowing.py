@@ -58,8 +58,7 @@ SELECT row, sync_key, key, value FROM person_keys WHERE row IN (
 
 def _manual(account: dict) -> bool:
     """Every account the checks may match to a person (they narrow it further)."""
-    return account["sync_key"] is None and not account["trashed"] \
-        and account["profile"] != "admin"
+    return account["sync_key"] is None and not account["trashed"] and account["profile"] != "admin"
 
 
 def _birth(value) -> str | None:
@@ -68,13 +67,20 @@ def _birth(value) -> str | None:
 
 def _copy(cur, table: str, spool, *, csv_format: bool = False) -> None:
     spool.seek(0)
-    cur.copy_expert(f"COPY {table} FROM STDIN" + (" WITH (FORMAT csv)" if csv_format else ""),
-                    spool)
+    cur.copy_expert(
+        f"COPY {table} FROM STDIN" + (" WITH (FORMAT csv)" if csv_format else ""), spool
+    )
     cur.execute(f"ANALYZE {table}")
 
 
-def narrowed(cur, accounts: Iterable[dict], people: Iterable[tuple], *,
-             shared: tuple[str, ...], idle_before: datetime) -> tuple[list[tuple], pd.DataFrame]:
+def narrowed(
+    cur,
+    accounts: Iterable[dict],
+    people: Iterable[tuple],
+    *,
+    shared: tuple[str, ...],
+    idle_before: datetime,
+) -> tuple[list[tuple], pd.DataFrame]:
     """The accounts (rows of :data:`ACCOUNT_FIELDS`) and the persons (keyed: ``sync_key``
     and a ``k_`` column per key) that the checks can name; ``shared``: the keys by which
     two sync keys are one person, ``idle_before``: when an idle account last logged in."""
@@ -83,15 +89,21 @@ def narrowed(cur, accounts: Iterable[dict], people: Iterable[tuple], *,
     spool = tempfile.TemporaryFile  # files, not memory, while the rows stream by
     # an account's values as they are (an empty string is not NULL: COPY's text format); a
     # key is never empty, and csv writes it in C
-    with spool("w+", encoding="utf-8") as rows, \
-            spool("w+", encoding="utf-8", newline="") as keys:
+    with spool("w+", encoding="utf-8") as rows, spool("w+", encoding="utf-8", newline="") as keys:
         write_key = csv.writer(keys).writerow
         for account in accounts:
             rows.write(text_line([account[f] for f in ACCOUNT_FIELDS]))
             if _manual(account):
-                for key, value in enumerate(row_keys(
-                        account["username"], account["email"], account["given"],
-                        account["family"], _birth(account["birth_date"]), cache)):
+                for key, value in enumerate(
+                    row_keys(
+                        account["username"],
+                        account["email"],
+                        account["given"],
+                        account["family"],
+                        _birth(account["birth_date"]),
+                        cache,
+                    )
+                ):
                     if value is not None:
                         write_key((account["id"], key, value))
         _copy(cur, "ready_accounts", rows)
@@ -108,6 +120,10 @@ def narrowed(cur, accounts: Iterable[dict], people: Iterable[tuple], *,
     cur.execute(_PEOPLE, {"shared": [KEYS.index(k) for k in shared]})
     found_people = pd.DataFrame(cur.fetchall(), columns=["row", "sync_key", "key", "value"])
     keyed = found_people.pivot(index=["row", "sync_key"], columns="key", values="value")
-    keyed = keyed.reindex(columns=range(len(KEYS))).set_axis(
-        [f"k_{k}" for k in KEYS], axis=1).reset_index().drop(columns="row")
+    keyed = (
+        keyed.reindex(columns=range(len(KEYS)))
+        .set_axis([f"k_{k}" for k in KEYS], axis=1)
+        .reset_index()
+        .drop(columns="row")
+    )
     return found_accounts, keyed.astype("string")

@@ -28,28 +28,45 @@ class SisData(NamedTuple):
     whole: bool  # a whole export (a file), not the current state
 
 
-def _read(cur, people_from: sql.Composable, groups_from: sql.Composable, params: dict,
-          people_where: str, groups_where: str) -> tuple[People, set]:
+def _read(
+    cur,
+    people_from: sql.Composable,
+    groups_from: sql.Composable,
+    params: dict,
+    people_where: str,
+    groups_where: str,
+) -> tuple[People, set]:
     people = sql.SQL(
         "SELECT sourcedid, " + username_sql("userids") + ", email, COALESCE(given, fn),"
-        " family, bday::text FROM {} WHERE " + people_where).format(people_from)
-    cur.execute(sql.SQL(
-        "SELECT DISTINCT begin_date, end_date FROM {} WHERE grouptype = ANY(%(courses)s)"
-        " AND begin_date IS NOT NULL AND end_date IS NOT NULL AND " + groups_where
-    ).format(groups_from), {**params, "courses": list(COURSE_KINDS)})
+        " family, bday::text FROM {} WHERE " + people_where
+    ).format(people_from)
+    cur.execute(
+        sql.SQL(
+            "SELECT DISTINCT begin_date, end_date FROM {} WHERE grouptype = ANY(%(courses)s)"
+            " AND begin_date IS NOT NULL AND end_date IS NOT NULL AND " + groups_where
+        ).format(groups_from),
+        {**params, "courses": list(COURSE_KINDS)},
+    )
     return (lambda cur: streamed(cur, people, params)), set(cur.fetchall())
 
 
 def state_people(cur, customer: str) -> SisData:
-    people, terms = _read(cur, PERSON.table, BY_NAME["group"].table, {"c": customer},
-                          "customer = %(c)s", "customer = %(c)s")
+    people, terms = _read(
+        cur,
+        PERSON.table,
+        BY_NAME["group"].table,
+        {"c": customer},
+        "customer = %(c)s",
+        "customer = %(c)s",
+    )
     return SisData(people, terms, "the current state", False)
 
 
 def staged_people(cur, run_id: int) -> SisData:
     where = "recstatus IS DISTINCT FROM 3"
-    people, terms = _read(cur, PERSON.staged(run_id), BY_NAME["group"].staged(run_id), {},
-                          where, where)
+    people, terms = _read(
+        cur, PERSON.staged(run_id), BY_NAME["group"].staged(run_id), {}, where, where
+    )
     return SisData(people, terms, f"the file of run {run_id}", True)
 
 
@@ -61,12 +78,24 @@ def file_people(path: str | os.PathLike) -> SisData:
     people, terms = [], set()  # in memory: an operator's check by hand, not a nightly run
     for record in ImsReader(path):
         if isinstance(record, Person) and record.recstatus != 3:
-            people.append((record.sourcedid, _username(record.userids), record.email,
-                           record.given or record.fn, record.family, record.bday))
-        elif (isinstance(record, Group) and record.recstatus != 3
-              and record.grouptype in COURSE_KINDS and record.begin and record.end):
-            terms.add((date.fromisoformat(record.begin),
-                       date.fromisoformat(record.end)))
+            people.append(
+                (
+                    record.sourcedid,
+                    _username(record.userids),
+                    record.email,
+                    record.given or record.fn,
+                    record.family,
+                    record.bday,
+                )
+            )
+        elif (
+            isinstance(record, Group)
+            and record.recstatus != 3
+            and record.grouptype in COURSE_KINDS
+            and record.begin
+            and record.end
+        ):
+            terms.add((date.fromisoformat(record.begin), date.fromisoformat(record.end)))
     return SisData(lambda cur: people, terms, f"the file {os.path.basename(path)}", True)
 
 

@@ -32,24 +32,40 @@ def _cell(value) -> str:
     return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def build(config: CustomerConfig, findings: Findings, *, airflow: dict | None = None
-          ) -> ReadinessReport:
+def build(
+    config: CustomerConfig, findings: Findings, *, airflow: dict | None = None
+) -> ReadinessReport:
     blocking = findings.blocking
     name = config.name or config.id
     n = sum(blocking.values())
-    verdict = (f"{n} blocking finding{'' if n == 1 else 's'}" if blocking
-               else "ready (nothing blocks the rollover)")
+    verdict = (
+        f"{n} blocking finding{'' if n == 1 else 's'}"
+        if blocking
+        else "ready (nothing blocks the rollover)"
+    )
     lists = []
     for key in LISTS:
         table = findings.table(key)
-        lists.append({"name": key, "title": findings.title(key), "count": len(table),
-                      "blocking": LISTS[key].blocking, "columns": list(table.columns),
-                      "rows": [[_cell(v) for v in row]
-                               for row in table.head(MAX_ROWS).itertuples(index=False)]})
+        lists.append(
+            {
+                "name": key,
+                "title": findings.title(key),
+                "count": len(table),
+                "blocking": LISTS[key].blocking,
+                "columns": list(table.columns),
+                "rows": [
+                    [_cell(v) for v in row] for row in table.head(MAX_ROWS).itertuples(index=False)
+                ],
+            }
+        )
     return ReadinessReport(
-        customer=config.id, customer_name=name,
+        customer=config.id,
+        customer_name=name,
         outcome="readiness-blocking" if blocking else "readiness-ok",
         subject=f"[sisflow] {name} readiness for {findings.school_year.label}: {verdict}",
-        summary=findings.summary(), lists=lists, recipients=list(config.recipients),
+        summary=findings.summary(),
+        lists=lists,
+        recipients=list(config.recipients),
         airflow=airflow,
-        attachments=[(f"{config.id}-{key}.csv", findings.csv(key)) for key in LISTS])
+        attachments=[(f"{config.id}-{key}.csv", findings.csv(key)) for key in LISTS],
+    )

@@ -14,8 +14,9 @@ from .report import build
 log = logging.getLogger(__name__)
 
 
-def readiness(conn, config: CustomerConfig, *, file: str | None = None,
-              on: date | None = None) -> Findings:
+def readiness(
+    conn, config: CustomerConfig, *, file: str | None = None, on: date | None = None
+) -> Findings:
     """The checks for rolling the customer into the school year after its active one, against
     ``file`` (an export of the new year, say) or else the current state."""
     on = on or calendar.today()
@@ -24,13 +25,18 @@ def readiness(conn, config: CustomerConfig, *, file: str | None = None,
         target = school_year.starting(current.start.year + 1, config)
         people = file_people(file) if file else state_people(cur, config.id)
         findings = check(cur, config, target, people=people, on=on, current=current)
-    log.info("%s readiness for %s: %s", config.id, target.label,
-             {name: len(frame) for name, frame in findings.frames.items()})
+    log.info(
+        "%s readiness for %s: %s",
+        config.id,
+        target.label,
+        {name: len(frame) for name, frame in findings.frames.items()},
+    )
     return findings
 
 
-def send(findings: Findings, config: CustomerConfig, *, sender=None,
-         airflow: dict | None = None) -> dict:
+def send(
+    findings: Findings, config: CustomerConfig, *, sender=None, airflow: dict | None = None
+) -> dict:
     """The readiness report as an email (to the outbox unless a sender is given)."""
     from ..report.email import Outbox
 

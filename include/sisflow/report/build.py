@@ -20,7 +20,7 @@ MAX_EXAMPLES = 20
 SUBJECTS = {
     "applied": "applied: {changes} changes",
     "finished-pending": "applied: {finished} changes that run {finished_run} left half-way;"
-                        " the file itself is unchanged",
+    " the file itself is unchanged",
     "nothing-changed": "nothing changed",
     "held": "HELD by the filter: a person must decide",
     "rejected": "stopped: the held import was rejected",
@@ -70,8 +70,7 @@ class Report:
     later_year: int = 0
 
 
-def _outcome(run: dict | None, plan: dict | None, refusal: dict | None,
-             failed: dict | None) -> str:
+def _outcome(run: dict | None, plan: dict | None, refusal: dict | None, failed: dict | None) -> str:
     if failed:
         return "failed"
     if refusal:
@@ -108,14 +107,28 @@ def _limits(run: dict, config: CustomerConfig) -> list[dict]:
         most = cap(limit, (run.get("base_counts") or {}).get(entity, 0))
         if most is None:
             continue
-        rows.append({"entity": entity, "op": op, "actual": n, "limit": round(most),
-                     "share": min(100, round(100 * n / most)) if most else 100,
-                     "over": n > most})
+        rows.append(
+            {
+                "entity": entity,
+                "op": op,
+                "actual": n,
+                "limit": round(most),
+                "share": min(100, round(100 * n / most)) if most else 100,
+                "over": n > most,
+            }
+        )
     return rows
 
 
-def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None = None,
-          refusal: dict | None = None, failed: dict | None = None) -> Report:
+def build(
+    conn,
+    config: CustomerConfig,
+    run: dict | None,
+    *,
+    plan: dict | None = None,
+    refusal: dict | None = None,
+    failed: dict | None = None,
+) -> Report:
     """The report of a run (``run``: its summary, None when no file was read) under its plan."""
     outcome = _outcome(run, plan, refusal, failed)
     calendar = (plan or {}).get("calendar")
@@ -123,50 +136,79 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
         deferred = waiting(cur, config.id)
         problems, kept, kept_count, later_year = [], [], 0, 0
         if run:
-            cur.execute("SELECT entity, record_id, line, reason, severity FROM sis.problems"
-                        " WHERE run_id = %s ORDER BY line NULLS FIRST LIMIT %s",
-                        (run["id"], MAX_EXAMPLES))
-            problems = [dict(zip(("entity", "id", "line", "reason", "severity"), row,
-                                 strict=True)) for row in cur.fetchall()]
-            cur.execute("SELECT count(*) FILTER (WHERE reason NOT LIKE %(later)s),"
-                        " count(*) FILTER (WHERE reason LIKE %(later)s)"
-                        " FROM sis.kept WHERE run_id = %(run)s",
-                        {"run": run["id"], "later": LATER_YEAR + " %"})
+            cur.execute(
+                "SELECT entity, record_id, line, reason, severity FROM sis.problems"
+                " WHERE run_id = %s ORDER BY line NULLS FIRST LIMIT %s",
+                (run["id"], MAX_EXAMPLES),
+            )
+            problems = [
+                dict(zip(("entity", "id", "line", "reason", "severity"), row, strict=True))
+                for row in cur.fetchall()
+            ]
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE reason NOT LIKE %(later)s),"
+                " count(*) FILTER (WHERE reason LIKE %(later)s)"
+                " FROM sis.kept WHERE run_id = %(run)s",
+                {"run": run["id"], "later": LATER_YEAR + " %"},
+            )
             kept_count, later_year = cur.fetchone()
-            cur.execute("SELECT entity, COALESCE(record_id, '(no id)')"
-                        " || COALESCE('/' || member_id, ''), line, reason"
-                        " FROM sis.kept WHERE run_id = %s AND reason NOT LIKE %s"
-                        " ORDER BY line NULLS LAST LIMIT %s",
-                        (run["id"], LATER_YEAR + " %", MAX_EXAMPLES))
-            kept = [dict(zip(("entity", "id", "line", "reason"), row, strict=True))
-                    for row in cur.fetchall()]
-    changes = sum(sum(c.values()) for c in run["counts"].values()) if run and run.get("counts") \
-        else 0
+            cur.execute(
+                "SELECT entity, COALESCE(record_id, '(no id)')"
+                " || COALESCE('/' || member_id, ''), line, reason"
+                " FROM sis.kept WHERE run_id = %s AND reason NOT LIKE %s"
+                " ORDER BY line NULLS LAST LIMIT %s",
+                (run["id"], LATER_YEAR + " %", MAX_EXAMPLES),
+            )
+            kept = [
+                dict(zip(("entity", "id", "line", "reason"), row, strict=True))
+                for row in cur.fetchall()
+            ]
+    changes = (
+        sum(sum(c.values()) for c in run["counts"].values()) if run and run.get("counts") else 0
+    )
     finished = (plan or {}).get("finished") or []
     reason = (refusal or {}).get("reason") or (failed or {}).get("reason")
     until = (calendar or {}).get("until") or "?"
     subject = SUBJECTS[outcome].format(
-        changes=changes, until=until, deferred=deferred, customer=config.id,
-        where=(failed or {}).get("task") or "see the run", reason=reason,
+        changes=changes,
+        until=until,
+        deferred=deferred,
+        customer=config.id,
+        where=(failed or {}).get("task") or "see the run",
+        reason=reason,
         run_id=run["id"] if run else "?",
         finished=sum(f["changes"] for f in finished),
-        finished_run=", ".join(str(f["run"]) for f in finished))
+        finished_run=", ".join(str(f["run"]) for f in finished),
+    )
     kind = (plan or {}).get("kind") or "import"
     name = config.name or config.id
     report = Report(
-        customer=config.id, customer_name=name, outcome=outcome,
+        customer=config.id,
+        customer_name=name,
+        outcome=outcome,
         # a database error's reason runs over lines; a subject is one line (the body has it all)
         subject=" ".join(
-            f"[sisflow] {name}{' rollover' if kind == 'rollover' else ''}: {subject}".split()),
-        run=run, calendar=calendar, deferred_waiting=deferred, problems=problems,
+            f"[sisflow] {name}{' rollover' if kind == 'rollover' else ''}: {subject}".split()
+        ),
+        run=run,
+        calendar=calendar,
+        deferred_waiting=deferred,
+        problems=problems,
         limits=_limits(run, config) if run and run.get("counts") else [],
-        airflow=(plan or {}).get("airflow"), recipients=list(config.recipients),
-        next_run=None if kind == "rollover" else
-        f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
-        kind=kind, reason=reason, finished=finished, kept=kept, kept_count=kept_count,
+        airflow=(plan or {}).get("airflow"),
+        recipients=list(config.recipients),
+        next_run=None
+        if kind == "rollover"
+        else f"{next_run(config):%Y-%m-%d %H:%M} {config.schedule.timezone}",
+        kind=kind,
+        reason=reason,
+        finished=finished,
+        kept=kept,
+        kept_count=kept_count,
         school_year_asked=((plan or {}).get("fetched") or {}).get("school_year"),
         failed_task=(failed or {}).get("task"),
-        school_year=(plan or {}).get("school_year"), readiness=(plan or {}).get("readiness"),
+        school_year=(plan or {}).get("school_year"),
+        readiness=(plan or {}).get("readiness"),
         later_year=later_year,
     )
     report.next_steps = _next_steps(report, refusal)
@@ -176,38 +218,57 @@ def build(conn, config: CustomerConfig, run: dict | None, *, plan: dict | None =
 def _next_steps(r: Report, refusal: dict | None = None) -> list[str]:
     run_id = r.run["id"] if r.run else None
     steps = {
-        "held": [f"Check the change with {r.customer_name}. If it is right, open the filter: "
-                 "answer the approval task of the run in Airflow, or run "
-                 f"'sisflow filter open {run_id} --by NAME --reason TEXT'. If it is wrong, "
-                 f"reject it ('sisflow filter reject {run_id} ...') and ask for a new export."],
+        "held": [
+            f"Check the change with {r.customer_name}. If it is right, open the filter: "
+            "answer the approval task of the run in Airflow, or run "
+            f"'sisflow filter open {run_id} --by NAME --reason TEXT'. If it is wrong, "
+            f"reject it ('sisflow filter reject {run_id} ...') and ask for a new export."
+        ],
         "rejected": ["Nothing was applied. Ask for a corrected export."],
-        "expired": ["Nothing was applied: no one decided before the deadline. The next file "
-                    "will be judged again."],
-        "failed": ["The export could not be fetched (the reason is above): check that the SIS "
-                   "made it and that the source and its Airflow connection are right; the next "
-                   "run tries again. Nothing was imported."] if r.failed_task == "fetch" else
-                  ["Look at the failed task's log in Airflow, fix the cause and clear the task; "
-                   "the steps are safe to run again."],
-        "finished-pending": [f"Nothing: run(s) {', '.join(str(f['run']) for f in r.finished)} "
-                             "had not reached the LMS in full; this run applied the rest."],
-        "delay-delete": [f"{r.deferred_waiting} deletions wait for the end of the delay-delete "
-                         "window. The first import after it will carry them and may trip the "
-                         "filter: check them before opening it."],
+        "expired": [
+            "Nothing was applied: no one decided before the deadline. The next file "
+            "will be judged again."
+        ],
+        "failed": [
+            "The export could not be fetched (the reason is above): check that the SIS "
+            "made it and that the source and its Airflow connection are right; the next "
+            "run tries again. Nothing was imported."
+        ]
+        if r.failed_task == "fetch"
+        else [
+            "Look at the failed task's log in Airflow, fix the cause and clear the task; "
+            "the steps are safe to run again."
+        ],
+        "finished-pending": [
+            f"Nothing: run(s) {', '.join(str(f['run']) for f in r.finished)} "
+            "had not reached the LMS in full; this run applied the rest."
+        ],
+        "delay-delete": [
+            f"{r.deferred_waiting} deletions wait for the end of the delay-delete "
+            "window. The first import after it will carry them and may trip the "
+            "filter: check them before opening it."
+        ],
         "paused": ["Nothing to do: the integration resumes after the pause."],
     }
     result = list(steps.get(r.outcome, []))
     if refusal and refusal.get("advice"):
         result.append(refusal["advice"])
     if r.kept_count:
-        result.append(f"{r.kept_count} records are invalid in this file and were kept as they "
-                      "were (listed below): ask the SIS supplier to fix them.")
+        result.append(
+            f"{r.kept_count} records are invalid in this file and were kept as they "
+            "were (listed below): ask the SIS supplier to fix them."
+        )
     if r.later_year:
-        result.append(f"{r.later_year} groups belong to a school year after "
-                      f"{(r.school_year or {}).get('label', 'the active one')}: they wait, "
-                      "untouched, until the customer's rollover into their year.")
+        result.append(
+            f"{r.later_year} groups belong to a school year after "
+            f"{(r.school_year or {}).get('label', 'the active one')}: they wait, "
+            "untouched, until the customer's rollover into their year."
+        )
     if r.readiness and r.readiness.get("overridden"):
-        result.append("The rollover went on despite blocking readiness findings (overridden in "
-                      "its form): check the lists below.")
+        result.append(
+            "The rollover went on despite blocking readiness findings (overridden in "
+            "its form): check the lists below."
+        )
     if r.problems:
         result.append("Some records were skipped (listed above): ask the SIS supplier to fix them.")
     return result or ["Nothing: the import went through."]

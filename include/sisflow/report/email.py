@@ -20,9 +20,12 @@ from .build import Report
 
 log = logging.getLogger(__name__)
 
-_ENV = Environment(loader=PackageLoader("sisflow.report", "templates"),
-                   autoescape=select_autoescape(enabled_extensions=("html.j2",)),
-                   undefined=StrictUndefined, trim_blocks=False)
+_ENV = Environment(
+    loader=PackageLoader("sisflow.report", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",)),
+    undefined=StrictUndefined,
+    trim_blocks=False,
+)
 #: control characters and line separators from a file, shown as escapes in the plain text
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -35,8 +38,12 @@ def _one_line(value):
     return value
 
 
-_TEXT_ENV = Environment(loader=PackageLoader("sisflow.report", "templates"),
-                        undefined=StrictUndefined, trim_blocks=False, finalize=_one_line)
+_TEXT_ENV = Environment(
+    loader=PackageLoader("sisflow.report", "templates"),
+    undefined=StrictUndefined,
+    trim_blocks=False,
+    finalize=_one_line,
+)
 DEFAULT_FROM = "sisflow@localhost"
 
 
@@ -44,8 +51,10 @@ def render(report: Report) -> tuple[str, str]:
     """(html, text) of the email: a run's status, or another report (readiness) that names
     its own ``template``."""
     name = getattr(report, "template", "status")
-    return (_ENV.get_template(f"{name}.html.j2").render(r=report),
-            _TEXT_ENV.get_template(f"{name}.txt.j2").render(r=report))
+    return (
+        _ENV.get_template(f"{name}.html.j2").render(r=report),
+        _TEXT_ENV.get_template(f"{name}.txt.j2").render(r=report),
+    )
 
 
 class Outbox:
@@ -88,9 +97,18 @@ def message(report: Report, from_email: str) -> EmailMessage:
 class Smtp:
     """An SMTP server (a mail relay, or a development mail catcher such as Mailpit)."""
 
-    def __init__(self, host: str, port: int = 25, *, user: str | None = None,
-                 password: str | None = None, starttls: bool = False,
-                 from_email: str = DEFAULT_FROM, attempts: int = 3, wait: float = 1.0):
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        from_email: str = DEFAULT_FROM,
+        attempts: int = 3,
+        wait: float = 1.0,
+    ):
         self.host, self.port, self.user, self.password = host, port, user, password
         self.starttls, self.from_email = starttls, from_email
         self.attempts, self.wait = attempts, wait
@@ -113,8 +131,10 @@ class Smtp:
                 return f"smtp:{self.host}:{self.port}"
             except (OSError, smtplib.SMTPException) as err:
                 if attempt == self.attempts:
-                    raise RuntimeError(f"status email for {report.customer} not sent by SMTP "
-                                       f"after {attempt} attempts: {type(err).__name__}") from None
+                    raise RuntimeError(
+                        f"status email for {report.customer} not sent by SMTP "
+                        f"after {attempt} attempts: {type(err).__name__}"
+                    ) from None
                 time.sleep(self.wait * attempt)
         raise AssertionError("unreachable")
 
@@ -122,8 +142,15 @@ class Smtp:
 class SendGrid:
     """SendGrid's own client, with the host overridable (tests point it at a local server)."""
 
-    def __init__(self, api_key: str, *, host: str | None = None,
-                 from_email: str = DEFAULT_FROM, attempts: int = 3, wait: float = 1.0):
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str | None = None,
+        from_email: str = DEFAULT_FROM,
+        attempts: int = 3,
+        wait: float = 1.0,
+    ):
         self.api_key, self.host, self.from_email = api_key, host, from_email
         self.attempts, self.wait = attempts, wait
 
@@ -141,12 +168,22 @@ class SendGrid:
         if not report.recipients:
             raise ValueError(f"{report.customer} has no status email recipients")
         html, text = render(report)
-        mail = Mail(from_email=self.from_email, to_emails=report.recipients,
-                    subject=report.subject, plain_text_content=text, html_content=html)
+        mail = Mail(
+            from_email=self.from_email,
+            to_emails=report.recipients,
+            subject=report.subject,
+            plain_text_content=text,
+            html_content=html,
+        )
         for filename, data in getattr(report, "attachments", []):
-            mail.add_attachment(Attachment(FileContent(base64.b64encode(data).decode()),
-                                           FileName(filename), FileType("text/csv"),
-                                           Disposition("attachment")))
+            mail.add_attachment(
+                Attachment(
+                    FileContent(base64.b64encode(data).decode()),
+                    FileName(filename),
+                    FileType("text/csv"),
+                    Disposition("attachment"),
+                )
+            )
         kwargs = {"host": self.host} if self.host else {}
         client = SendGridAPIClient(api_key=self.api_key, **kwargs)
         for attempt in range(1, self.attempts + 1):
@@ -154,15 +191,21 @@ class SendGrid:
                 response = client.send(mail)
                 if response.status_code >= 300:
                     raise RuntimeError(f"SendGrid answered {response.status_code}")
-                log.info("status email for %s sent (SendGrid %s)", report.customer,
-                         response.status_code)
+                log.info(
+                    "status email for %s sent (SendGrid %s)", report.customer, response.status_code
+                )
                 return f"sendgrid:{response.status_code}"
             except Exception as err:
                 if attempt == self.attempts:
                     raise RuntimeError(
                         f"status email for {report.customer} not sent after {attempt} "
-                        f"attempts: {err}") from err
-                log.warning("SendGrid attempt %s for %s failed: %s", attempt, report.customer,
-                            type(err).__name__)
+                        f"attempts: {err}"
+                    ) from err
+                log.warning(
+                    "SendGrid attempt %s for %s failed: %s",
+                    attempt,
+                    report.customer,
+                    type(err).__name__,
+                )
                 time.sleep(self.wait * attempt)
         raise AssertionError("unreachable")

@@ -29,8 +29,16 @@ class NotReady(SourceError):
     pass
 
 
-def check(name: str, names: set[str], size: int, size_again: Callable[[], int], *,
-          done_marker: bool, stable_seconds: float, sleep=time.sleep) -> None:
+def check(
+    name: str,
+    names: set[str],
+    size: int,
+    size_again: Callable[[], int],
+    *,
+    done_marker: bool,
+    stable_seconds: float,
+    sleep=time.sleep,
+) -> None:
     """Raise :class:`NotReady` unless the export ``name`` is complete."""
     if done_marker:
         if f"{name}.done" not in names:
@@ -41,5 +49,7 @@ def check(name: str, names: set[str], size: int, size_again: Callable[[], int], 
     sleep(stable_seconds)
     later = size_again()
     if later != size:
-        raise NotReady(f"{name} grew from {size} to {later} bytes in {stable_seconds:g} s: the "
-                       "SIS is still writing it")
+        raise NotReady(
+            f"{name} grew from {size} to {later} bytes in {stable_seconds:g} s: the "
+            "SIS is still writing it"
+        )

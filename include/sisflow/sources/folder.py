@@ -35,19 +35,28 @@ def fetch(customer: str, source, override: str | Path | None = None) -> str:
         return landing.land_file(customer, chosen)
     folder = Path(source.path).expanduser()
     entries = list(folder.iterdir()) if folder.is_dir() else []
-    links = sorted(p.name for p in entries if p.is_symlink()
-                   and fnmatch.fnmatch(p.name, source.pattern))
+    links = sorted(
+        p.name for p in entries if p.is_symlink() and fnmatch.fnmatch(p.name, source.pattern)
+    )
     if links:
         raise FileNotAllowed(
             f"{', '.join(links[:3])} in {customer}'s source folder {folder} is a symbolic link:"
-            " refused, nothing read (an export must be a file in the folder itself)")
+            " refused, nothing read (an export must be a file in the folder itself)"
+        )
     files = [p for p in entries if p.is_file()]
-    candidates = sorted((p for p in files if fnmatch.fnmatch(p.name, source.pattern)),
-                        key=lambda p: p.stat().st_mtime)
+    candidates = sorted(
+        (p for p in files if fnmatch.fnmatch(p.name, source.pattern)),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not candidates:
         raise NothingToFetch(f"no file matching {source.pattern} in {folder}")
     chosen = candidates[-1]
-    check(chosen.name, {p.name for p in files}, chosen.stat().st_size,
-          lambda: chosen.stat().st_size, done_marker=source.done_marker,
-          stable_seconds=source.stable_seconds)
+    check(
+        chosen.name,
+        {p.name for p in files},
+        chosen.stat().st_size,
+        lambda: chosen.stat().st_size,
+        done_marker=source.done_marker,
+        stable_seconds=source.stable_seconds,
+    )
     return landing.land_file(customer, chosen)

@@ -29,13 +29,20 @@ def school_year_label(window) -> str:
     return f"{window.start.year}-{window.end.year}"
 
 
-def fetch(customer: str, source, client, school_year, *, sleep=time.sleep,
-          clock=time.monotonic) -> str:
+def fetch(
+    customer: str, source, client, school_year, *, sleep=time.sleep, clock=time.monotonic
+) -> str:
     url = source.url.rstrip("/")
     label = school_year_label(school_year)
-    answer = client.post_json(url, {"customer": customer, "school_year": label,
-                                    "start": school_year.start.isoformat(),
-                                    "end": school_year.end.isoformat()})
+    answer = client.post_json(
+        url,
+        {
+            "customer": customer,
+            "school_year": label,
+            "start": school_year.start.isoformat(),
+            "end": school_year.end.isoformat(),
+        },
+    )
     export_id = answer.get("id") if isinstance(answer, dict) else None
     if not export_id:
         raise SourceError(f"the SIS did not accept the export request for school year {label}")
@@ -46,11 +53,15 @@ def fetch(customer: str, source, client, school_year, *, sleep=time.sleep,
         if state == "ready":
             break
         if state == "failed":
-            raise SourceError(f"the SIS could not make export {export_id} (school year {label}):"
-                              f" {status.get('reason') or 'no reason given'}")
+            raise SourceError(
+                f"the SIS could not make export {export_id} (school year {label}):"
+                f" {status.get('reason') or 'no reason given'}"
+            )
         if clock() >= deadline:
-            raise SourceError(f"export {export_id} for school year {label} was not ready within "
-                              f"{source.ready_minutes:g} minutes")
+            raise SourceError(
+                f"export {export_id} for school year {label} was not ready within "
+                f"{source.ready_minutes:g} minutes"
+            )
         sleep(source.poll_seconds)
     name = Path(status.get("name") or f"{customer}-{label}-{export_id}.xml").name
     return landing.land(customer, name, lambda f: client.download(f"{url}/{export_id}/file", f))

@@ -29,15 +29,28 @@ def fetch(customer: str, source, client) -> str:
     try:
         entries = client.listdir_attr(folder)
     except OSError as err:
-        raise SourceError(f"cannot list {folder} on the SFTP server: {err.strerror or err}") \
-            from None
+        raise SourceError(
+            f"cannot list {folder} on the SFTP server: {err.strerror or err}"
+        ) from None
     names = {e.filename for e in entries}
-    files = sorted((e for e in entries if stat.S_ISREG(e.st_mode or 0)
-                    and fnmatch.fnmatch(e.filename, pattern)), key=lambda e: e.st_mtime or 0)
+    files = sorted(
+        (
+            e
+            for e in entries
+            if stat.S_ISREG(e.st_mode or 0) and fnmatch.fnmatch(e.filename, pattern)
+        ),
+        key=lambda e: e.st_mtime or 0,
+    )
     if not files:
         raise NothingToFetch(f"no file matching {pattern} in {folder} on the SFTP server")
     newest = files[-1]
     remote = posixpath.join(folder, newest.filename)
-    check(newest.filename, names, newest.st_size or 0, lambda: client.stat(remote).st_size,
-          done_marker=source.done_marker, stable_seconds=source.stable_seconds)
+    check(
+        newest.filename,
+        names,
+        newest.st_size or 0,
+        lambda: client.stat(remote).st_size,
+        done_marker=source.done_marker,
+        stable_seconds=source.stable_seconds,
+    )
     return landing.land(customer, newest.filename, lambda f: client.getfo(remote, f))
