@@ -15,7 +15,7 @@ a one-task DAG that fails with the file's error; the other customers' DAGs load 
 
 The tasks are classic operators around module-level functions rather than ``@task`` closures:
 with 500 customers the DAG processor builds 6,000 task objects, and the decorator machinery
-doubled that cost (see the README's DAG parse figures). For the same reason the decision on a
+doubled that cost (see docs/performance.md). For the same reason the decision on a
 held run is recorded by ``apply``, right after the approval (the standard provider's
 ``ApprovalOperator`` idiom: the action follows the approval, and is skipped on a rejection).
 """
