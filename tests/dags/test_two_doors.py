@@ -248,18 +248,22 @@ def export_from_the_future(w, door):
 
 
 def pupil_without_a_readable_id(w, door):
+    """One pupil's id cannot be read, another's record has no name: neither account changes."""
     normal_import(w, door)
     path = w.newest()
     text = path.read_text(encoding="utf-8")
-    pupil = next(line for line in text.splitlines() if "<person>" in line and "elev-" in line)
-    key = pupil.split("<id>", 1)[1].split("</id>", 1)[0]
-    path.write_text(
-        text.replace(pupil, pupil.replace(f"<id>{key}</id>", "<id></id>")), encoding="utf-8"
-    )
+    pupils = [line for line in text.splitlines() if "<person>" in line and "elev-" in line]
+    key, named = (p.split("<id>", 1)[1].split("</id>", 1)[0] for p in pupils[:2])
+    nameless = pupils[1][: pupils[1].index("<name>")] + pupils[1][pupils[1].index("</name>") + 7 :]
+    text = text.replace(pupils[0], pupils[0].replace(f"<id>{key}</id>", "<id></id>"))
+    path.write_text(text.replace(pupils[1], nameless), encoding="utf-8")
+    before = w.query("SELECT first_name, last_name FROM lms.users WHERE sync_key = %s", named)
     assert door.run("2025-09-02") == "success"
-    assert w.query(
-        "SELECT count(*) FROM lms.users WHERE sync_key = %s AND trashed_at IS NULL", key
-    ) == [(1,)]
+    untrashed = "SELECT count(*) FROM lms.users WHERE sync_key = %s AND trashed_at IS NULL"
+    assert w.query(untrashed, key) == [(1,)]
+    assert w.query("SELECT first_name, last_name FROM lms.users WHERE sync_key = %s", named) == (
+        before
+    )
 
 
 def insecure_sftp_connection(w, door):
