@@ -32,6 +32,7 @@ from sisflow import pipeline, runs, settings, state
 from sisflow.config import CustomerConfig
 from sisflow.ims import generate as gen
 from sisflow.lms.postgres_site import forget_site
+from sisflow.pipeline.stage_and_judge import check_readiness
 
 YEAR = 2025
 
@@ -99,22 +100,16 @@ def _timed_run(
     from sisflow import apply as lms_apply
 
     _reset_peak_rss()
-    plan = pipeline.begin(
-        conn,
-        customer,
-        holder="bench",
-        description="the benchmark",
-        config=config,
-        day=day,
-        rollover=rollover,
-    )
+    kind = pipeline.Kind.ROLLOVER if rollover else pipeline.Kind.IMPORT
+    request = pipeline.Request(customer, on=day, kind=kind)
+    plan = pipeline.begin(conn, request, pipeline.Holder("bench", "the benchmark"), config)
     times = {}
     t = time.perf_counter()
     run = pipeline.stage(conn, plan, path)
     times["stage"] = time.perf_counter() - t
     t = time.perf_counter()
     if rollover:
-        run = pipeline._ready(conn, plan, run, config)
+        run = check_readiness(conn, plan, run, config)
     run = pipeline.compute_diff(conn, plan, run["id"])
     pipeline.judge(conn, plan, run["id"], config)
     times["diff"] = time.perf_counter() - t  # with the filter's verdict

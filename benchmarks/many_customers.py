@@ -40,12 +40,12 @@ def _init() -> None:
 def _run(job: tuple[str, str, str]) -> float:
     """One customer's run (the command line's composition of the phases); its seconds."""
     from sisflow import pipeline
+    from sisflow.services import Services
 
     customer, path, day = job
     start = time.perf_counter()
-    result = pipeline.run(
-        _conn, customer, path, on=date.fromisoformat(day), config=_config(customer)
-    )
+    request = pipeline.Request(customer, path, on=date.fromisoformat(day))
+    result = pipeline.run(_conn, request, Services(configs={customer: _config(customer)}))
     assert result["status"] == "committed", (customer, result["status"], result.get("failed"))
     return time.perf_counter() - start
 

@@ -8,8 +8,9 @@
     import, rollover:  begin -> fetch -> stage_and_judge -> (approval) -> apply -> finish
     readiness:         check -> (approval) -> attach
 
-Each task is a call or two into ``sisflow.pipeline``, the same phases ``sisflow run`` runs;
-the run's plan (date, calendar mode, run id) travels over XCom. Parsing reads the customer
+Each task's callable is in ``sisflow.airflow_tasks``: a call or two into ``sisflow.pipeline``,
+the same phases ``sisflow run`` runs; the run's plan (date, calendar mode, run id) travels over
+XCom. Parsing reads the customer
 files and nothing else: no database, no network. A broken customer file gives that customer
 a one-task DAG that fails with the file's error; the other customers' DAGs load as usual.
 
@@ -22,8 +23,7 @@ held run is recorded by ``apply``, right after the approval (the standard provid
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from functools import cache
 
 from airflow.providers.standard.operators.hitl import HITLOperator
@@ -31,6 +31,17 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, Param, ParamsDict, get_parsing_context
 from airflow.timetables.trigger import CronTriggerTimetable
 from sisflow.airflow_api import OPEN, REJECT
+from sisflow.airflow_tasks import (
+    ATTACH,
+    DO_NOT_ATTACH,
+    apply,
+    attach,
+    begin,
+    check,
+    fetch,
+    finish,
+    stage_and_judge,
+)
 from sisflow.config import ConfigError, CustomerConfig, load_all
 from sisflow_operators import WaitingPythonOperator
 
@@ -102,7 +113,6 @@ READINESS_FORM = {
         **_DRAFT7,
     ),
 }
-ATTACH, DO_NOT_ATTACH = "Attach", "Do not attach"
 # Every form's defaults resolve against its schema, checked here once: Airflow would check a
 # scheduled DAG's form again for each of the 500 customers (a tenth of the DAG folder's parse).
 for _form in (FORM, ROLLOVER_FORM, READINESS_FORM):
@@ -115,214 +125,6 @@ def _give_form(dag: DAG, form: dict[str, Param]) -> None:
     (``process_params``). Added to the DAG's own ParamsDict, the defaults are not validated
     again (they were, above)."""
     dag.params.update(form)
-
-
-# -- the tasks: each a call or two into sisflow.pipeline ----------------------------------------
-
-
-@contextmanager
-def _step(ti, conn=None):
-    """Refusals end the task at once, without retries (skipped when nothing is wrong, e.g.
-    another run is busy); any error is kept for the status email. The connection is closed."""
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-    from sisflow.errors import Refusal
-
-    try:
-        yield
-    except (AirflowFailException, AirflowSkipException):
-        raise  # the task's own verdict, not an error
-    except Refusal as err:
-        ti.xcom_push(key="refusal", value=err.as_dict())
-        if err.fails_the_run:
-            raise AirflowFailException(str(err)) from None
-        raise AirflowSkipException(str(err)) from None
-    except Exception as err:
-        ti.xcom_push(
-            key="error", value={"task": ti.task_id, "reason": f"{type(err).__name__}: {err}"}
-        )
-        raise
-    finally:
-        if conn is not None:
-            conn.close()
-
-
-def _conn():
-    from sisflow.db.connection import connect  # at run time only: parsing touches no database
-
-    return connect()
-
-
-def _plan(ti):
-    from sisflow.pipeline import Plan
-
-    data = (
-        ti.xcom_pull(task_ids="stage_and_judge", key="plan")
-        or ti.xcom_pull(task_ids="fetch", key="plan")
-        or ti.xcom_pull(task_ids="begin")
-    )
-    return Plan.from_dict(data) if data else None
-
-
-def _sender():
-    """SendGrid when the ``sisflow_sendgrid`` connection exists, else SMTP when
-    ``sisflow_smtp`` does (a relay, or a development mail catcher), else the outbox."""
-    from sisflow.airflow_connections import sendgrid_settings, smtp_settings
-    from sisflow.report.email import SendGrid, Smtp
-
-    settings = sendgrid_settings()
-    if settings and settings["api_key"]:
-        extra = {"from_email": settings["from_email"]} if settings["from_email"] else {}
-        return SendGrid(settings["api_key"], host=settings["host"], **extra)
-    settings = smtp_settings()
-    if settings:
-        from_email = settings.pop("from_email")
-        return Smtp(**settings, **({"from_email": from_email} if from_email else {}))
-    return None
-
-
-def _airflow(dag_run) -> dict:
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="").rstrip("/")
-    return {
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}",
-    }
-
-
-def begin(customer, rollover, params, dag_run, ti):
-    """The date (the form's, else the run's logical date in the customer's time zone), the
-    calendar, the school year, the lease, and the apply an earlier run left half-way. A
-    rollover for a later effective date answers when to wait until (its operator defers)."""
-    from sisflow import calendar, pipeline
-
-    holder, description = pipeline.airflow_holder(dag_run.dag_id, dag_run.run_id)
-    with _step(ti, conn := _conn()):
-        config = pipeline.customer_config(customer)
-        given = params.get("effective_date") or params.get("date")
-        day = (
-            date.fromisoformat(given)
-            if given
-            else calendar.day_of(dag_run.logical_date or dag_run.run_after, config)
-        )
-        plan = pipeline.prepare(
-            conn,
-            customer,
-            holder=holder,
-            description=description,
-            day=day,
-            rollover=rollover,
-            dry_run=params["dry_run"],
-            airflow=_airflow(dag_run),
-            config=config,
-            target_year=params.get("school_year"),
-            override=bool(params.get("override")),
-        )
-        plan.accept_older = bool(params.get("accept_older"))
-        moment = pipeline.waits_until(plan) if rollover else None
-        if moment:
-            print(
-                f"{customer}: the rollover into {plan.school_year['label']} waits until "
-                f"{moment.isoformat()}"
-            )
-            return {"wait_until": moment.isoformat()}
-        return pipeline.take(conn, plan, config=config).as_dict()
-
-
-def fetch(params, ti):
-    from airflow.sdk.exceptions import AirflowSkipException
-    from sisflow import pipeline
-
-    plan = _plan(ti)
-    if plan.outcome == "paused":
-        raise AirflowSkipException(f"paused until {plan.calendar['until']}: nothing fetched")
-    with _step(ti):
-        try:
-            return pipeline.fetch(plan, file=params.get("file"))
-        finally:  # what was asked for (the school year of an HTTP trigger), for the email
-            ti.xcom_push(key="plan", value=plan.as_dict())
-
-
-def stage_and_judge(ti):
-    from sisflow import filter as filter_
-    from sisflow import pipeline, runs
-
-    plan = _plan(ti)
-    with _step(ti, conn := _conn()):
-        try:
-            pipeline.stage_and_judge(conn, plan, ti.xcom_pull(task_ids="fetch"), sender=_sender())
-        finally:  # the run it staged, for the later tasks (and the email of a rejected file)
-            ti.xcom_push(key="plan", value=plan.as_dict())
-        run = runs.summary(conn, plan.run_id)
-        if run["status"] == "held":
-            ti.xcom_push(key="held", value=filter_.explain(run))
-            return "approval"
-        return "apply" if pipeline.goes_on(run) else "finish"
-
-
-def apply(ti):
-    """The person's answer first, into the run's one decision record (a contradicting earlier
-    decision, from the command line say, refuses it); then the run goes to the LMS, or this
-    task is skipped with the reason (rejected, expired): nothing applied."""
-    from airflow.sdk.exceptions import AirflowSkipException
-    from sisflow import pipeline, runs
-
-    plan, answer = _plan(ti), ti.xcom_pull(task_ids="approval")
-    with _step(ti, conn := _conn()):
-        if answer:  # the filter held the run, and someone answered (or the deadline did)
-            user = answer.get("responded_by_user")
-            reason = (answer.get("params_input") or {}).get("reason") or None
-            pipeline.decide(
-                conn,
-                plan.run_id,
-                "expired"
-                if user is None
-                else "opened"
-                if answer["chosen_options"] == [OPEN]
-                else "rejected",
-                by=user["name"] if user else None,
-                via="airflow" if user else "deadline",
-                reason=reason if user else "no answer before the deadline",
-            )
-        run = runs.summary(conn, plan.run_id)
-        if not pipeline.goes_on(run):
-            raise AirflowSkipException(
-                f"run {run['id']} was {run['decision']['decision']}: nothing applied"
-            )
-        pipeline.apply(conn, plan)
-
-
-def finish(customer, rollover, dag_run, ti):
-    """Exactly one final status email per run, whatever happened; the lease is given back.
-    The run fails here when a task failed (the email says where and why)."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from sisflow import pipeline
-
-    tasks = ["begin", "fetch", "stage_and_judge", "approval", "apply"]
-    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
-    failed = [t for t in tasks if states.get(dag_run.run_id, {}).get(t) == "failed"]
-    refusal = next((r for r in ti.xcom_pull(task_ids=tasks, key="refusal") or [] if r), None)
-    error = next((e for e in ti.xcom_pull(task_ids=tasks, key="error") or [] if e), None)
-    if failed and not (refusal or error):
-        error = {"task": failed[0], "reason": "see the task's log"}
-    with _step(ti, conn := _conn()):
-        result = pipeline.finish(
-            conn,
-            _plan(ti),
-            customer=customer,
-            refusal=refusal,
-            failed=error,
-            sender=_sender(),
-            kind="rollover" if rollover else "import",
-        )
-    print(f"{customer}: {result['email']['subject']} -> {result['email']['sent']}")
-    if failed:
-        raise AirflowFailException(
-            f"the run stopped at {failed[0]}: "
-            f"{(refusal or error)['reason']} (the status email was sent)"
-        )
-    return {"outcome": result["outcome"], "run": result["id"]}
 
 
 # -- the DAGs ------------------------------------------------------------------------------------
@@ -400,7 +202,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             task_id="begin",
             python_callable=begin,
             retries=0,
-            op_kwargs={"customer": customer, "rollover": rollover},
+            op_kwargs={"customer": customer, "kind": kind},
         )
         got = PythonOperator(task_id="fetch", python_callable=fetch)
         judged = BranchPythonOperator(task_id="stage_and_judge", python_callable=stage_and_judge)
@@ -421,7 +223,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             task_id="finish",
             python_callable=finish,
             retries=0,
-            op_kwargs={"customer": customer, "rollover": rollover},
+            op_kwargs={"customer": customer, "kind": kind},
             trigger_rule="all_done",
         )
         first >> got >> judged >> [approval, applied, done]
@@ -431,51 +233,6 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
 
 
 # -- readiness -----------------------------------------------------------------------------------
-
-
-def check(customer, params, dag_run, ti):
-    """The readiness report, emailed with a CSV per list (ids only); the proposed sync keys go
-    to the approval, when there are any."""
-    from sisflow import calendar, pipeline
-    from sisflow.readiness import readiness, send
-
-    with _step(ti, conn := _conn()):
-        config = pipeline.customer_config(customer)
-        file = pipeline.confine(customer, config, params["file"]) if params.get("file") else None
-        findings = readiness(
-            conn,
-            config,
-            file=file,
-            on=calendar.day_of(dag_run.logical_date or dag_run.run_after, config),
-        )
-        email = send(findings, config, sender=_sender(), airflow=_airflow(dag_run))
-        print(f"{customer}: {email['subject']} -> {email['sent']}")
-        ti.xcom_push(key="summary", value=findings.summary())
-        proposals = findings.proposals()
-        ti.xcom_push(key="proposals", value=proposals)
-        return ["approval"] if proposals else []
-
-
-def attach(customer, dag_run, ti):
-    """The approved sync keys, attached and recorded with who approved them."""
-    from airflow.sdk.exceptions import AirflowSkipException
-    from sisflow.readiness.attach import attach as attach_keys
-
-    answer = ti.xcom_pull(task_ids="approval") or {}
-    user = answer.get("responded_by_user")
-    if answer.get("chosen_options") != [ATTACH] or not user:
-        raise AirflowSkipException("nothing attached: the attach was not approved")
-    with _step(ti, conn := _conn()):
-        ids = attach_keys(
-            conn,
-            customer,
-            ti.xcom_pull(task_ids="check", key="proposals"),
-            by=user["name"],
-            via="airflow",
-            source=f"{dag_run.dag_id} run {dag_run.run_id}",
-        )
-    print(f"{customer}: {len(ids)} sync keys attached by {user['name']}: attachments {ids}")
-    return ids
 
 
 _PROPOSALS = """The readiness check proposes these sync keys for manual accounts (duplicates in

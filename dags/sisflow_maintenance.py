@@ -10,23 +10,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 from airflow.timetables.trigger import CronTriggerTimetable
-
-
-def prune(params):
-    from sisflow import retention
-    from sisflow.db.connection import connect
-
-    conn = connect()
-    try:
-        gone = retention.prune(conn, older_than_days=params.get("days"))
-    finally:
-        conn.close()
-    print(
-        f"retention ({gone['days']:g} days): "
-        + ", ".join(f"{k} {v}" for k, v in gone.items() if k != "days")
-    )
-    return gone
-
+from sisflow.airflow_tasks import prune
 
 with DAG(
     dag_id="sisflow_maintenance",

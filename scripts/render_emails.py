@@ -23,6 +23,7 @@ from sisflow.config import CustomerConfig
 from sisflow.db.connection import connect
 from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import forget_site
+from sisflow.services import Services
 
 CUSTOMER = "email-gallery"
 
@@ -70,8 +71,10 @@ def main() -> None:
         rendered.append(name)
         print(f"{name:<20} {msg['Subject']}")
 
-    def case(name, file, on, cfg=cfg, **kw):
-        result = pipeline.run(conn, CUSTOMER, files / file, config=cfg, on=on, **kw)
+    def case(name, file, on, cfg=cfg, rollover=False):
+        kind = pipeline.Kind.ROLLOVER if rollover else pipeline.Kind.IMPORT
+        request = pipeline.Request(CUSTOMER, files / file, on=on, kind=kind)
+        result = pipeline.run(conn, request, Services(configs={CUSTOMER: cfg}))
         show(name, result)
         return result
 
@@ -87,7 +90,9 @@ def main() -> None:
         reason="confirmed with the school owner",
         via="cli",
     )
-    show("opened", pipeline.resume(conn, held["id"], config=cfg))  # sisflow filter open
+    show(
+        "opened", pipeline.resume(conn, held["id"], Services(configs={cfg.id: cfg}))
+    )  # sisflow filter open
     case(
         "paused",
         "2026.xml",

@@ -112,3 +112,25 @@ def lenient(customer: str = "kommune", **settings):
     return CustomerConfig.model_validate(
         {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}, **settings}
     )
+
+
+def run_once(conn, customer, file=None, *, config=None, sender=None, now=None, **request):
+    """``sisflow.pipeline.run`` for a test: the request from keyword arguments (``rollover``
+    for the kind, ``target_year`` for the school year), the test's own customer file and sender
+    and clock when given, and the customer files and the outbox otherwise."""
+    from sisflow import pipeline
+    from sisflow.services import Services
+
+    if request.pop("rollover", False):
+        request["kind"] = pipeline.Kind.ROLLOVER
+    if "target_year" in request:
+        request["school_year"] = request.pop("target_year")
+    holder = request.pop("holder", None)
+    given = {
+        "configs": {customer: config} if config is not None else {},
+        **({"sender": sender} if sender is not None else {}),
+        **({"clock": lambda: now} if now is not None else {}),
+    }
+    return pipeline.run(
+        conn, pipeline.Request(customer, file, **request), Services(**given), holder
+    )

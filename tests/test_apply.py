@@ -2,12 +2,12 @@
 
 from datetime import date
 
-from sisflow import apply, pipeline
+from sisflow import apply
 from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import PostgresSite
 from sisflow.lms.seed import seed_manual_objects
 
-from tests.factory import enterprise, group, lenient, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 
 DAY = date(2025, 9, 1)
 # the filter is not what these tests are about: it holds nothing here (see test_gate.py)
@@ -64,7 +64,7 @@ def school(*, pupils=("p1", "p2"), courses=("MAT-5A",), year=2025, teacher="t1")
 
 
 def run(conn, tmp_path, text, name, *, config=ON, on=DAY, **kw):
-    return pipeline.run(conn, "kommune", write(tmp_path, text, name), config=config, on=on, **kw)
+    return run_once(conn, "kommune", write(tmp_path, text, name), config=config, on=on, **kw)
 
 
 # -- first import and the sync-key rules ---------------------------------------------------------
@@ -143,7 +143,7 @@ def test_a_site_built_in_small_batches_is_the_one_built_in_one(conn, tmp_path, m
     for customer, batch in (("whole", apply.BATCH), ("bits", 7)):
         monkeypatch.setattr(apply, "BATCH", batch)
         for path, day, _ in days:
-            result = pipeline.run(conn, customer, path, config=lenient(customer), on=day)
+            result = run_once(conn, customer, path, config=lenient(customer), on=day)
             assert result["lms_applied_at"] is not None
         built[customer] = site(conn, customer)
     assert built["bits"] == built["whole"]

@@ -6,13 +6,13 @@ import email
 import email.policy
 
 import pytest
-from sisflow import pipeline, state
+from sisflow import state
 
-from tests.factory import enterprise, group, lenient, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 
 
 def run(conn, tmp_path, text, name, **kw):
-    return pipeline.run(conn, "kommune", write(tmp_path, text, name), config=lenient(), **kw)
+    return run_once(conn, "kommune", write(tmp_path, text, name), config=lenient(), **kw)
 
 
 def school(
@@ -247,7 +247,7 @@ def test_utf8_bytes_in_a_file_declared_iso_8859_1_are_rejected_whole(conn, tmp_p
     assert "declares ISO-8859-1 but holds UTF-8 byte sequences" in result["fatal"]["reason"]
     assert current(conn) == before
     honest = write(tmp_path, text, "latin1.xml", encoding="iso-8859-1")
-    ok = pipeline.run(conn, "kommune", honest, config=lenient())
+    ok = run_once(conn, "kommune", honest, config=lenient())
     assert ok["status"] == "committed"
     assert "Åse Grønli" in {row[4] for row in current(conn)["person"]}  # fn, read right
 
@@ -307,7 +307,7 @@ def test_an_untyped_userid_is_the_login_name(conn, tmp_path):
 def test_a_customers_delta_files_without_a_type_are_read_as_delta(conn, tmp_path):
     run(conn, tmp_path, school(), "day1.xml")
     untyped_delta = enterprise(person("p9"), properties="<properties></properties>")
-    result = pipeline.run(
+    result = run_once(
         conn,
         "kommune",
         write(tmp_path, untyped_delta, "delta.xml"),

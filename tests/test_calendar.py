@@ -2,6 +2,7 @@ from datetime import date
 
 from sisflow.calendar import DELAY_DELETE, NORMAL, PAUSED, outlook, state_on
 from sisflow.config import CustomerConfig
+from sisflow.school_year import SchoolYear
 
 CFG = CustomerConfig.model_validate(
     {
@@ -25,8 +26,13 @@ def test_school_year_and_rollover_default_to_1_august():
     state = state_on(CFG, date(2026, 3, 1))
     assert (state.school_year.start, state.school_year.end) == (date(2025, 8, 1), date(2026, 7, 31))
     assert state.earliest_rollover == date(2026, 8, 1)
-    # on 10 August this year's rollover is allowed (it was from 1 August)
-    assert state_on(CFG, date(2026, 8, 10)).earliest_rollover == date(2026, 8, 1)
+    # the earliest rollover follows the active school year, not the date: on 10 August
+    # before the rollover (2025-2026 still active) it was allowed from 1 August; after it
+    # (2026-2027 active) the next one is allowed from 1 August next year
+    before = SchoolYear(date(2025, 8, 1), date(2026, 7, 31))
+    after = SchoolYear(date(2026, 8, 1), date(2027, 7, 31))
+    assert state_on(CFG, date(2026, 8, 10), active=before).earliest_rollover == date(2026, 8, 1)
+    assert state_on(CFG, date(2026, 8, 10), active=after).earliest_rollover == date(2027, 8, 1)
 
 
 def test_visma_flyt_skole_may_roll_over_the_day_after_its_school_year():

@@ -5,9 +5,9 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sisflow import pipeline, state
+from sisflow import state
 
-from tests.factory import enterprise, group, lenient, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 
 PERSON_IDS = [f"p{i}" for i in range(8)]
 GROUP_IDS = [f"g{i}" for i in range(4)]
@@ -64,9 +64,9 @@ def test_applying_the_diff_of_a_and_b_to_a_gives_b(
     path_a = write(tmp_path, a, f"a{n}.xml")
     path_b = write(tmp_path, b, f"b{n}.xml")
     moved, fresh = f"moved-{n}", f"fresh-{n}"
-    pipeline.run(conn, moved, path_a, config=lenient(moved))
-    result = pipeline.run(conn, moved, path_b, config=lenient(moved))
-    pipeline.run(conn, fresh, path_b, config=lenient(fresh))
+    run_once(conn, moved, path_a, config=lenient(moved))
+    result = run_once(conn, moved, path_b, config=lenient(moved))
+    run_once(conn, fresh, path_b, config=lenient(fresh))
     with conn.cursor() as cur:
         assert state.snapshot(cur, moved) == state.snapshot(cur, fresh)
     if a == b:

@@ -7,7 +7,7 @@ from sisflow import pipeline
 from sisflow.config import CustomerConfig
 from sisflow.errors import ContradictingDecision, NotDecidable
 
-from tests.factory import enterprise, group, member, membership, person, write
+from tests.factory import enterprise, group, member, membership, person, run_once, write
 
 STRICT = CustomerConfig.model_validate(
     {
@@ -28,9 +28,8 @@ def school(*pupils):
 
 
 def a_plan(conn):
-    return pipeline.begin(
-        conn, "kommune", holder="test", description="a test", day=DAY, config=STRICT
-    )
+    request = pipeline.Request("kommune", on=DAY)
+    return pipeline.begin(conn, request, pipeline.Holder("test", "a test"), STRICT)
 
 
 def lms_users(conn):
@@ -44,7 +43,7 @@ def lms_users(conn):
 
 @pytest.fixture
 def held(conn, tmp_path):
-    pipeline.run(
+    run_once(
         conn,
         "kommune",
         write(tmp_path, school("p1", "p2", "p3", "p4"), "a.xml"),
@@ -52,7 +51,7 @@ def held(conn, tmp_path):
         on=DAY,
     )
     path = write(tmp_path, school("p1", "p2"), "b.xml")  # two leave: over the limit of one
-    result = pipeline.run(conn, "kommune", path, config=STRICT, on=DAY)
+    result = run_once(conn, "kommune", path, config=STRICT, on=DAY)
     return result, path
 
 
@@ -70,7 +69,7 @@ def test_opened_the_same_command_goes_on_and_who_when_why_is_kept(conn, held):
     pipeline.decide(
         conn, result["id"], "opened", by="kari", reason="confirmed by the school", via="cli"
     )
-    again = pipeline.run(conn, "kommune", path, config=STRICT, on=DAY)
+    again = run_once(conn, "kommune", path, config=STRICT, on=DAY)
     assert again["id"] == result["id"] and again["status"] == "committed"
     assert lms_users(conn) == [("p1", False), ("p2", False), ("p3", True), ("p4", True)]
     d = again["decision"]
@@ -100,11 +99,9 @@ def test_rejected_the_run_is_aborted_and_the_lms_untouched(conn, held):
 def test_no_answer_before_the_deadline_aborts_the_run(conn, held):
     result, path = held
     minute = timedelta(minutes=1)
-    early = pipeline.run(
-        conn, "kommune", path, config=STRICT, on=DAY, now=result["deadline"] - minute
-    )
+    early = run_once(conn, "kommune", path, config=STRICT, on=DAY, now=result["deadline"] - minute)
     assert early["status"] == "held" and early["id"] == result["id"]
-    late = pipeline.run(conn, "kommune", path, config=STRICT, on=DAY, now=result["deadline"])
+    late = run_once(conn, "kommune", path, config=STRICT, on=DAY, now=result["deadline"])
     assert late["status"] == "aborted" and late["id"] == result["id"]
     assert late["outcome"] == "expired"
     assert (late["decision"]["decision"], late["decision"]["via"]) == ("expired", "deadline")
@@ -124,6 +121,6 @@ def test_the_deadline_is_checked_when_the_same_file_comes_again(conn, held):
             "UPDATE sis.runs SET deadline = now() - interval '1 minute' WHERE id = %s",
             (result["id"],),
         )
-    again = pipeline.run(conn, "kommune", path, config=STRICT, on=DAY)
+    again = run_once(conn, "kommune", path, config=STRICT, on=DAY)
     assert again["id"] == result["id"]
     assert again["status"] == "aborted" and again["decision"]["via"] == "deadline"

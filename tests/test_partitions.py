@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import date
 
 import psycopg2
-from sisflow import partitions, pipeline
+from sisflow import partitions
 from sisflow.db.migrations import available, migrate
 from sisflow.entities import MEMBERSHIP
 from sisflow.ims.generate import generate
 
-from tests.factory import lenient
+from tests.factory import lenient, run_once
 
 
 def _analyzed(cur) -> dict[str, int]:
@@ -26,7 +26,7 @@ def test_each_customer_has_its_own_partitions_and_statistics(conn, tmp_path):
     first, day = tmp_path / "first.xml", tmp_path / "day.xml"
     generate(first, seed=3, year=2025, size="tiny")
     generate(day, seed=3, year=2025, size="tiny", drop_every=100)
-    pipeline.run(conn, "nordby", first, on=date(2025, 9, 1), config=lenient("nordby"))
+    run_once(conn, "nordby", first, on=date(2025, 9, 1), config=lenient("nordby"))
     with conn.cursor() as cur:
         cur.execute("SELECT DISTINCT tableoid::regclass::text FROM sis.memberships")
         (where,) = [row[0] for row in cur.fetchall()]
@@ -35,9 +35,9 @@ def test_each_customer_has_its_own_partitions_and_statistics(conn, tmp_path):
         assert ".".join(partitions.name(MEMBERSHIP, "nordby").strings) == where
         cur.execute("SELECT pg_stat_force_next_flush()")
         before = _analyzed(cur)
-    pipeline.run(conn, "sorby", first, on=date(2025, 9, 1), config=lenient("sorby"))
+    run_once(conn, "sorby", first, on=date(2025, 9, 1), config=lenient("sorby"))
     # a day with 1% changed leaves the statistics as they are: nothing to re-read
-    pipeline.run(conn, "sorby", day, on=date(2025, 9, 2), config=lenient("sorby"))
+    run_once(conn, "sorby", day, on=date(2025, 9, 2), config=lenient("sorby"))
     conn.rollback()
     with conn.cursor() as cur:
         cur.execute("SELECT pg_stat_force_next_flush()")

@@ -6,24 +6,20 @@ import pytest
 from sisflow import pipeline, runs, state
 from sisflow.errors import InvalidCustomer, NotDecidable, RunSuperseded
 
-from tests.factory import enterprise, group, lenient, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 
 
 def run_file(conn, customer, path, **kw):
-    return pipeline.run(conn, customer, path, config=lenient(customer), **kw)
+    return run_once(conn, customer, path, config=lenient(customer), **kw)
+
+
+TEST_HOLDER = pipeline.Holder("test", "a test")
 
 
 def plan(conn, customer="kommune", **kw):
     """A real run's plan: the phases below are the ones the CLI and the DAG tasks call."""
-    return pipeline.begin(
-        conn,
-        customer,
-        holder="test",
-        description="a test",
-        day=date(2025, 9, 1),
-        config=lenient(customer),
-        **kw,
-    )
+    request = pipeline.Request(customer, on=date(2025, 9, 1), **kw)
+    return pipeline.begin(conn, request, TEST_HOLDER, lenient(customer))
 
 
 def handing_over(conn, p):
@@ -245,8 +241,8 @@ def test_customers_do_not_see_each_other(conn, tmp_path):
 
 def test_customer_ids_are_checked(conn, tmp_path):
     with pytest.raises(InvalidCustomer, match="customer id"):
-        pipeline.begin(conn, "../etc", holder="test", description="a test")
-    result = pipeline.run(conn, "../etc", write(tmp_path, school("p1")))
+        pipeline.customer_config("../etc")
+    result = run_once(conn, "../etc", write(tmp_path, school("p1")))
     assert result["refusal"]["outcome"] == "invalid-customer" and result["id"] is None
 
 

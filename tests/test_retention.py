@@ -7,11 +7,11 @@ import os
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg2 import sql
-from sisflow import pipeline, retention, state
+from sisflow import retention, state
 from sisflow.entities import ENTITIES
 from sisflow.ims.generate import generate
 
-from tests.factory import lenient
+from tests.factory import lenient, run_once
 
 WINDOW = lenient(delay_delete=[{"start": "2026-06-20", "end": "2026-08-14"}])
 LATER = datetime.now(UTC) + timedelta(days=1)  # "now" for the pruning: everything is older
@@ -42,13 +42,13 @@ def _story(conn, tmp_path, prune: bool) -> dict:
         files[year] = tmp_path / f"export-{year}.xml"
         if not files[year].exists():
             generate(files[year], seed=6, year=year, size="tiny")
-    pipeline.run(conn, "kommune", files[2025], on=date(2025, 9, 1), config=WINDOW)
-    during = pipeline.run(
+    run_once(conn, "kommune", files[2025], on=date(2025, 9, 1), config=WINDOW)
+    during = run_once(
         conn, "kommune", files[2026], on=date(2026, 8, 10), rollover=True, config=WINDOW
     )
     assert during["lms_mode"] == "delay-delete"
     gone = retention.prune_database(conn, older_than_days=0, now=LATER) if prune else None
-    after = pipeline.run(conn, "kommune", files[2026], on=date(2026, 8, 20), config=WINDOW)
+    after = run_once(conn, "kommune", files[2026], on=date(2026, 8, 20), config=WINDOW)
     with conn.cursor() as cur:
         current = state.snapshot(cur, "kommune")
     return {
@@ -80,7 +80,7 @@ def test_removing_history_never_changes_what_a_later_diff_computes(new_db, tmp_p
 def test_what_a_later_run_needs_stays_and_the_rest_goes(conn, tmp_path, state_folder):
     first = tmp_path / "first.xml"
     generate(first, seed=6, year=2025, size="tiny")
-    done = pipeline.run(conn, "kommune", first, on=date(2025, 9, 1), config=lenient())
+    done = run_once(conn, "kommune", first, on=date(2025, 9, 1), config=lenient())
     with conn, conn.cursor() as cur:  # a run staged but not yet decided stays as it is
         cur.execute(
             "INSERT INTO sis.runs (customer, status, file_path, file_name, sha256)"

@@ -1,8 +1,8 @@
 """The current state and the history a customer leaves behind, against a real Postgres."""
 
-from sisflow import pipeline, state
+from sisflow import state
 
-from tests.factory import enterprise, group, lenient, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 
 
 def _school(*members):
@@ -43,7 +43,7 @@ def test_forgetting_a_customer_leaves_no_row_of_its_runs_and_keeps_the_others(co
         "<member><sourcedid><source>x</source><id>p2</id></sourcedid><idtype>1</idtype></member>"
     )
     for customer in ("kommune", "annen"):
-        first = pipeline.run(
+        first = run_once(
             conn,
             customer,
             write(
@@ -53,7 +53,7 @@ def test_forgetting_a_customer_leaves_no_row_of_its_runs_and_keeps_the_others(co
             ),
             config=lenient(customer),
         )
-        second = pipeline.run(
+        second = run_once(
             conn,
             customer,
             write(tmp_path, _school(member("p1"), no_role, member("t1", "02")), f"{customer}2.xml"),
@@ -91,7 +91,7 @@ def test_a_rebuilt_partition_keeps_what_an_error_kept_and_what_the_run_left_alon
     for customer, share in (("rebuilt", 0.5), ("by-row", float("inf"))):
         monkeypatch.setattr(state, "REBUILD_SHARE", share)
         for day, text in (("1", day1), ("2", day2)):
-            pipeline.run(
+            run_once(
                 conn,
                 customer,
                 write(tmp_path, text, f"{customer}{day}.xml"),

@@ -12,8 +12,9 @@ import pytest
 from sisflow import pipeline
 from sisflow.config import CustomerConfig
 from sisflow.report.email import Outbox, SendGrid
+from sisflow.services import Services
 
-from tests.factory import enterprise, group, member, membership, person, write
+from tests.factory import enterprise, group, member, membership, person, run_once, write
 
 SECRETS = ("Hemmelig", "Navnesen", "hemmelig@skole.no", "2014-03-09")
 DAY = date(2025, 9, 1)
@@ -53,7 +54,7 @@ def send(conn, tmp_path, cfg, result):
 
 
 def run(conn, tmp_path, text, name, cfg=None, on=DAY, **kw):
-    return pipeline.run(
+    return run_once(
         conn, "kommune", write(tmp_path, text, name), config=cfg or config(), on=on, **kw
     )
 
@@ -112,7 +113,7 @@ def test_held_carries_the_verdict_and_how_to_open(conn, tmp_path, held):
 def test_after_a_decision(conn, tmp_path, held, decision, outcome, subject):
     pipeline.decide(conn, held["id"], decision, by="kari", reason="sjekket", via="cli")
     # what `sisflow filter open|reject` does next, when no Airflow run waits for the answer
-    result = pipeline.resume(conn, held["id"], config=config())
+    result = pipeline.resume(conn, held["id"], Services(configs={"kommune": config()}))
     status, msg, text, html = send(conn, tmp_path, config(), result)
     assert status["outcome"] == outcome
     check(msg, text, html, subject)
@@ -154,8 +155,8 @@ def test_failed_task(conn, tmp_path, first):
         conn,
         plan,
         config(),
-        sender=Outbox(tmp_path / "outbox"),
-        failed={"task": "apply", "reason": "OperationalError: LMS down"},
+        Outbox(tmp_path / "outbox"),
+        pipeline.Ending(failed={"task": "apply", "reason": "OperationalError: LMS down"}),
     )
     assert status["outcome"] == "failed"
     msg, text, html = read(status["sent"])
@@ -175,8 +176,8 @@ def test_a_database_error_over_several_lines_still_gives_one_subject_line(conn, 
         conn,
         plan,
         config(),
-        sender=Outbox(tmp_path / "outbox"),
-        failed={"task": "run", "reason": reason},
+        Outbox(tmp_path / "outbox"),
+        pipeline.Ending(failed={"task": "run", "reason": reason}),
     )
     msg, text, html = read(status["sent"])
     check(
@@ -191,7 +192,7 @@ def test_a_database_error_over_several_lines_still_gives_one_subject_line(conn, 
 
 def test_one_customers_email_holds_nothing_of_another(conn, tmp_path, first):
     other = CustomerConfig(id="annen", name="Annen kommune", recipients=["x@annen.no"])
-    result = pipeline.run(
+    result = run_once(
         conn, "annen", write(tmp_path, school("q1"), "annen.xml"), config=other, on=DAY
     )
     _, msg, text, html = send(conn, tmp_path, other, result)

@@ -1,9 +1,8 @@
-"""A customer's calendar: its state on a date, its school year and its earliest rollover.
+"""A customer's calendar: its state on a date (normal, paused, delay delete).
 
 Dates are Europe/Oslo dates; a window's start and end days are both inside it. The school year
-runs from 1 August to 31 July unless the customer's file gives its own. This year's rollover is
-allowed from 1 August; customers on Visma Flyt Skole may roll over from the day after their
-school year ends (they set ``school_year``).
+and the earliest rollover shown beside the state are :mod:`sisflow.school_year`'s, for the
+active school year the caller knows (the one the day falls in when it knows none).
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from .config import CustomerConfig, SisVendor, Window
+from . import school_year as years
+from .config import CustomerConfig
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -33,7 +33,7 @@ NORMAL, PAUSED, DELAY_DELETE = Mode.NORMAL, Mode.PAUSED, Mode.DELAY_DELETE
 class CalendarState:
     mode: Mode
     until: date | None  # the last day of the window, inclusive
-    school_year: Window
+    school_year: years.SchoolYear  # the active one
     earliest_rollover: date
 
     def as_dict(self) -> dict:
@@ -54,22 +54,11 @@ def day_of(moment: datetime, config: CustomerConfig) -> date:
     return moment.astimezone(ZoneInfo(config.schedule.timezone)).date()
 
 
-def school_year_on(config: CustomerConfig, day: date) -> Window:
-    if config.school_year and day <= config.school_year.end:
-        return config.school_year
-    start_year = day.year if day >= date(day.year, 8, 1) else day.year - 1
-    return Window(start=date(start_year, 8, 1), end=date(start_year + 1, 7, 31))
-
-
-def earliest_rollover(config: CustomerConfig, day: date) -> date:
-    """The first day this year's rollover is allowed (it may lie behind ``day``)."""
-    year = config.school_year
-    if config.sis_vendor == SisVendor.VISMA_FLYT_SKOLE and year and day >= year.start:
-        return year.end + timedelta(days=1)
-    return date(day.year, 8, 1)
-
-
-def state_on(config: CustomerConfig, day: date) -> CalendarState:
+def state_on(
+    config: CustomerConfig, day: date, active: years.SchoolYear | None = None
+) -> CalendarState:
+    """The calendar on ``day``, beside the active school year (``active``; before the first
+    import, the one ``day`` falls in) and the earliest day of the rollover after it."""
     mode, until = NORMAL, None
     for window in config.pause:
         if day in window:
@@ -77,7 +66,8 @@ def state_on(config: CustomerConfig, day: date) -> CalendarState:
     for window in config.delay_delete:
         if day in window:
             mode, until = DELAY_DELETE, window.end
-    return CalendarState(mode, until, school_year_on(config, day), earliest_rollover(config, day))
+    year = active or years.containing(day, config)
+    return CalendarState(mode, until, year, years.earliest_rollover(config, year))
 
 
 def outlook(config: CustomerConfig, start: date, days: int = 120) -> list[tuple[date, date, str]]:

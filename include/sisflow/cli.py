@@ -14,6 +14,7 @@ from pathlib import Path
 from . import pipeline, settings, state
 from .ims import generate as gen
 from .ims.reader import validate as validate_file
+from .services import Services
 
 log = logging.getLogger("sisflow")
 
@@ -154,7 +155,8 @@ def _connect():
 
 def cmd_diff(args) -> int:
     conn = _connect()
-    result = pipeline.run(conn, args.customer, args.file, dry_run=True)
+    request = pipeline.Request(args.customer, args.file, dry_run=True)
+    result = pipeline.run(conn, request, Services.from_environment())
     if args.json:
         _print_json(result)
     else:
@@ -167,17 +169,17 @@ def cmd_run(args) -> int:
     if (args.school_year or args.override) and not args.rollover:
         print("--school-year and --override belong to a rollover (--rollover)", file=sys.stderr)
         return 2
-    result = pipeline.run(
-        conn,
+    request = pipeline.Request(
         args.customer,
         args.file,
-        dry_run=args.dry_run,
         on=args.on,
-        rollover=args.rollover,
-        target_year=args.school_year,
+        kind=pipeline.Kind.ROLLOVER if args.rollover else pipeline.Kind.IMPORT,
+        dry_run=args.dry_run,
+        school_year=args.school_year,
         override=args.override,
         accept_older=args.accept_older,
     )
+    result = pipeline.run(conn, request, Services.from_environment())
     if args.json:
         _print_json(result)
     else:
@@ -272,7 +274,7 @@ def cmd_filter(args) -> int:
                 file=sys.stderr,
             )
             return EXIT_FATAL
-    result = pipeline.resume(conn, args.run)
+    result = pipeline.resume(conn, args.run, Services.from_environment())
     if args.json:
         _print_json(result)
     else:
@@ -348,7 +350,7 @@ def cmd_readiness(args) -> int:
             )
         return 0
     findings = readiness(conn, config, file=args.file, on=args.on)
-    email = send(findings, config)
+    email = send(findings, config, sender=Services.from_environment().sender)
     if args.json:
         _print_json({**findings.summary(), "email": email})
     else:
@@ -498,7 +500,9 @@ def cmd_demo(args) -> int:
         gen.generate(paths[school_year], seed=args.seed, year=school_year, size=size)
 
     print(f"== first import: school year {year}/{year + 1}")
-    _print_run(pipeline.run(conn, "demo", paths[year], on=date(year, 8, 10)))
+    services = Services.from_environment()
+    first = pipeline.Request("demo", paths[year], on=date(year, 8, 10))
+    _print_run(pipeline.run(conn, first, services))
 
     print(f"\n== readiness before {year + 1}/{year + 2}, against next year's export")
     findings = readiness(conn, config, file=str(paths[year + 1]), on=date(year + 1, 6, 1))
@@ -506,7 +510,7 @@ def cmd_demo(args) -> int:
         print(
             f"  {n:>6}  {findings.title(name)}{'  BLOCKING' if name in findings.blocking else ''}"
         )
-    print(f"  status email -> {send(findings, config)['sent']}")
+    print(f"  status email -> {send(findings, config, sender=services.sender)['sent']}")
     csv_dir = settings.home() / "readiness" / "demo"
     findings.write_csv(csv_dir)
     duplicates = csv_dir / "demo-duplicates.csv"
@@ -524,7 +528,10 @@ def cmd_demo(args) -> int:
     )
 
     print(f"\n== rollover into {year + 1}-{year + 2}, triggered on {year + 1}-08-10")
-    _print_run(pipeline.run(conn, "demo", paths[year + 1], on=date(year + 1, 8, 10), rollover=True))
+    rollover = pipeline.Request(
+        "demo", paths[year + 1], on=date(year + 1, 8, 10), kind=pipeline.Kind.ROLLOVER
+    )
+    _print_run(pipeline.run(conn, rollover, services))
     print()
     args.customer, args.json = "demo", False
     cmd_lms_state(args)

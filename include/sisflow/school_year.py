@@ -73,18 +73,6 @@ def stored(cur, customer: str) -> SchoolYear | None:
     return SchoolYear(*row) if row else None
 
 
-def set_by_rollover(cur, customer: str) -> bool:
-    """Whether the active school year is a rollover's (not the first import's)."""
-    cur.execute(
-        "SELECT r.plan->>'kind' FROM sis.school_years y JOIN sis.runs r"
-        " ON r.id = y.run_id WHERE y.customer = %s ORDER BY y.set_at DESC,"
-        " y.start_date DESC LIMIT 1",
-        (customer,),
-    )
-    row = cur.fetchone()
-    return bool(row) and row[0] == "rollover"
-
-
 def active(cur, customer: str, config: CustomerConfig, day: date) -> SchoolYear:
     """The stored active school year; before the first import, the one ``day`` falls in."""
     return stored(cur, customer) or containing(day, config)
@@ -104,9 +92,18 @@ def record(cur, customer: str, year: SchoolYear, run_id: int | None) -> bool:
     return True
 
 
-def earliest_rollover(config: CustomerConfig, current: SchoolYear, target: SchoolYear) -> date:
-    """The first day the rollover into ``target`` is allowed: 1 August of its first year; on
-    Visma Flyt Skole, the day after the current school year ended."""
+def following(year: SchoolYear, config: CustomerConfig) -> SchoolYear:
+    """The school year after ``year``: what a rollover goes into unless told otherwise."""
+    return starting(year.start.year + 1, config)
+
+
+def earliest_rollover(
+    config: CustomerConfig, current: SchoolYear, target: SchoolYear | None = None
+) -> date:
+    """The first day the rollover from ``current`` into ``target`` (default: the year after
+    it) is allowed: 1 August of the target's first year; on Visma Flyt Skole, the day after
+    the current school year ended. The one rule for the run, the email and the calendar."""
+    target = target or following(current, config)
     if config.sis_vendor == SisVendor.VISMA_FLYT_SKOLE:
         return min(current.end + timedelta(days=1), date(target.start.year, 8, 1))
     return date(target.start.year, 8, 1)

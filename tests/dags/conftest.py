@@ -81,8 +81,17 @@ def worlds(airflow_db, airflow_api, new_db, tmp_path, monkeypatch):
 
     from tests.dags.doors import CliDoor, DagDoor, World
 
-    for key in ("SISFLOW_DATABASE_URL", "SISFLOW_HOME", "SISFLOW_CUSTOMERS_DIR", "SISFLOW_LANDING"):
+    for key in (
+        "SISFLOW_DATABASE_URL",
+        "SISFLOW_HOME",
+        "SISFLOW_CUSTOMERS_DIR",
+        "SISFLOW_LANDING",
+        "AIRFLOW_CONN_SISFLOW_SMTP",
+    ):
         monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
-    cli, dag = World(new_db(), tmp_path / "cli"), World(new_db(), tmp_path / "dag")
+    cli = World(new_db(), tmp_path / "cli", smtp=True)
+    dag = World(new_db(), tmp_path / "dag", smtp=True)
     yield (CliDoor(cli, airflow_api), DagDoor(dag, airflow_api))
+    cli.close()
+    dag.close()
     shutil.rmtree(tmp_path / "cli" / "home" / "pg", ignore_errors=True)

@@ -20,6 +20,7 @@ from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import PostgresSite
 
 from tests.dags.conftest import dagbag
+from tests.mail import MailCatcher
 
 SISFLOW = str(Path(sys.executable).with_name("sisflow"))
 OPEN, REJECT = "Open the filter", "Reject"
@@ -36,10 +37,18 @@ class World:
     db_url: str
     root: Path
     landing_url: str | None = None  # the landing zone in object storage (file://), if set
+    #: emails go to a mail catcher of this world's own through the ``sisflow_smtp`` connection,
+    #: the same for both doors; without it, to the outbox
+    smtp: bool = False
 
     def __post_init__(self):
         for name in ("customers", "drop", "home", "by-hand"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        self.mail = MailCatcher() if self.smtp else None
+
+    def close(self) -> None:
+        if self.mail:
+            self.mail.stop()
 
     @property
     def env(self) -> dict:
@@ -48,6 +57,7 @@ class World:
             "SISFLOW_HOME": str(self.root / "home"),
             "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers"),
             "SISFLOW_LANDING": self.landing_url or "",
+            "AIRFLOW_CONN_SISFLOW_SMTP": self.mail.connection if self.mail else "",
         }
 
     def configure(
@@ -61,7 +71,9 @@ class World:
         (self.root / "customers" / "kommune.yaml").write_text(
             f"source: {source}\n"
             f"filter: {{default: {default}, rollover: {LENIENT},"
-            f" deadline_hours: {deadline_hours}}}\n{extra}",
+            f" deadline_hours: {deadline_hours}}}\n"
+            "recipients: [skole@kommune.test]\n"
+            f"{extra}",
             encoding="utf-8",
         )
 
@@ -111,6 +123,8 @@ class World:
 
     def outbox(self) -> list[str]:
         """The outcomes of the emails sent, oldest first."""
+        if self.mail:
+            return [msg["X-Sisflow-Outcome"] for msg in self.mail.messages]
         folder = self.root / "home" / "outbox" / "kommune"
         found = []
         for path in folder.glob("*.eml") if folder.exists() else []:
@@ -123,6 +137,9 @@ class World:
         import email
         import email.policy
 
+        if self.mail:
+            msg = [m for m in self.mail.messages if m["X-Sisflow-Outcome"] == outcome][-1]
+            return f"Subject: {msg['Subject']}\n" + msg.get_body(("plain",)).get_content()
         folder = self.root / "home" / "outbox" / "kommune"
         path = sorted(folder.glob(f"*{outcome}-*.eml"))[-1]
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -175,6 +192,16 @@ class World:
             "current": current,
             "lms": lms,
             "outbox": self.outbox(),
+            "emails": [
+                (
+                    m["X-Sisflow-Outcome"],
+                    m["Subject"].replace(str(self.root), "<world>"),
+                    m["From"],
+                    m["To"],
+                    sorted(a.get_filename() for a in m.iter_attachments()),
+                )
+                for m in (self.mail.messages if self.mail else [])
+            ],
             "school_years": years,
             "attached": attached,
             "history": history,

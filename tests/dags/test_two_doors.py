@@ -266,6 +266,25 @@ def pupil_without_a_readable_id(w, door):
     )
 
 
+def rollover_again_after_it_committed(w, door):
+    """The rollover DAG triggered again with an empty form after its rollover committed: it
+    goes into the year after the active one, which is too early; the customer is not held."""
+    rollover_on_the_date(w, door)
+    assert door.run("2026-08-20", rollover=True) in ("refused", "failed")
+    assert door.run("2026-08-21") == "success"
+
+
+def rollover_with_nothing_to_fetch(w, door):
+    """No export in the source folder: the rollover fails at the fetch, at once, and gives
+    the customer back for the next import."""
+    normal_import(w, door)
+    for export in (w.root / "drop").glob("*.xml"):
+        export.unlink()
+    assert door.run("2026-08-10", rollover=True) in ("exit 1", "failed")
+    w.export(2025)
+    assert door.run("2026-08-11") == "success"
+
+
 def insecure_sftp_connection(w, door):
     import json
     import os
@@ -321,7 +340,11 @@ SCENARIOS = {
         next_years_export_before_the_rollover,
         ["applied", "applied", "applied"],
     ),
-    "maintenance, then the same file": (maintenance_then_the_same_file, ["nothing-changed"]),
+    # the outbox is pruned by the maintenance; a mailbox is not
+    "maintenance, then the same file": (
+        maintenance_then_the_same_file,
+        ["applied", "applied", "nothing-changed"],
+    ),
     "killed while reading, then the same file": (
         killed_while_reading,
         ["applied", "applied", "nothing-changed"],
@@ -334,6 +357,14 @@ SCENARIOS = {
     "an export from the future": (export_from_the_future, ["applied", "applied"]),
     "a pupil without a readable id": (pupil_without_a_readable_id, ["applied", "applied"]),
     "an SFTP connection that skips the host key check": (insecure_sftp_connection, ["refused"]),
+    "the rollover triggered again after it committed": (
+        rollover_again_after_it_committed,
+        ["applied", "applied", "rollover-too-early", "nothing-changed"],
+    ),
+    "a rollover with nothing to fetch": (
+        rollover_with_nothing_to_fetch,
+        ["applied", "failed", "nothing-changed"],
+    ),
 }
 
 
@@ -611,3 +642,36 @@ def test_a_rollover_for_a_day_before_the_earliest_date_is_refused_at_once(worlds
     assert "rollover into 2027-2028 is allowed from 2027-08-01, not on 2027-07-20" in w.email(
         "rollover-too-early"
     )
+
+
+def test_after_a_rollover_the_next_one_is_allowed_from_the_date_the_email_gives(worlds):
+    """One rule for the earliest rollover: what the status email says after a rollover is
+    what the next rollover is held to, through both doors."""
+    for door in worlds:
+        rollover_again_after_it_committed(door.world, door)
+        refused = door.world.email("rollover-too-early")
+        assert "rollover into 2027-2028 is allowed from 2027-08-01, not on 2026-08-20" in (
+            refused
+        ), door.name
+        assert "rollover allowed from 2027-08-01" in door.world.email("nothing-changed")
+
+
+def test_a_rollover_with_nothing_to_fetch_is_not_tried_again(worlds):
+    """The DAG's retries are for a source that is down for a moment; no export is not one of
+    those: the fetch fails on its first try, and the run gives the customer back."""
+    from tests.dags.conftest import dagbag
+
+    _, dag = worlds
+    w = dag.world
+    normal_import(w, dag)
+    for export in (w.root / "drop").glob("*.xml"):
+        export.unlink()
+    rollover = dagbag().dags["sisflow_rollover__kommune"]
+    assert rollover.get_task("fetch").retries == 2  # as deployed: not zeroed as the door does
+    run = rollover.test(run_conf={"effective_date": "2026-08-10", "dry_run": False})
+    assert run.state == "failed"
+    fetch = run.get_task_instance("fetch")
+    assert (fetch.state, fetch.try_number) == ("failed", 1)
+    assert w.outbox() == ["applied", "failed"]
+    assert "FAILED at fetch: NothingToFetch: no file matching" in w.email("failed")
+    assert w.query("SELECT count(*) FROM sis.customer_leases") == [(0,)]

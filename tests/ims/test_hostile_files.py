@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sisflow import pipeline, state
+from sisflow import state
 
-from tests.factory import enterprise, group, lenient, member, membership, person, write
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 
 SISFLOW = str(Path(sys.executable).with_name("sisflow"))
 BOUND_MB = 400
@@ -115,12 +115,12 @@ def test_a_mangled_record_is_never_taken_for_one_that_left(conn, tmp_path, seed)
     holds, nothing is removed (or the file is refused whole, and nothing changes)."""
     rng = random.Random(seed)
     config = lenient()
-    pipeline.run(conn, "kommune", write(tmp_path, base(), "day1.xml"), config=config)
+    run_once(conn, "kommune", write(tmp_path, base(), "day1.xml"), config=config)
     before = state.snapshot(conn.cursor(), "kommune")
     text = base()
     for mutate in rng.sample(_mutations(rng), k=rng.randint(1, 4)):
         text = mutate(text)
-    result = pipeline.run(conn, "kommune", write(tmp_path, text, "day2.xml"), config=config)
+    result = run_once(conn, "kommune", write(tmp_path, text, "day2.xml"), config=config)
     if result["status"] == "rejected":
         assert state.snapshot(conn.cursor(), "kommune") == before
         return

@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from psycopg2.extras import RealDictCursor
-from sisflow import pipeline, school_year
+from sisflow import school_year
 from sisflow.ims.generate import Municipality, build_year, write_year
 from sisflow.lms.postgres_site import PostgresSite
 from sisflow.readiness import readiness
 from sisflow.readiness.attach import AttachError, attach, listing, read_csv, undo
 
-from tests.factory import lenient
+from tests.factory import lenient, run_once
 
 SEED, PUPILS = 4, 70
 ON = date(2026, 6, 1)  # the readiness check, before the school year ends
@@ -83,7 +83,7 @@ def site(conn, tmp_path):
     nxt = build_year(Municipality(SEED, PUPILS), 2026)["persons"]
     starters = [p for p in nxt if p["id"].startswith("elev-2026-")]
     second = _export(tmp_path, 2026, twice=starters[4], namesake=starters[5])
-    result = pipeline.run(conn, "kommune", first, on=date(2025, 9, 1), config=config)
+    result = run_once(conn, "kommune", first, on=date(2025, 9, 1), config=config)
     assert result["status"] == "committed"
     pupil, idle, recent = [p for p in now if p["role"] == "student"][:3]
     a, b, c, d = starters[:4]
@@ -255,7 +255,7 @@ def _lms(conn):
 def test_a_rollover_stops_on_blocking_findings_and_changes_nothing(site):
     conn, config = site["conn"], site["config"]
     before = _lms(conn)
-    result = pipeline.run(
+    result = run_once(
         conn, "kommune", site["files"][1], on=date(2026, 8, 1), rollover=True, config=config
     )
     assert result["refusal"]["outcome"] == "not-ready"
@@ -272,7 +272,7 @@ def test_a_rollover_on_the_date_gives_the_expected_site_object_by_object(site, s
     csv = findings.write_csv(state_folder / "csv")[0]
     attached = attach(conn, "kommune", read_csv(csv), by="kari", via="cli", source=str(csv))
     assert len(attached) == 2
-    result = pipeline.run(
+    result = run_once(
         conn,
         "kommune",
         site["files"][1],
@@ -407,7 +407,7 @@ def test_next_years_groups_wait_for_the_rollover(site):
     """An import of next year's export before the rollover creates none of next year's
     groups; the rollover does."""
     conn, config = site["conn"], site["config"]
-    result = pipeline.run(conn, "kommune", site["files"][1], on=date(2026, 8, 10), config=config)
+    result = run_once(conn, "kommune", site["files"][1], on=date(2026, 8, 10), config=config)
     assert result["status"] == "committed"
     courses_2026 = {
         g["id"]
@@ -418,7 +418,7 @@ def test_next_years_groups_wait_for_the_rollover(site):
     assert not {c["sync_key"] for c in lms["courses"]} & courses_2026
     text = _text(result["email"]["sent"])
     assert "belong to a school year after 2025-2026: they wait" in text
-    result = pipeline.run(
+    result = run_once(
         conn,
         "kommune",
         site["files"][1],
@@ -446,7 +446,7 @@ def test_rollover_is_refused_before_the_earliest_date(site, vendor, day, allowed
         cur.execute(
             "UPDATE sis.school_years SET start_date = '2025-08-18', end_date = '2026-06-19'"
         )
-    result = pipeline.run(
+    result = run_once(
         site["conn"],
         "kommune",
         site["files"][1],
@@ -461,7 +461,7 @@ def test_rollover_is_refused_before_the_earliest_date(site, vendor, day, allowed
 
 
 def test_a_rollover_into_a_past_school_year_is_refused(site):
-    result = pipeline.run(
+    result = run_once(
         site["conn"],
         "kommune",
         site["files"][1],

@@ -6,12 +6,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sisflow import pipeline
 from sisflow.config import Source
 from sisflow.sources import folder, landing
 from sisflow.sources.complete import NothingToFetch, NotReady
 
-from tests.factory import enterprise, lenient, person, write
+from tests.factory import enterprise, lenient, person, run_once, write
 
 
 def test_only_a_complete_export_is_taken(tmp_path, monkeypatch):
@@ -34,16 +33,16 @@ def test_only_a_complete_export_is_taken(tmp_path, monkeypatch):
 def test_exports_leave_the_landing_zone_after_the_customers_days(conn, tmp_path):
     config = lenient(landing_days=1.5 / 86400)  # a second and a half
     old = write(tmp_path, enterprise(person("p1")), "day1.xml")
-    pipeline.run(conn, "kommune", old, config=config, on=date(2025, 9, 1))
+    run_once(conn, "kommune", old, config=config, on=date(2025, 9, 1))
     landed = landing.folder("kommune")
     (landed / "stray.xml").write_text("<left-over/>")
     time.sleep(2)
     new = write(tmp_path, enterprise(person("p1"), person("p2")), "day2.xml")
-    pipeline.run(conn, "kommune", new, config=config, on=date(2025, 9, 2))
+    run_once(conn, "kommune", new, config=config, on=date(2025, 9, 2))
     assert sorted(p.name for p in landed.iterdir()) == ["day2.xml"]
     held_back = write(tmp_path, "<enterprise>", "broken.xml")  # rejected: the last good stays
     time.sleep(2)
-    pipeline.run(conn, "kommune", held_back, config=config, on=date(2025, 9, 3))
+    run_once(conn, "kommune", held_back, config=config, on=date(2025, 9, 3))
     assert sorted(p.name for p in landed.iterdir()) == ["broken.xml", "day2.xml"]
 
 
@@ -59,7 +58,7 @@ def test_a_landing_zone_in_object_storage(conn, tmp_path, monkeypatch):
         source={"kind": "folder", "path": str(drop), "stable_seconds": 0.05},
         landing_days=1.5 / 86400,
     )
-    first = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
+    first = run_once(conn, "kommune", None, config=config, on=date(2025, 9, 1))
     assert first["status"] == "committed" and first["counts"]["person"]["create"] == 2
     with conn.cursor() as cur:
         cur.execute("SELECT file_path FROM sis.runs")
@@ -69,6 +68,6 @@ def test_a_landing_zone_in_object_storage(conn, tmp_path, monkeypatch):
     assert [p.name for p in landed.iterdir()] == ["export.xml"]
     (landed / "stray.xml").write_bytes(b"<old/>")
     time.sleep(2)
-    again = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 2))
+    again = run_once(conn, "kommune", None, config=config, on=date(2025, 9, 2))
     assert again["status"] == "unchanged"
     assert [p.name for p in landed.iterdir()] == ["export.xml"]  # the stray one went

@@ -11,12 +11,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sisflow import pipeline
 from sisflow.airflow_connections import HttpSource
 from sisflow.config import CustomerConfig, Source, Window
 from sisflow.ims.generate import generate
 from sisflow.sources import http_trigger
 from sisflow.sources.complete import SourceError
+
+from tests.factory import run_once
 
 
 @pytest.fixture
@@ -183,7 +184,7 @@ def test_a_failed_fetch_ends_the_run_with_its_email(sis, db_url, tmp_path):
     from sisflow.db.connection import connect
 
     conn = connect(db_url)
-    result = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
+    result = run_once(conn, "kommune", None, config=config, on=date(2025, 9, 1))
     conn.close()
     assert result["failed"]["task"] == "fetch" and result["id"] is None
     assert (

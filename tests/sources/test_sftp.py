@@ -11,6 +11,7 @@ from sisflow.config import Source
 from sisflow.sources import sftp
 from sisflow.sources.complete import NothingToFetch, NotReady, SourceError
 
+from tests.factory import run_once
 from tests.sources.conftest import sftp_connection
 
 
@@ -161,8 +162,6 @@ def test_an_insecure_connection_is_a_refusal_of_the_run_not_a_crash(
 def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, conn):
     from datetime import date
 
-    from sisflow import pipeline
-
     from tests.factory import enterprise, lenient, person
 
     def export(stamp, *pupils):
@@ -176,12 +175,12 @@ def test_through_the_whole_run_the_same_export_twice_then_an_older_one(server, c
         source={"kind": "sftp", "conn_id": "sis_sftp", "path": "/eksport", "stable_seconds": 0.1}
     )
     drop(server.folder, "export.xml", export("2025-08-15T05:00:00", "p1", "p2"))
-    first = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 1))
+    first = run_once(conn, "kommune", None, config=config, on=date(2025, 9, 1))
     assert first["status"] == "committed"
-    again = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 2))
+    again = run_once(conn, "kommune", None, config=config, on=date(2025, 9, 2))
     assert again["status"] == "unchanged" and again["same_as_run"] == first["id"]
     drop(server.folder, "export.xml", export("2025-08-01T05:00:00", "p1"))  # last month's
-    older = pipeline.run(conn, "kommune", None, config=config, on=date(2025, 9, 3))
+    older = run_once(conn, "kommune", None, config=config, on=date(2025, 9, 3))
     assert older["status"] == "rejected"
     assert "an older export is not imported unless a person accepts it" in older["fatal"]["reason"]
     assert older["email"]["outcome"] == "rejected-file"

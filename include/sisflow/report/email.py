@@ -87,6 +87,11 @@ def message(report: Report, from_email: str) -> EmailMessage:
     msg["To"] = ", ".join(report.recipients) or "undisclosed-recipients:;"
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain="sisflow")
+    # for mail rules and for whoever reads a mailbox of many runs: ids and outcomes only
+    msg["X-Sisflow-Customer"] = report.customer
+    msg["X-Sisflow-Outcome"] = report.outcome
+    if getattr(report, "run", None):
+        msg["X-Sisflow-Run"] = str(report.run["id"])
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     for filename, data in getattr(report, "attachments", []):

@@ -1,0 +1,284 @@
+"""The DAG tasks' callables: the Airflow side of a run, kept apart from the domain.
+
+Each task turns what Airflow gives it (the form, the DAG run, XCom, an approval's answer) into
+a call or two into :mod:`sisflow.pipeline` or :mod:`sisflow.readiness`, with the same
+:class:`~sisflow.services.Services` the command line builds. The DAG file only declares DAGs.
+Imports are made at run time: the DAG processor imports this module for every parse.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date
+
+TASKS = ["begin", "fetch", "stage_and_judge", "approval", "apply"]
+ATTACH, DO_NOT_ATTACH = "Attach", "Do not attach"
+
+
+@contextmanager
+def _step(ti, conn=None):
+    """Refusals end the task at once, without retries (skipped when nothing is wrong, e.g.
+    another run is busy), and so does an export that is not there: trying again in two
+    minutes will not make one, and the run must give the customer back. Any error is kept for
+    the status email. The connection is closed."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from .errors import Refusal
+    from .sources.complete import NothingToFetch
+
+    try:
+        yield
+    except (AirflowFailException, AirflowSkipException):
+        raise  # the task's own verdict, not an error
+    except Refusal as err:
+        ti.xcom_push(key="refusal", value=err.as_dict())
+        if err.fails_the_run:
+            raise AirflowFailException(str(err)) from None
+        raise AirflowSkipException(str(err)) from None
+    except NothingToFetch as err:
+        ti.xcom_push(key="error", value=_failure(ti, err))
+        raise AirflowFailException(str(err)) from None
+    except Exception as err:
+        ti.xcom_push(key="error", value=_failure(ti, err))
+        raise
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _failure(ti, err: Exception) -> dict:
+    return {"task": ti.task_id, "reason": f"{type(err).__name__}: {err}"}
+
+
+def _conn():
+    from .db.connection import connect
+
+    return connect()
+
+
+def _services():
+    from .services import Services
+
+    return Services.from_environment()
+
+
+def _plan(ti):
+    from .pipeline import Plan
+
+    data = (
+        ti.xcom_pull(task_ids="stage_and_judge", key="plan")
+        or ti.xcom_pull(task_ids="fetch", key="plan")
+        or ti.xcom_pull(task_ids="begin")
+    )
+    return Plan.from_dict(data) if data else None
+
+
+def _airflow(dag_run) -> dict:
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="").rstrip("/")
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "url": f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}",
+    }
+
+
+def _day(dag_run, config) -> date:
+    """The customer's calendar day of the DAG run (its logical date in the customer's zone)."""
+    from . import calendar
+
+    return calendar.day_of(dag_run.logical_date or dag_run.run_after, config)
+
+
+def request_from_form(customer: str, kind: str, params: dict, day: date):
+    """The trigger form as the run's request: the same request ``sisflow run`` builds from
+    its arguments."""
+    from .pipeline import Request
+
+    given = params.get("effective_date") or params.get("date")
+    return Request(
+        customer=customer,
+        on=date.fromisoformat(given) if given else day,
+        kind=kind,
+        dry_run=bool(params.get("dry_run")),
+        school_year=params.get("school_year"),
+        override=bool(params.get("override")),
+        accept_older=bool(params.get("accept_older")),
+    )
+
+
+def begin(customer, kind, params, dag_run, ti):
+    """The date, the calendar, the school year, the lease, and the apply an earlier run left
+    half-way. A rollover for a later effective date answers when to wait until (its operator
+    defers, holding nothing)."""
+    from . import pipeline
+
+    holder = pipeline.Holder.airflow_run(dag_run.dag_id, dag_run.run_id)
+    with _step(ti, conn := _conn()):
+        config = pipeline.customer_config(customer)
+        request = request_from_form(customer, kind, params, _day(dag_run, config))
+        plan = pipeline.prepare(conn, request, holder, config, _airflow(dag_run))
+        moment = pipeline.waits_until(plan) if plan.rollover else None
+        if moment:
+            print(
+                f"{customer}: the rollover into {plan.school_year['label']} waits until "
+                f"{moment.isoformat()}"
+            )
+            return {"wait_until": moment.isoformat()}
+        return pipeline.take(conn, plan, config).as_dict()
+
+
+def fetch(params, ti):
+    """The export, or the form's file: a file named in the form must lie in the customer's
+    own landing zone or source folder."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from . import pipeline
+
+    plan = _plan(ti)
+    if plan.outcome == pipeline.PAUSED:
+        raise AirflowSkipException(f"paused until {plan.calendar['until']}: nothing fetched")
+    with _step(ti):
+        try:
+            config = pipeline.customer_config(plan.customer)
+            file = params.get("file")
+            if file:
+                file = pipeline.confine(plan.customer, config, file)
+            return pipeline.fetch(plan, config, file)
+        finally:  # what was asked for (the school year of an HTTP trigger), for the email
+            ti.xcom_push(key="plan", value=plan.as_dict())
+
+
+def stage_and_judge(ti):
+    from . import filter as filter_
+    from . import pipeline, runs
+
+    plan = _plan(ti)
+    with _step(ti, conn := _conn()):
+        config = pipeline.customer_config(plan.customer)
+        try:
+            path = ti.xcom_pull(task_ids="fetch")
+            pipeline.stage_and_judge(conn, plan, path, config, _services())
+        finally:  # the run it staged, for the later tasks (and the email of a rejected file)
+            ti.xcom_push(key="plan", value=plan.as_dict())
+        run = runs.summary(conn, plan.run_id)
+        if run["status"] == "held":
+            ti.xcom_push(key="held", value=filter_.explain(run))
+            return "approval"
+        return "apply" if pipeline.goes_on(run) else "finish"
+
+
+def apply(ti):
+    """The person's answer first, into the run's one decision record (a contradicting earlier
+    decision, from the command line say, refuses it); then the run goes to the LMS, or this
+    task is skipped with the reason (rejected, expired): nothing applied."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from . import pipeline, runs
+
+    plan, answer = _plan(ti), ti.xcom_pull(task_ids="approval")
+    with _step(ti, conn := _conn()):
+        if answer:  # the filter held the run, and someone answered (or the deadline did)
+            pipeline.decide(conn, plan.run_id, **pipeline.from_approval(answer))
+        run = runs.summary(conn, plan.run_id)
+        if not pipeline.goes_on(run):
+            raise AirflowSkipException(
+                f"run {run['id']} was {run['decision']['decision']}: nothing applied"
+            )
+        pipeline.apply(conn, plan, pipeline.customer_config(plan.customer))
+
+
+def finish(customer, kind, dag_run, ti):
+    """Exactly one final status email per run, whatever happened; the lease is given back.
+    The run fails here when a task failed (the email says where and why)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from . import pipeline
+
+    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
+    failed = [t for t in TASKS if states.get(dag_run.run_id, {}).get(t) == "failed"]
+    refusal = next((r for r in ti.xcom_pull(task_ids=TASKS, key="refusal") or [] if r), None)
+    error = next((e for e in ti.xcom_pull(task_ids=TASKS, key="error") or [] if e), None)
+    if failed and not (refusal or error):
+        error = {"task": failed[0], "reason": "see the task's log"}
+    ending = pipeline.Ending(refusal=refusal, failed=error)
+    with _step(ti, conn := _conn()):
+        services = _services()
+        config = services.config_or_placeholder(customer)
+        plan = _plan(ti)
+        if plan is None:
+            result = pipeline.finish_without_plan(conn, customer, kind, config, services, ending)
+        else:
+            result = pipeline.finish(conn, plan, config, services, ending)
+    print(f"{customer}: {result['email']['subject']} -> {result['email']['sent']}")
+    if failed:
+        raise AirflowFailException(
+            f"the run stopped at {failed[0]}: "
+            f"{(refusal or error)['reason']} (the status email was sent)"
+        )
+    return {"outcome": result["outcome"], "run": result["id"]}
+
+
+# -- readiness -----------------------------------------------------------------------------------
+
+
+def check(customer, params, dag_run, ti):
+    """The readiness report, emailed with a CSV per list (ids only); the proposed sync keys go
+    to the approval, when there are any."""
+    from . import pipeline
+    from .readiness import readiness, send
+
+    with _step(ti, conn := _conn()):
+        config = pipeline.customer_config(customer)
+        file = pipeline.confine(customer, config, params["file"]) if params.get("file") else None
+        findings = readiness(conn, config, file=file, on=_day(dag_run, config))
+        email = send(findings, config, sender=_services().sender, airflow=_airflow(dag_run))
+        print(f"{customer}: {email['subject']} -> {email['sent']}")
+        ti.xcom_push(key="summary", value=findings.summary())
+        proposals = findings.proposals()
+        ti.xcom_push(key="proposals", value=proposals)
+        return ["approval"] if proposals else []
+
+
+def attach(customer, dag_run, ti):
+    """The approved sync keys, attached and recorded with who approved them."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from .readiness.attach import attach as attach_keys
+
+    answer = ti.xcom_pull(task_ids="approval") or {}
+    user = answer.get("responded_by_user")
+    if answer.get("chosen_options") != [ATTACH] or not user:
+        raise AirflowSkipException("nothing attached: the attach was not approved")
+    with _step(ti, conn := _conn()):
+        ids = attach_keys(
+            conn,
+            customer,
+            ti.xcom_pull(task_ids="check", key="proposals"),
+            by=user["name"],
+            via="airflow",
+            source=f"{dag_run.dag_id} run {dag_run.run_id}",
+        )
+    print(f"{customer}: {len(ids)} sync keys attached by {user['name']}: attachments {ids}")
+    return ids
+
+
+# -- maintenance ---------------------------------------------------------------------------------
+
+
+def prune(params):
+    """What is older than the retention period leaves the import database, the landing zone
+    and the outbox; the form's ``days`` overrides ``SISFLOW_RETENTION_DAYS`` for one run."""
+    from . import retention
+
+    conn = _conn()
+    try:
+        gone = retention.prune(conn, older_than_days=params.get("days"))
+    finally:
+        conn.close()
+    print(
+        f"retention ({gone['days']:g} days): "
+        + ", ".join(f"{k} {v}" for k, v in gone.items() if k != "days")
+    )
+    return gone
