@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from sisflow import pipeline
 from sisflow.config import CustomerConfig
-from sisflow.report.email import Outbox, SendGrid
+from sisflow.report.email import Outbox, Retry, SendGrid
 from sisflow.services import Services
 
 from tests.factory import enterprise, group, member, membership, person, run_once, write
@@ -251,7 +251,7 @@ def test_sendgrid_request_is_valid(conn, tmp_path, first, sendgrid_server):
 def test_a_sendgrid_error_is_retried_then_fails_loudly(conn, tmp_path, first, sendgrid_server):
     host, seen, codes = sendgrid_server
     codes.extend([500, 500, 500])
-    sender = SendGrid("SG.test-key", host=host, attempts=3, wait=0.01)
+    sender = SendGrid("SG.test-key", host=host, retry=Retry(attempts=3, wait=0.01))
     again = school("p1", "p2", "p3", bad=True)
     with pytest.raises(RuntimeError, match="not sent after 3 attempts"):
         run(conn, tmp_path, again, "a2.xml", sender=sender)

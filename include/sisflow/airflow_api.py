@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 CONN_ID = "sisflow_airflow_api"
 APPROVAL_TASK = "approval"
@@ -95,7 +96,7 @@ def answer(
         f"{creds.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/"
         f"{APPROVAL_TASK}/-1/hitlDetails"
     )
-    body = {
+    body: dict[str, Any] = {
         "chosen_options": [OPEN if decision == "opened" else REJECT],
         "params_input": {"reason": reason or ""},
     }

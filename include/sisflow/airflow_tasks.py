@@ -94,13 +94,13 @@ def _day(dag_run, config) -> date:
 def request_from_form(customer: str, kind: str, params: dict, day: date):
     """The trigger form as the run's request: the same request ``sisflow run`` builds from
     its arguments."""
-    from .pipeline import Request
+    from .pipeline import Kind, Request
 
     given = params.get("effective_date") or params.get("date")
     return Request(
         customer=customer,
         on=date.fromisoformat(given) if given else day,
-        kind=kind,
+        kind=Kind(kind),
         dry_run=bool(params.get("dry_run")),
         school_year=params.get("school_year"),
         override=bool(params.get("override")),

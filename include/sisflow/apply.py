@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from psycopg2.extras import execute_values
 
@@ -84,7 +85,7 @@ class _Batch:
 
 @dataclass
 class Context:
-    cur: object
+    cur: Any  # a psycopg2 cursor
     site: LmsSite
     run_id: int
     customer: str
@@ -120,7 +121,7 @@ class Context:
         for batch in self.batches(query, factory):
             self.send(operation, batch, step)
 
-    def send(self, operation: Callable, batch: Iterable, step: str) -> None:
+    def send(self, operation: Callable, batch: _Batch | list, step: str) -> None:
         failed = operation(batch)
         self.outcomes.extend(failed)
         for o in failed:
@@ -270,8 +271,8 @@ def _removals(ctx: Context) -> None:
         )
     else:
         # a table of its own, with statistics: joined as a subquery, the planner took it for
-        # one row and read it again for each of a rollover's deleted memberships (58 s for
-        # 115,000 of them)
+        # one row and read it again for each of a rollover's deleted memberships (minutes for
+        # a large rollover)
         ctx.cur.execute("DROP TABLE IF EXISTS pg_temp._retired")
         ctx.cur.execute(f"CREATE TEMP TABLE _retired ON COMMIT DROP AS {_RETIRED}", ctx.params)
         ctx.cur.execute("ANALYZE _retired")

@@ -19,6 +19,7 @@ all read :func:`profile_for` and :func:`limits`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 from .config import CustomerConfig, FilterProfile, Limit
 from .errors import ContradictingDecision
@@ -68,7 +69,15 @@ class Verdict:
         }
 
 
-DECISIONS = ("opened", "rejected", "expired")
+class Decision(StrEnum):
+    """The one decision on a held run."""
+
+    OPENED = "opened"  # a person let it through: it is applied
+    REJECTED = "rejected"  # a person stopped it: aborted, nothing applied
+    EXPIRED = "expired"  # nobody answered before the deadline: aborted, nothing applied
+
+
+DECISIONS = tuple(Decision)
 
 
 def profile_for(config: CustomerConfig, rollover: bool) -> tuple[str, FilterProfile]:
@@ -140,7 +149,9 @@ def record_decision(
             " VALUES (%s, %s, %s, %s, %s)",
             (run_id, decision, by, reason, via),
         )
-        return stored_decision(cur, run_id)
+        stored = stored_decision(cur, run_id)
+        assert stored is not None  # inserted just now
+        return stored
     if stored["decision"] != decision:
         who = f" by {stored['decided_by']}" if stored["decided_by"] else ""
         asked = f" by {by}" if by else ""

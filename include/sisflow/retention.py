@@ -150,7 +150,7 @@ def prune(
     older_than_days: float | None = None,
     customer: str | None = None,
     now: datetime | None = None,
-) -> dict[str, int]:
+) -> dict[str, float]:
     """Everything older than the retention period, in the database and on disk."""
     period = days() if older_than_days is None else older_than_days
     gone = prune_database(conn, older_than_days=period, customer=customer, now=now)

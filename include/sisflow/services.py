@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .config import CustomerConfig
-from .report.email import Outbox, SendGrid, Smtp
+from .report.email import Mail, Outbox, SendGrid, Smtp
 
 
 class Sender(Protocol):
-    def send(self, report) -> str: ...
+    def send(self, report: Mail) -> str: ...
 
 
 def _now() -> datetime:
@@ -87,6 +87,12 @@ def configured_sender() -> Sender:
         return SendGrid(settings["api_key"], host=settings["host"], **extra)
     settings = smtp_settings()
     if settings:
-        from_email = settings.pop("from_email")
-        return Smtp(**settings, **({"from_email": from_email} if from_email else {}))
+        login = (settings["user"], settings["password"] or "") if settings["user"] else None
+        return Smtp(
+            settings["host"],
+            settings["port"],
+            login=login,
+            starttls=settings["starttls"],
+            **({"from_email": settings["from_email"]} if settings["from_email"] else {}),
+        )
     return Outbox()

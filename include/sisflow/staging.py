@@ -139,7 +139,7 @@ def _stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
             cur.copy_expert(_copy_sql(cur, entity, run_id), spool)
             rows[entity.name] = cur.rowcount
     # the planner needs the staged tables' sizes and that their keys are unique, which a small
-    # sample tells as well as the default one (30,000 rows of every column: 0.4 s a run)
+    # sample tells as well as the default one (30,000 rows of every column, a cost per run)
     cur.execute("SET LOCAL default_statistics_target = 10")
     for entity in ENTITIES:
         # a full file's memberships are only ever joined whole (the diff's hash full join):

@@ -83,8 +83,8 @@ def _rebuild(cur, entity: Entity, customer: str, params: dict) -> None:
     partition is emptied (TRUNCATE) and refilled with them and the run's updated and created
     rows, in key order (its index then grows at its right edge). At a rollover a million
     memberships leave and a million come: deleting them one by one and inserting the new
-    ones into an index still holding the old ones took 5.6 s against 3.9 s, and left the
-    partition twice its size until a vacuum.
+    ones into an index still holding the old ones was slower, and left the partition twice
+    its size until a vacuum.
 
     TRUNCATE takes the partition for itself until the commit ends (the customer's lease keeps
     the customer's other runs away; readers of the partition wait), and it is undone with the

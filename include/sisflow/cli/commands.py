@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import pipeline, settings
+from ..filter import Decision
 from ..ims import generate as gen
 from ..ims.reader import validate as validate_file
 from ..services import Services
@@ -83,7 +84,7 @@ def cmd_filter(args) -> int:
     if not (args.by and args.reason):
         print("--by and --reason are required to open or reject a held run", file=sys.stderr)
         return 2
-    decision = "opened" if args.action == "open" else "rejected"
+    decision = Decision.OPENED if args.action == "open" else Decision.REJECTED
     try:
         result = pipeline.decide(
             conn, args.run, decision, by=args.by, reason=args.reason, via="cli"

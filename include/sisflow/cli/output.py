@@ -69,7 +69,7 @@ EXIT_REFUSED = 3  # the run was refused on purpose (too early, busy, contradicti
 
 
 def _print_run(r: dict) -> None:
-    cal = r.get("calendar")
+    cal = r.get("calendar") or {}
     if r.get("refusal"):
         print(f"{r['customer']}: REFUSED ({r['refusal']['outcome']}): {r['refusal']['reason']}")
     if r.get("failed"):

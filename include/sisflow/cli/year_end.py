@@ -114,7 +114,9 @@ def cmd_demo(args) -> int:
     year = args.year
     size = _size(args.size)
     config = pipeline.customer_config("demo")
-    following = gen.build_year(gen.Municipality(args.seed, gen.SIZES.get(size, size)), year + 1)
+    following = gen.build_year(
+        gen.Municipality(args.seed, size if isinstance(size, int) else gen.SIZES[size]), year + 1
+    )
     first_grader = next(p for p in following["persons"] if p["id"].startswith(f"elev-{year + 1}-"))
     with conn, conn.cursor() as cur:
         state.forget(cur, "demo")  # every demo tells the same story from the start
@@ -135,7 +137,7 @@ def cmd_demo(args) -> int:
 
     print(f"== first import: school year {year}/{year + 1}")
     services = Services.from_environment()
-    first = pipeline.Request("demo", paths[year], on=date(year, 8, 10))
+    first = pipeline.Request("demo", str(paths[year]), on=date(year, 8, 10))
     _print_run(pipeline.run(conn, first, services))
 
     print(f"\n== readiness before {year + 1}/{year + 2}, against next year's export")
@@ -163,7 +165,7 @@ def cmd_demo(args) -> int:
 
     print(f"\n== rollover into {year + 1}-{year + 2}, triggered on {year + 1}-08-10")
     rollover = pipeline.Request(
-        "demo", paths[year + 1], on=date(year + 1, 8, 10), kind=pipeline.Kind.ROLLOVER
+        "demo", str(paths[year + 1]), on=date(year + 1, 8, 10), kind=pipeline.Kind.ROLLOVER
     )
     _print_run(pipeline.run(conn, rollover, services))
     print()

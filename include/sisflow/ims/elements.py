@@ -6,8 +6,25 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .plain import _MEMBERSHIP_HEAD, _ROW_MEMBER_ID, MembershipRows, ReadAgain, _json, _member_rows
-from .records import ROLE_TYPES, Group, Membership, Person, Problem
+from .plain import (
+    _COULD_BE,
+    _MEMBERSHIP_HEAD,
+    _ROW_MEMBER_ID,
+    MembershipRows,
+    ReadAgain,
+    _json,
+    _member_rows,
+)
+from .records import (
+    RECSTATUS_DELETE,
+    ROLE_TYPES,
+    FatalFileError,
+    Group,
+    Membership,
+    Person,
+    Problem,
+    ValidationResult,
+)
 from .values import (
     _ROLETYPE_ALIASES,
     MAX_ID,
@@ -24,6 +41,80 @@ from .values import (
 class ElementReading:
     """Reads one record's element; the reader's state (``result``, the ids seen) is the
     :class:`~sisflow.ims.reader.ImsReader`'s."""
+
+    # the reader's state, set by ImsReader.__init__
+    path: str
+    result: ValidationResult
+    file_type: str | None
+    plain: dict[str, int]
+    _offset: int
+    _persons: set[str]
+    _groups: set[str]
+    _membership_groups: set[str]
+    _fast_groups: set[str]
+    _skipped_ids: dict[tuple[str, str], int]
+    _interned: dict[str, int]
+    _membership_keys: set[int]
+    _deferred: list[Membership]
+
+    def _fatal(self, line: int | None, reason: str):
+        self.result.fatal = Problem("file", None, line, reason)
+        raise FatalFileError(self.path, line, reason)
+
+    def _unidentified(self, kind: str, line: int, reason: str) -> list:
+        """A record whose id cannot be read: in a full file its absence would delete the record
+        it names, so the file is rejected; in a delta file the record is skipped."""
+        if self.file_type == "full":
+            self._fatal(
+                line,
+                f"{kind}: {reason}: the record cannot be identified, and a full"
+                " file without it would remove it",
+            )
+        self._problem(kind, None, line, f"{reason}: the record cannot be identified")
+        return []
+
+    def _keep_unidentified(self, kind: str, group_id: str | None, line: int, reason: str) -> None:
+        """A record whose key cannot be read may be any record the file leaves out: in a full
+        file, every removal it could explain is kept back for this run (no id: every
+        ``kind``; a member without one: every member of ``group_id``)."""
+        if self.file_type == "full":
+            self.result.keep(
+                kind,
+                group_id,
+                None,
+                line,
+                f"{reason}: no {_COULD_BE[kind] if group_id is None else 'member'}"
+                " is removed in this run, since it could be any of them",
+            )
+
+    @staticmethod
+    def _recstatus(el) -> int | None:
+        value = el.get("recstatus")
+        if value is None:
+            return None
+        if value.strip() not in ("1", "2", "3"):
+            raise _BadRecord(f"recstatus '{value}' is not 1, 2 or 3")
+        return int(value)
+
+    @staticmethod
+    def _sourcedid(el) -> tuple[str | None, str | None]:
+        source = sid = None
+        for c in el:
+            name = _local(c.tag)
+            if name == "id":
+                sid = _text(c)
+            elif name == "source":
+                source = _text(c)
+        return source, sid
+
+    def _current_id(self, ids: list, what: str) -> tuple[str | None, str]:
+        """Pick the current sourcedid: the one marked New, else the first that is not Old."""
+        current = [i for i in ids if i[0] != "Old" and i[2]]
+        if not current:
+            raise _BadRecord(f"{what} has no sourcedid/id", identified=False)
+        chosen = next((i for i in current if i[0] == "New"), current[0])
+        _check_id(chosen[2])
+        return chosen[1], chosen[2]
 
     def _person(self, el, line: int, recstatus: int | None) -> Person:
         ids, userids = [], []
@@ -312,7 +403,7 @@ class ElementReading:
                     "membership", group_id, member_id, role.sourceline + self._offset, bad.reason
                 )
                 continue
-            if m.recstatus == 3 and self.file_type == "full":
+            if m.recstatus == RECSTATUS_DELETE and self.file_type == "full":
                 self._problem(
                     "membership",
                     f"{group_id}/{member_id}",

@@ -41,15 +41,15 @@ from datetime import datetime
 from lxml import etree
 
 from .elements import ElementReading
-from .plain import _COULD_BE, _PLAIN_READERS, MembershipRows, ReadAgain
+from .plain import _PLAIN_READERS, MembershipRows, ReadAgain
 from .records import (
     FILE_TYPES,
+    RECSTATUS_DELETE,
     FatalFileError,
     FileInfo,
     Group,
     Membership,
     Person,
-    Problem,
     Properties,
     ValidationResult,
 )
@@ -57,14 +57,16 @@ from .scan import LXML_OPTIONS, Scanner, TooLarge, Unscannable
 from .values import (
     EntityInValue,
     _BadRecord,
-    _check_id,
     _HashingReader,
     _local,
     _text,
     file_type_of,
 )
 
-__all__ = ["ImsReader", "MembershipRows", "ReadAgain", "validate"]
+__all__ = ["ImsReader", "MembershipRows", "ReadAgain", "Record", "validate"]
+
+#: what the reader gives: records, and the staging rows of a plain membership (fast only)
+Record = Person | Group | Membership | MembershipRows
 
 _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
 
@@ -117,7 +119,8 @@ class ImsReader(ElementReading):
         """Start over the slower way ``why`` asks for: lxml's parse of the whole file, or
         every record the straightforward way."""
         fast = self.fast and not why.straightforward
-        self.__init__(
+        ImsReader.__init__(
+            self,
             self.path,
             max_examples=self.max_examples,
             default_type=self.default_type,
@@ -127,7 +130,7 @@ class ImsReader(ElementReading):
 
     # -- the pass over the file ------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[Person | Group | Membership]:
+    def __iter__(self) -> Iterator[Record]:
         info = self.result.file
         with open(self.path, "rb") as raw:
             info.size = os.fstat(raw.fileno()).st_size
@@ -143,7 +146,7 @@ class ImsReader(ElementReading):
             self._fatal(None, "no <properties> element")
         yield from self._finish()
 
-    def _parsed(self, hashing: _HashingReader) -> Iterator[Person | Group | Membership]:
+    def _parsed(self, hashing: _HashingReader) -> Iterator[Record]:
         """The records as lxml's ``iterparse`` finds them, each element cleared once read."""
         context = etree.iterparse(hashing, events=("end",), tag=_RECORD_TAGS, **LXML_OPTIONS)
         root = None
@@ -176,7 +179,7 @@ class ImsReader(ElementReading):
         if hashing.utf8_line is not None:
             self._encoding_contradicted(hashing)
 
-    def _scanned(self, hashing: _HashingReader) -> Iterator[Person | Group | Membership]:
+    def _scanned(self, hashing: _HashingReader) -> Iterator[Record]:
         """The records of a file of the simple shape (see :mod:`.scan`); :class:`ReadAgain`
         with lxml when it is not."""
         scanner = Scanner(hashing)
@@ -193,8 +196,10 @@ class ImsReader(ElementReading):
         except TooLarge as err:
             self._fatal(err.line, str(err))
 
-    def _parsed_text(self, scanner: Scanner, text: str, line: int):
-        """One record's text parsed by lxml as the whole file would have been."""
+    def _parsed_text(self, scanner: Scanner | None, text: str | None, line: int):
+        """One record's text parsed by lxml as the whole file would have been (only the
+        scan gives a record as text)."""
+        assert scanner is not None and text is not None
         element = scanner.parse(text, line)
         self._offset = line - 1
         return element
@@ -210,18 +215,14 @@ class ImsReader(ElementReading):
     def _encoding_contradicted(self, hashing: _HashingReader):
         self._fatal(
             hashing.utf8_line,
-            f"the file declares {hashing.declared.upper()} but holds UTF-8 byte sequences"
+            f"the file declares {(hashing.declared or '').upper()} but holds UTF-8 byte sequences"
             " (its letters would be imported garbled, e.g. 'Ã¸' for 'ø'): ask for an"
             " export whose XML declaration says UTF-8, or written in ISO-8859-1",
         )
 
-    def _fatal(self, line: int | None, reason: str):
-        self.result.fatal = Problem("file", None, line, reason)
-        raise FatalFileError(self.path, line, reason)
-
     def _record(
         self, kind: str, line: int, el, text: str | None = None, scanner: Scanner | None = None
-    ) -> list[Person | Group | Membership]:
+    ) -> list[Record]:
         """The good records of one top-level element (a list: one call per element is
         cheaper than a generator per level, and a membership element holds many rows).
         The element is ``el``, or only its ``text`` as written, which lxml parses when it is
@@ -231,13 +232,13 @@ class ImsReader(ElementReading):
         if kind == "membership":
             if self.result.properties is None:
                 self._fatal(line, "<membership> before <properties>: properties must come first")
-            if self.fast:
+            if self.fast and text is not None:
                 rows = self._plain_membership(text, line, el)
                 if rows is not None:
-                    return rows
+                    return list(rows)
             if el is None:
                 el = self._parsed_text(scanner, text, line)
-            return self._membership(el, line)
+            return list(self._membership(el, line))
         if kind == "properties":
             self._properties(el, line)
             return []
@@ -245,7 +246,7 @@ class ImsReader(ElementReading):
             self._fatal(line, f"<{kind}> before <properties>: properties must come first")
         self.result.records[kind] += 1
         seen = self._persons if kind == "person" else self._groups
-        record = self.fast and _PLAIN_READERS[kind](text, line)
+        record = self.fast and text is not None and _PLAIN_READERS[kind](text, line)
         if record:  # a plain record has no recstatus
             self.plain[kind] += 1
             recstatus = None
@@ -268,7 +269,7 @@ class ImsReader(ElementReading):
         if record.sourcedid in seen:
             self._problem(kind, record.sourcedid, line, "duplicate id: the first one is kept")
             return []
-        if recstatus == 3 and self.file_type == "full":
+        if recstatus == RECSTATUS_DELETE and self.file_type == "full":
             self._problem(
                 kind,
                 record.sourcedid,
@@ -280,7 +281,7 @@ class ImsReader(ElementReading):
             self._skipped_ids.setdefault((kind, record.sourcedid), line)
             return []
         seen.add(record.sourcedid)
-        if kind == "group" and record.parent_id:
+        if isinstance(record, Group) and record.parent_id:
             self._parents.append((record.sourcedid, record.parent_id, line))
         return [record]
 
@@ -291,7 +292,8 @@ class ImsReader(ElementReading):
         try:
             record_id = self._peek_id(el)
         except EntityInValue as err:
-            return recstatus, self._unidentified(kind, line, str(err)) or None
+            self._unidentified(kind, line, str(err))
+            return recstatus, None
         try:
             if kind == "person":
                 return recstatus, self._person(el, line, recstatus)
@@ -343,7 +345,7 @@ class ImsReader(ElementReading):
                 f"properties/type {said}: taken as {file_type} (the customer's file_type)",
                 severity="warning",
             )
-        elif values["type"].strip().lower() not in FILE_TYPES:
+        elif (values["type"] or "").strip().lower() not in FILE_TYPES:
             self._problem(
                 "file",
                 None,
@@ -375,32 +377,6 @@ class ImsReader(ElementReading):
 
     # -- persons and groups ----------------------------------------------------------------
 
-    def _unidentified(self, kind: str, line: int, reason: str) -> list:
-        """A record whose id cannot be read: in a full file its absence would delete the record
-        it names, so the file is rejected; in a delta file the record is skipped."""
-        if self.file_type == "full":
-            self._fatal(
-                line,
-                f"{kind}: {reason}: the record cannot be identified, and a full"
-                " file without it would remove it",
-            )
-        self._problem(kind, None, line, f"{reason}: the record cannot be identified")
-        return []
-
-    def _keep_unidentified(self, kind: str, group_id: str | None, line: int, reason: str) -> None:
-        """A record whose key cannot be read may be any record the file leaves out: in a full
-        file, every removal it could explain is kept back for this run (no id: every
-        ``kind``; a member without one: every member of ``group_id``)."""
-        if self.file_type == "full":
-            self.result.keep(
-                kind,
-                group_id,
-                None,
-                line,
-                f"{reason}: no {_COULD_BE[kind] if group_id is None else 'member'}"
-                " is removed in this run, since it could be any of them",
-            )
-
     def _peek_id(self, el) -> str | None:
         """The record's current id, when a problem was found before it was read."""
         ids = [
@@ -412,35 +388,6 @@ class ImsReader(ElementReading):
             return self._current_id(ids, "record")[1]
         except _BadRecord:
             return None
-
-    @staticmethod
-    def _recstatus(el) -> int | None:
-        value = el.get("recstatus")
-        if value is None:
-            return None
-        if value.strip() not in ("1", "2", "3"):
-            raise _BadRecord(f"recstatus '{value}' is not 1, 2 or 3")
-        return int(value)
-
-    @staticmethod
-    def _sourcedid(el) -> tuple[str | None, str | None]:
-        source = sid = None
-        for c in el:
-            name = _local(c.tag)
-            if name == "id":
-                sid = _text(c)
-            elif name == "source":
-                source = _text(c)
-        return source, sid
-
-    def _current_id(self, ids: list, what: str) -> tuple[str | None, str]:
-        """Pick the current sourcedid: the one marked New, else the first that is not Old."""
-        current = [i for i in ids if i[0] != "Old" and i[2]]
-        if not current:
-            raise _BadRecord(f"{what} has no sourcedid/id", identified=False)
-        chosen = next((i for i in current if i[0] == "New"), current[0])
-        _check_id(chosen[2])
-        return chosen[1], chosen[2]
 
 
 def validate(path: str | os.PathLike, *, max_examples: int = 10_000) -> ValidationResult:

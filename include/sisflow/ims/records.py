@@ -88,7 +88,11 @@ class Membership(NamedTuple):
 
 
 ENTITIES = ("person", "group", "membership")
-RECORD_TYPES = {"person": Person, "group": Group, "membership": Membership}
+RECORD_TYPES: dict[str, type[Person] | type[Group] | type[Membership]] = {
+    "person": Person,
+    "group": Group,
+    "membership": Membership,
+}
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,9 @@ class ValidationResult:
     #: records skipped for an error whose key is known, all of them (not only examples): their
     #: current state is kept as it is, never deleted because the file's copy was bad.
     #: (entity, id, member id or None) -> (line, reason); a membership is a group/member pair
-    kept: dict[tuple[str, str, str | None], tuple[int | None, str]] = field(default_factory=dict)
+    kept: dict[tuple[str, str | None, str | None], tuple[int | None, str]] = field(
+        default_factory=dict
+    )
 
     @property
     def ok(self) -> bool:
@@ -153,7 +159,12 @@ class ValidationResult:
             self.problems.append(problem)
 
     def keep(
-        self, entity: str, record_id: str, member_id: str | None, line: int | None, reason: str
+        self,
+        entity: str,
+        record_id: str | None,
+        member_id: str | None,
+        line: int | None,
+        reason: str,
     ) -> None:
         self.kept.setdefault((entity, record_id, member_id), (line, reason))
 

@@ -156,6 +156,7 @@ class Scanner:
             if len(text) - pos < _LOOKAHEAD and not self._eof:
                 text, pos = self._more(text, pos), 0
             gap = _GAP.match(text, pos)
+            assert gap is not None  # white space or nothing: it always matches
             found = _RECORD.match(text, gap.end())
             if found is None:
                 ended = _END.match(text, gap.end())
@@ -187,5 +188,6 @@ class Scanner:
             rest = self._more(rest, 0).strip()
             if len(rest) > _LOOKAHEAD:
                 raise Unscannable("something after </enterprise>")
-        if _GAP.match(rest).end() < len(rest):
+        gap = _GAP.match(rest)
+        if gap is None or gap.end() < len(rest):
             raise Unscannable("something after </enterprise>")

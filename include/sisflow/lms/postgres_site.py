@@ -72,7 +72,7 @@ class PostgresSite(LmsSite):
             )
         # without statistics the planner takes a 50,000-row batch for a handful of rows and
         # joins it to a million participants row by row; its size and a small sample say
-        # enough (the default sample of 30,000 rows took 0.16 s a batch)
+        # enough (the default sample of 30,000 rows is a cost for every batch)
         self.cur.execute("SET LOCAL default_statistics_target = 10")
         self.cur.execute(sql.SQL("ANALYZE {}").format(table))
         self.cur.execute("RESET default_statistics_target")

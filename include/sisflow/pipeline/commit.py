@@ -27,7 +27,11 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
         if run["status"] == RunStatus.COMMITTED:
             return runs.summary(conn, run_id)
         decision = filter_.stored_decision(cur, run_id)
-        opened = run["status"] == RunStatus.HELD and decision and decision["decision"] == "opened"
+        opened = (
+            run["status"] == RunStatus.HELD
+            and decision
+            and decision["decision"] == filter_.Decision.OPENED
+        )
         passed = run["status"] == RunStatus.DIFFED and (run["verdict"] or {}).get("passed")
         if not (opened or passed):
             raise NotDecidable(
@@ -53,6 +57,7 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
 
 def apply(conn, plan: Plan, config: CustomerConfig) -> Plan:
     """Commit the run and apply it to the customer's LMS (resumes where a crash left it)."""
+    assert plan.run_id is not None, "a run is applied after it was staged"
     run = commit(conn, plan, plan.run_id)
     if run["lms_applied_at"] is None:
         lms_apply.apply_run(

@@ -29,7 +29,7 @@ def decide(
         if stored is None and run["status"] != RunStatus.HELD:
             raise NotDecidable(f"run {run_id} is {run['status']}: only a held run takes a decision")
         stored = filter_.record_decision(cur, run_id, decision, by=by, reason=reason, via=via)
-        if stored["decision"] != "opened" and run["status"] == RunStatus.HELD:
+        if stored["decision"] != filter_.Decision.OPENED and run["status"] == RunStatus.HELD:
             runs.update(cur, run_id, status=RunStatus.ABORTED)
     log.info("run %s: filter %s via %s", run_id, stored["decision"], stored["via"])
     return runs.summary(conn, run_id)
@@ -40,7 +40,7 @@ def goes_on(run: dict) -> bool:
     if run["status"] == RunStatus.DIFFED:
         return bool((run["verdict"] or {}).get("passed"))
     if run["status"] == RunStatus.HELD:
-        return (run["decision"] or {}).get("decision") == "opened"
+        return (run["decision"] or {}).get("decision") == filter_.Decision.OPENED
     return run["status"] == RunStatus.COMMITTED and run["lms_applied_at"] is None
 
 
@@ -50,13 +50,15 @@ def from_approval(answer: dict) -> dict:
     user = answer.get("responded_by_user")
     if user is None:
         return {
-            "decision": "expired",
+            "decision": filter_.Decision.EXPIRED,
             "by": None,
             "via": "deadline",
             "reason": "no answer before the deadline",
         }
     return {
-        "decision": "opened" if answer["chosen_options"] == [OPEN] else "rejected",
+        "decision": filter_.Decision.OPENED
+        if answer["chosen_options"] == [OPEN]
+        else filter_.Decision.REJECTED,
         "by": user["name"],
         "via": "airflow",
         "reason": (answer.get("params_input") or {}).get("reason") or None,

@@ -23,6 +23,7 @@ def fetch(plan: Plan, config: CustomerConfig, file: str | None = None) -> str:
         raise folder.NothingToFetch(f"{plan.customer} has no source: give a file")
     if source.kind == "folder":
         return folder.fetch(plan.customer, source)
+    assert source.conn_id, "the customer file's schema requires a connection for sftp and http"
     if source.kind == "sftp":
         from ..airflow_connections import sftp_client
 

@@ -67,7 +67,7 @@ def finish(
         if plan.outcome != PAUSED:
             _prune_landing(conn, plan, config)
             runs.release(conn, plan.customer, plan.holder)
-    if waiting:
+    if email is None:  # it waits at the filter: its HELD email went out when it was held
         email = plan.held_email or {"outcome": "held", "subject": None, "sent": None}
     result = (
         dict(run)

@@ -141,6 +141,7 @@ def stage(
                 )
             skipped = dict(result.skipped)
             props = result.properties
+            assert props is not None  # a file without <properties> is rejected whole
             if props.type != "full":
                 skipped["membership"] += staging.check_delta_references(cur, run_id, customer)
             runs.update(
@@ -171,7 +172,7 @@ def stage(
                 cur,
                 run_id,
                 status=RunStatus.REJECTED,
-                fatal=reader.result.fatal.as_dict(),
+                fatal=reader.result.fatal.as_dict() if reader.result.fatal else None,
                 problem_counts=reader.result.problem_counts,
                 **said,
             )

@@ -9,6 +9,7 @@ from datetime import date
 from .. import runs, school_year, staging
 from ..config import CustomerConfig
 from ..errors import FileRejected, NotReady
+from ..filter import Decision
 from ..runs import RunStatus
 from ..services import Services
 from .decide import decide
@@ -43,7 +44,7 @@ def stage_and_judge(
             run = decide(
                 conn,
                 run["id"],
-                "expired",
+                Decision.EXPIRED,
                 by=None,
                 reason="no answer before the deadline",
                 via="deadline",
@@ -74,6 +75,7 @@ def check_readiness(conn, plan: Plan, run: dict, config: CustomerConfig) -> dict
     them in the form; a dry run only reports them."""
     from .. import readiness
 
+    assert plan.school_year is not None  # a rollover's plan always names its year
     with conn, conn.cursor() as cur:
         findings = readiness.check(
             cur,

@@ -1,4 +1,4 @@
-"""The year-end readiness checks (domain rules 1, 2, 3, 9, 10 and 12), as pandas frames.
+"""The year-end readiness checks (docs/rules.md: rules 1, 2, 3, 9, 10 and 12), as pandas frames.
 
 Each check is one frame. The status email and its CSV attachments show the columns in
 ``ListSpec.public`` (ids, keys, reasons); the CSV files an operator asks for on the command

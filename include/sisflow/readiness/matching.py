@@ -85,7 +85,7 @@ def pairs(
         return pd.DataFrame(columns=[left_id, right_id, "evidence", "agree"])
     order = {k: i for i, k in enumerate(KEYS)}
     grouped = every.groupby([left_id, right_id])["key"].agg(
-        lambda ks: " + ".join(sorted(ks, key=order.get))
+        lambda ks: " + ".join(sorted(ks, key=lambda k: order[k]))
     )
     out = grouped.rename("evidence").reset_index()
     out["agree"] = out["evidence"].str.count(r" \+ ") + 1

@@ -110,8 +110,8 @@ def narrowed(
         _copy(cur, "account_keys", keys, csv_format=True)
     with spool("w+", encoding="utf-8", newline="") as keys:
         write_key = csv.writer(keys).writerow
-        for row, (sync_key, *person) in enumerate(people):
-            for key, value in enumerate(row_keys(*person, cache)):
+        for row, (sync_key, username, email, given, family, born) in enumerate(people):
+            for key, value in enumerate(row_keys(username, email, given, family, born, cache)):
                 if value is not None:
                     write_key((row, sync_key, key, value))
         _copy(cur, "person_keys", keys, csv_format=True)

@@ -9,14 +9,15 @@ import email.policy
 import logging
 import re
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import Protocol
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from .. import settings
-from .build import Report
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,17 @@ _TEXT_ENV = Environment(
 DEFAULT_FROM = "sisflow@localhost"
 
 
-def render(report: Report) -> tuple[str, str]:
+class Mail(Protocol):
+    """What a sender sends: a run's status report, or a readiness report."""
+
+    customer: str
+    outcome: str
+    subject: str
+    recipients: list[str]
+    run: dict | None
+
+
+def render(report: Mail) -> tuple[str, str]:
     """(html, text) of the email: a run's status, or another report (readiness) that names
     its own ``template``."""
     name = getattr(report, "template", "status")
@@ -65,7 +76,7 @@ class Outbox:
         self.folder = folder or settings.home() / "outbox"
         self.from_email = from_email
 
-    def send(self, report: Report) -> str:
+    def send(self, report: Mail) -> str:
         msg = message(report, self.from_email)
         folder = self.folder / report.customer
         folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +89,7 @@ class Outbox:
         return str(path)
 
 
-def message(report: Report, from_email: str) -> EmailMessage:
+def message(report: Mail, from_email: str) -> EmailMessage:
     """The status email as a MIME message: plain text with an HTML alternative."""
     html, text = render(report)
     msg = EmailMessage()
@@ -90,13 +101,22 @@ def message(report: Report, from_email: str) -> EmailMessage:
     # for mail rules and for whoever reads a mailbox of many runs: ids and outcomes only
     msg["X-Sisflow-Customer"] = report.customer
     msg["X-Sisflow-Outcome"] = report.outcome
-    if getattr(report, "run", None):
-        msg["X-Sisflow-Run"] = str(report.run["id"])
+    run = getattr(report, "run", None)
+    if run:
+        msg["X-Sisflow-Run"] = str(run["id"])
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     for filename, data in getattr(report, "attachments", []):
         msg.add_attachment(data, maintype="text", subtype="csv", filename=filename)
     return msg
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often a sender tries, and how long it waits before the next try (times the try)."""
+
+    attempts: int = 3
+    wait: float = 1.0
 
 
 class Smtp:
@@ -107,18 +127,17 @@ class Smtp:
         host: str,
         port: int = 25,
         *,
-        user: str | None = None,
-        password: str | None = None,
+        login: tuple[str, str] | None = None,
         starttls: bool = False,
         from_email: str = DEFAULT_FROM,
-        attempts: int = 3,
-        wait: float = 1.0,
+        retry: Retry = Retry(),
     ):
-        self.host, self.port, self.user, self.password = host, port, user, password
+        """``login``: user and password, when the server asks for them."""
+        self.host, self.port, self.login = host, port, login
         self.starttls, self.from_email = starttls, from_email
-        self.attempts, self.wait = attempts, wait
+        self.attempts, self.wait = retry.attempts, retry.wait
 
-    def send(self, report: Report) -> str:
+    def send(self, report: Mail) -> str:
         import smtplib
 
         if not report.recipients:
@@ -129,8 +148,8 @@ class Smtp:
                 with smtplib.SMTP(self.host, self.port, timeout=30) as smtp:
                     if self.starttls:
                         smtp.starttls()
-                    if self.user:
-                        smtp.login(self.user, self.password or "")
+                    if self.login:
+                        smtp.login(*self.login)
                     smtp.send_message(msg)
                 log.info("status email for %s sent by SMTP", report.customer)
                 return f"smtp:{self.host}:{self.port}"
@@ -153,13 +172,12 @@ class SendGrid:
         *,
         host: str | None = None,
         from_email: str = DEFAULT_FROM,
-        attempts: int = 3,
-        wait: float = 1.0,
+        retry: Retry = Retry(),
     ):
         self.api_key, self.host, self.from_email = api_key, host, from_email
-        self.attempts, self.wait = attempts, wait
+        self.attempts, self.wait = retry.attempts, retry.wait
 
-    def send(self, report: Report) -> str:
+    def send(self, report: Mail) -> str:
         from sendgrid import SendGridAPIClient
         from sendgrid.helpers.mail import (
             Attachment,

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Source
 
 
 class SourceError(Exception):
@@ -34,12 +38,12 @@ def check(
     names: set[str],
     size: int,
     size_again: Callable[[], int],
-    *,
-    done_marker: bool,
-    stable_seconds: float,
+    source: Source,
     sleep=time.sleep,
 ) -> None:
-    """Raise :class:`NotReady` unless the export ``name`` is complete."""
+    """Raise :class:`NotReady` unless the export ``name`` is complete: by its ``.done``
+    marker when the source says the SIS writes one, else by a size that holds still."""
+    done_marker, stable_seconds = source.done_marker, source.stable_seconds
     if done_marker:
         if f"{name}.done" not in names:
             raise NotReady(f"{name} has no {name}.done marker yet: the SIS is still writing it")

@@ -56,7 +56,6 @@ def fetch(customer: str, source, override: str | Path | None = None) -> str:
         {p.name for p in files},
         chosen.stat().st_size,
         lambda: chosen.stat().st_size,
-        done_marker=source.done_marker,
-        stable_seconds=source.stable_seconds,
+        source,
     )
     return landing.land_file(customer, chosen)

@@ -1,6 +1,6 @@
 """An HTTP trigger source: sisflow asks the SIS for an export of the customer's active school
 year, waits until it is ready, then downloads it (IST Extens/Sats, IST Everyday,
-SkoleAdmin/Hypernet and others export on request; domain rule 12).
+SkoleAdmin/Hypernet and others export on request; docs/rules.md, rule 12).
 
 The exchange, relative to the source's ``url`` on the connection's host:
 

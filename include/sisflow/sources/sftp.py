@@ -50,7 +50,6 @@ def fetch(customer: str, source, client) -> str:
         names,
         newest.st_size or 0,
         lambda: client.stat(remote).st_size,
-        done_marker=source.done_marker,
-        stable_seconds=source.stable_seconds,
+        source,
     )
     return landing.land(customer, newest.filename, lambda f: client.getfo(remote, f))
