@@ -105,7 +105,7 @@ def _timed_run(
     plan = pipeline.begin(conn, request, pipeline.Holder("bench", "the benchmark"), config)
     times = {}
     t = time.perf_counter()
-    run = pipeline.stage(conn, plan, path)
+    run = pipeline.stage(conn, plan, path, config)
     times["stage"] = time.perf_counter() - t
     t = time.perf_counter()
     if rollover:

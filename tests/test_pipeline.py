@@ -37,7 +37,7 @@ def handing_over(conn, p):
 
 def judged(conn, p, path):
     """Stage, diff and judge a file under plan ``p``; returns the run's summary."""
-    run = pipeline.stage(conn, p, path)
+    run = pipeline.stage(conn, p, path, lenient(p.customer))
     run = pipeline.compute_diff(conn, p, run["id"])
     return pipeline.judge(conn, p, run["id"], lenient(p.customer))
 
@@ -118,7 +118,7 @@ def test_a_dry_run_again_gives_the_same_change_set_and_is_never_resumed(conn, tm
 def test_a_file_staged_again_after_a_crash_gives_the_same_change_set(conn, tmp_path):
     path = write(tmp_path, school("p1", "p2"))
     p = plan(conn)
-    staged = pipeline.stage(conn, p, path)
+    staged = pipeline.stage(conn, p, path, lenient(p.customer))
     assert staged["status"] == "staged"  # as if the process died before the diff
     first = pipeline.compute_diff(conn, p, staged["id"])
     with conn, conn.cursor() as cur:  # forget the diff, as if it crashed half-way
@@ -226,7 +226,7 @@ def test_a_diff_computed_against_an_older_state_is_not_committed(conn, tmp_path)
 
 def test_an_unjudged_run_is_not_committed(conn, tmp_path):
     p = plan(conn)
-    staged = pipeline.stage(conn, p, write(tmp_path, school("p1"), "a.xml"))
+    staged = pipeline.stage(conn, p, write(tmp_path, school("p1"), "a.xml"), lenient(p.customer))
     with pytest.raises(NotDecidable, match="not passed or opened"):
         pipeline.commit(conn, p, staged["id"])
 

@@ -17,11 +17,15 @@ import tempfile
 import threading
 
 from psycopg2 import sql
+from psycopg2.extras import execute_values
 
+from . import school_year
+from .config import CustomerConfig
 from .db.copy import row_writer
 from .entities import BY_NAME, ENTITIES, GROUP, MEMBERSHIP, PERSON, idents
 from .ims.reader import ImsReader, MembershipRows, ReadAgain
 from .ims.records import Membership, Person, ValidationResult
+from .school_year import SchoolYear
 
 log = logging.getLogger(__name__)
 
@@ -272,45 +276,45 @@ def keep_names_not_given(cur, run_id: int, customer: str) -> int:
     return cur.rowcount
 
 
-#: the start of the reason kept for a group of a school year that is not active yet
-LATER_YEAR = "belongs to school year"
-
-
-def hold_back_later_years(cur, run_id: int, customer: str, year) -> int:
+def hold_back_later_years(cur, run_id: int, config: CustomerConfig, year: SchoolYear) -> int:
     """New groups that begin after the run's school year ends (and their memberships) wait
-    for the rollover into their year: taken out of the staged file and kept, so nothing is
-    created for them. A group already in the current state goes on as usual. Returns how
-    many groups wait."""
+    for the rollover into their year: taken out of the staged file and kept, with the year
+    they wait for, so nothing is created for them. A group already in the current state goes
+    on as usual. Returns how many groups wait."""
     staged_g, staged_m = BY_NAME["group"].staged(run_id), MEMBERSHIP.staged(run_id)
     cur.execute(
         sql.SQL(
             """
-            WITH later AS (
-                DELETE FROM {g} g
-                WHERE g.begin_date > %(end)s AND g.recstatus IS DISTINCT FROM 3
-                  AND NOT EXISTS (SELECT 1 FROM sis.groups c WHERE c.customer = %(customer)s
-                                  AND c.sourcedid = g.sourcedid)
-                RETURNING g.sourcedid, g.line, g.begin_date
-            )
-            INSERT INTO sis.kept (run_id, entity, record_id, member_id, line, reason)
-            SELECT %(run)s, 'group', sourcedid, NULL, line,
-                   %(prefix)s || ' ' || extract(year FROM begin_date - interval '7 months')::int
-                   || '-' || (extract(year FROM begin_date - interval '7 months')::int + 1)
-                   || ', which is not active yet: it waits for the rollover'
-            FROM later
+            DELETE FROM {g} g
+            WHERE g.begin_date > %(end)s AND g.recstatus IS DISTINCT FROM 3
+              AND NOT EXISTS (SELECT 1 FROM sis.groups c WHERE c.customer = %(customer)s
+                              AND c.sourcedid = g.sourcedid)
+            RETURNING g.sourcedid, g.line, g.begin_date
             """
         ).format(g=staged_g),
-        {"run": run_id, "end": year.end, "prefix": LATER_YEAR, "customer": customer},
+        {"end": year.end, "customer": config.id},
     )
-    waiting = cur.rowcount
+    waiting = []
+    for sourcedid, line, begins in cur.fetchall():
+        label = school_year.containing(begins, config).label
+        reason = (
+            f"belongs to school year {label}, which is not active yet: it waits for the rollover"
+        )
+        waiting.append((run_id, "group", sourcedid, line, reason, label))
     if waiting:
+        execute_values(
+            cur,
+            "INSERT INTO sis.kept (run_id, entity, record_id, line, reason, waits_for_year)"
+            " VALUES %s",
+            waiting,
+        )
         cur.execute(
             sql.SQL(
                 "DELETE FROM {m} m USING sis.kept k WHERE k.run_id = %(run)s"
-                " AND k.entity = 'group' AND k.reason LIKE %(like)s"
+                " AND k.waits_for_year IS NOT NULL"
                 " AND k.record_id IN (m.group_id, CASE WHEN m.idtype = 2"
                 " THEN m.member_id END)"
             ).format(m=staged_m),
-            {"run": run_id, "like": LATER_YEAR + " %"},
+            {"run": run_id},
         )
-    return waiting
+    return len(waiting)

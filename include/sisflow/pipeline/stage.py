@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from .. import calendar, deferred, diff, faults, runs, school_year, settings, staging
 from ..calendar import Mode
+from ..config import CustomerConfig
 from ..ims.reader import ImsReader
 from ..ims.records import FatalFileError, Problem
 from ..runs import RunStatus
@@ -35,8 +36,7 @@ def stage(
     conn,
     plan: Plan,
     path: str | os.PathLike,
-    *,
-    default_type: str = "full",
+    config: CustomerConfig,
     recorded_as: str | None = None,
 ) -> dict:
     """Read and stage a file; returns the run summary.
@@ -121,7 +121,7 @@ def stage(
                 airflow_run=plan.airflow,
             )
 
-    reader = ImsReader(path, default_type=default_type, fast=settings.fast_reader())
+    reader = ImsReader(path, default_type=config.file_type, fast=settings.fast_reader())
     try:
         with conn, conn.cursor() as cur:
             runs.guard(cur, customer, plan.holder)
@@ -137,7 +137,7 @@ def stage(
             if plan.school_year and plan.school_year.get("holds_back", True):
                 # no new group of a later school year before its rollover
                 staging.hold_back_later_years(
-                    cur, run_id, customer, school_year.SchoolYear.from_dict(plan.school_year)
+                    cur, run_id, config, school_year.SchoolYear.from_dict(plan.school_year)
                 )
             skipped = dict(result.skipped)
             props = result.properties

@@ -32,7 +32,7 @@ def stage_and_judge(
 
     now = services.clock()
     with landing.local_copy(path) as local:
-        run = stage(conn, plan, local, default_type=config.file_type, recorded_as=path)
+        run = stage(conn, plan, local, config, recorded_as=path)
     if run["status"] == RunStatus.STAGED and plan.rollover:
         run = check_readiness(conn, plan, run, config)
     if run["status"] == RunStatus.STAGED:

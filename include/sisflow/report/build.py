@@ -13,7 +13,6 @@ from ..calendar import next_run
 from ..config import CustomerConfig
 from ..deferred import waiting
 from ..filter import cap, limits, profile_for
-from ..staging import LATER_YEAR
 
 MAX_EXAMPLES = 20
 
@@ -146,18 +145,18 @@ def build(
                 for row in cur.fetchall()
             ]
             cur.execute(
-                "SELECT count(*) FILTER (WHERE reason NOT LIKE %(later)s),"
-                " count(*) FILTER (WHERE reason LIKE %(later)s)"
+                "SELECT count(*) FILTER (WHERE waits_for_year IS NULL),"
+                " count(*) FILTER (WHERE waits_for_year IS NOT NULL)"
                 " FROM sis.kept WHERE run_id = %(run)s",
-                {"run": run["id"], "later": LATER_YEAR + " %"},
+                {"run": run["id"]},
             )
             kept_count, later_year = cur.fetchone()
             cur.execute(
                 "SELECT entity, COALESCE(record_id, '(no id)')"
                 " || COALESCE('/' || member_id, ''), line, reason"
-                " FROM sis.kept WHERE run_id = %s AND reason NOT LIKE %s"
+                " FROM sis.kept WHERE run_id = %s AND waits_for_year IS NULL"
                 " ORDER BY line NULLS LAST LIMIT %s",
-                (run["id"], LATER_YEAR + " %", MAX_EXAMPLES),
+                (run["id"], MAX_EXAMPLES),
             )
             kept = [
                 dict(zip(("entity", "id", "line", "reason"), row, strict=True))
