@@ -114,7 +114,7 @@ class WrongSchoolYear(Refusal):
     )
 
 
-class NotReady(Refusal):
+class BlockedByReadiness(Refusal):
     """Rollover stopped by blocking readiness findings that the operator did not override."""
 
     outcome = "not-ready"

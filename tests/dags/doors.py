@@ -1,10 +1,12 @@
 """The two doors into a customer's run, for the tests: ``CliDoor`` runs the ``sisflow``
 command as a real process, ``DagDoor`` runs the customer's DAG for real (``dag.test``). Each door
 sees a ``World`` of its own (database, state folder, customers and drop folders), so the end
-states of the two can be compared."""
+states of the two can be compared. Both doors say how a run ended in one vocabulary: success,
+refused (on purpose, with its email saying why) or failed (a breakdown)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -221,6 +223,38 @@ def sisflow(world: World, *args, extra_env: dict | None = None):
     )
 
 
+def _ended_by_the_command(out) -> str:
+    """How a run ended, in the doors' one vocabulary: success, refused (on purpose: the
+    email says why) or failed (a breakdown), from what ``--json`` says."""
+    try:
+        result = json.loads(out.stdout)
+    except ValueError:
+        return "failed"  # no result at all: the process broke down
+    if result.get("refusal"):
+        return "refused"
+    return "failed" if result.get("failed") or out.returncode else "success"
+
+
+def _ended_in_airflow(run) -> str:
+    """The same vocabulary for a DAG run: a failed run whose tasks stored a refusal was
+    refused on purpose; one without was a breakdown."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    if run.state == "success":
+        return "success"
+    with create_session() as session:
+        refused = session.scalars(
+            select(XComModel.key).where(
+                XComModel.dag_id == run.dag_id,
+                XComModel.run_id == run.run_id,
+                XComModel.key == "refusal",
+            )
+        ).first()
+    return "refused" if refused else "failed"
+
+
 class CliDoor:
     """``sisflow run``, and ``sisflow filter open|reject`` for a held run."""
 
@@ -244,7 +278,7 @@ class CliDoor:
         # like the DAG, the command fetches the newest export from the source unless given one
         args = ["run", "kommune", *([file] if file else []), "--on", day]
         args += ["--rollover"] * rollover + ["--dry-run"] * dry_run + ["--override"] * override
-        args += ["--accept-older"] * accept_older
+        args += ["--accept-older"] * accept_older + ["--json"]
         out = sisflow(self.world, *args, extra_env={"SISFLOW_FAIL_POINT": fail} if fail else {})
         if answer and out.returncode == 0:
             how, choice = answer
@@ -262,8 +296,9 @@ class CliDoor:
                     "kari",
                     "--reason",
                     "checked with the school",
+                    "--json",
                 )
-        return {0: "success", 3: "refused"}.get(out.returncode, f"exit {out.returncode}")
+        return _ended_by_the_command(out)
 
     def maintenance(self, days: float) -> str:
         out = sisflow(self.world, "maintenance", "--days", days)
@@ -338,7 +373,7 @@ class DagDoor:
         finally:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
         assert errors == []
-        return run.state
+        return _ended_in_airflow(run)
 
     def maintenance(self, days: float) -> str:
         os.environ.update(self.world.env)

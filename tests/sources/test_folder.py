@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sisflow.config import Source
 from sisflow.sources import folder, landing
-from sisflow.sources.complete import NothingToFetch, NotReady
+from sisflow.sources.complete import NothingToFetch, StillBeingWritten
 
 from tests.factory import enterprise, lenient, person, run_once, write
 
@@ -21,12 +21,12 @@ def test_only_a_complete_export_is_taken(tmp_path, monkeypatch):
     with pytest.raises(NothingToFetch, match="no file matching"):
         folder.fetch("kommune", source)
     (drop / "export.xml").write_text("<x/>")
-    with pytest.raises(NotReady, match="export.xml.done"):
+    with pytest.raises(StillBeingWritten, match="export.xml.done"):
         folder.fetch("kommune", source)
     (drop / "export.xml.done").touch()
     assert Path(folder.fetch("kommune", source)).read_text() == "<x/>"
     (drop / "empty.xml").touch()  # newer, but nothing in it yet
-    with pytest.raises(NotReady, match="empty"):
+    with pytest.raises(StillBeingWritten, match="empty"):
         folder.fetch("kommune", Source(path=str(drop), stable_seconds=0.1))
 
 

@@ -9,7 +9,7 @@ import pytest
 from sisflow.airflow_connections import InsecureConnection, sftp_client
 from sisflow.config import Source
 from sisflow.sources import sftp
-from sisflow.sources.complete import NothingToFetch, NotReady, SourceError
+from sisflow.sources.complete import NothingToFetch, SourceError, StillBeingWritten
 
 from tests.factory import run_once
 from tests.sources.conftest import sftp_connection
@@ -62,7 +62,7 @@ def test_a_file_still_being_written_is_not_taken(server):
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
-    with sftp_client("sis_sftp") as client, pytest.raises(NotReady, match="still writing"):
+    with sftp_client("sis_sftp") as client, pytest.raises(StillBeingWritten, match="still writing"):
         sftp.fetch("kommune", source(), client)
     writer.join()
     with sftp_client("sis_sftp") as client:  # the next try, once it is complete
@@ -71,7 +71,10 @@ def test_a_file_still_being_written_is_not_taken(server):
 
 def test_with_a_done_marker_only_a_marked_export_is_taken(server):
     drop(server.folder, "export.xml", "<x/>")
-    with sftp_client("sis_sftp") as client, pytest.raises(NotReady, match="no export.xml.done"):
+    with (
+        sftp_client("sis_sftp") as client,
+        pytest.raises(StillBeingWritten, match="no export.xml.done"),
+    ):
         sftp.fetch("kommune", source(done_marker=True), client)
     drop(server.folder, "export.xml.done", "")
     with sftp_client("sis_sftp") as client:

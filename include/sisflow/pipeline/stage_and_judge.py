@@ -8,7 +8,7 @@ from datetime import date
 
 from .. import runs, school_year, staging
 from ..config import CustomerConfig
-from ..errors import FileRejected, NotReady
+from ..errors import BlockedByReadiness, FileRejected
 from ..filter import Decision
 from ..runs import RunStatus
 from ..services import Services
@@ -92,7 +92,7 @@ def check_readiness(conn, plan: Plan, run: dict, config: CustomerConfig) -> dict
         staging.drop(cur, run["id"])
         runs.update(cur, run["id"], status=RunStatus.ABORTED, plan=plan.as_dict())
     plan.run_id, plan.status = run["id"], RunStatus.ABORTED
-    raise NotReady(
+    raise BlockedByReadiness(
         f"rollover into {plan.school_year['label']} stopped by blocking readiness "
         "findings: "
         + ", ".join(f"{findings.title(name)} {n}" for name, n in findings.blocking.items())

@@ -6,7 +6,7 @@ Two rules, per customer (``source.done_marker``):
 - else a stable size: the file's size is the same twice, ``source.stable_seconds`` apart (and
   the file is not empty).
 
-An export that is not complete yet raises :class:`NotReady`; the fetch is tried again later
+An export that is not complete yet raises :class:`StillBeingWritten`; the fetch is tried again later
 (the DAG task retries), and the older files are not taken instead: only the newest export may
 reach the current state.
 """
@@ -29,7 +29,7 @@ class NothingToFetch(SourceError):
     pass
 
 
-class NotReady(SourceError):
+class StillBeingWritten(SourceError):
     pass
 
 
@@ -41,19 +41,21 @@ def check(
     source: Source,
     sleep=time.sleep,
 ) -> None:
-    """Raise :class:`NotReady` unless the export ``name`` is complete: by its ``.done``
+    """Raise :class:`StillBeingWritten` unless the export ``name`` is complete: by its ``.done``
     marker when the source says the SIS writes one, else by a size that holds still."""
     done_marker, stable_seconds = source.done_marker, source.stable_seconds
     if done_marker:
         if f"{name}.done" not in names:
-            raise NotReady(f"{name} has no {name}.done marker yet: the SIS is still writing it")
+            raise StillBeingWritten(
+                f"{name} has no {name}.done marker yet: the SIS is still writing it"
+            )
         return
     if size == 0:
-        raise NotReady(f"{name} is empty: the SIS is still writing it")
+        raise StillBeingWritten(f"{name} is empty: the SIS is still writing it")
     sleep(stable_seconds)
     later = size_again()
     if later != size:
-        raise NotReady(
+        raise StillBeingWritten(
             f"{name} grew from {size} to {later} bytes in {stable_seconds:g} s: the "
             "SIS is still writing it"
         )
