@@ -28,8 +28,9 @@ missing or unknown ``properties/type`` (taken as the customer's ``file_type``, f
 says otherwise).
 
 The reader is in parts: :mod:`.scan` finds the records' text, :mod:`.plain` reads the plain
-ones by regular expressions, :mod:`.elements` reads a record's element the straightforward
-way, :mod:`.values` checks values and counts the file's bytes; this module is the pass.
+ones by regular expressions, :mod:`.elements` and :mod:`.memberships` read a record's element
+the straightforward way, :mod:`.values` checks values and counts the file's bytes; this module
+is the pass.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from .elements import ElementReading
+from .memberships import MembershipReading
 from .plain import _PLAIN_READERS, MembershipRows, ReadAgain
 from .records import (
     FILE_TYPES,
@@ -71,7 +72,7 @@ Record = Person | Group | Membership | MembershipRows
 _RECORD_TAGS = ("{*}properties", "{*}person", "{*}group", "{*}membership")
 
 
-class ImsReader(ElementReading):
+class ImsReader(MembershipReading):
     """Iterate over the good records of one file; ``result`` holds what was found on the way.
 
     Iterating raises :class:`FatalFileError` (and sets ``result.fatal``) when the file is
