@@ -30,7 +30,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, Param, ParamsDict, get_parsing_context
 from airflow.timetables.trigger import CronTriggerTimetable
-from sisflow.airflow_api import OPEN, REJECT
+from sisflow.airflow_api import ACCEPT, OPEN, REJECT
 from sisflow.airflow_tasks import (
     ATTACH,
     DO_NOT_ATTACH,
@@ -158,6 +158,10 @@ def _doc(config: CustomerConfig, rollover: bool) -> str:
             " are held."
             f" A held run waits {config.filter.deadline_hours:g} hours for a decision:"
             " answer the *approval* task, or `sisflow filter open RUN --by NAME --reason TEXT`.",
+            "An identity change that is not certain (a key leaves, another arrives for the same"
+            " person or group) holds the run too: list the pairs to accept in *accept_pairs*"
+            " and open (the others are refused), or `sisflow relink RUN --accept ID --refuse ID"
+            " --by NAME`.",
         ]
     )
 
@@ -212,7 +216,15 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
             body="{{ ti.xcom_pull(task_ids='stage_and_judge', key='held') }}",
             options=[OPEN, REJECT],
             defaults=[REJECT],  # taken at the deadline, with no one as the responder
-            params={"reason": Param("", type="string", description="why (kept with the run)")},
+            params={
+                "reason": Param("", type="string", description="why (kept with the run)"),
+                ACCEPT: Param(
+                    "",
+                    type="string",
+                    description="identity changes to accept: their pair ids (e.g. 12 14);"
+                    " opening refuses every pair not listed",
+                ),
+            },
             response_timeout=timedelta(hours=config.filter.deadline_hours),
             retries=0,
         )

@@ -162,7 +162,7 @@ def test_the_demo_through_the_rest_api_on_celery(airflow):
         "/api/v2/dags/sisflow_import__demo/dagRuns/held/taskInstances/approval/-1/hitlDetails",
         {
             "chosen_options": ["Open the filter"],
-            "params_input": {"reason": "checked with the school"},
+            "params_input": {"reason": "checked with the school", "accept_pairs": ""},
         },
     )
     assert api.finished("sisflow_import__demo", "held") == "success"

@@ -23,6 +23,8 @@ from typing import Any
 CONN_ID = "sisflow_airflow_api"
 APPROVAL_TASK = "approval"
 OPEN, REJECT = "Open the filter", "Reject"
+#: the approval form's field for the identity changes to accept (pair ids)
+ACCEPT = "accept_pairs"
 
 
 class AirflowApiError(Exception):
@@ -98,7 +100,8 @@ def answer(
     )
     body: dict[str, Any] = {
         "chosen_options": [OPEN if decision == "opened" else REJECT],
-        "params_input": {"reason": reason or ""},
+        # every field of the form: the pairs were decided before, on the command line
+        "params_input": {"reason": reason or "", ACCEPT: ""},
     }
     try:
         response = session.patch(path, json=body, timeout=timeout)

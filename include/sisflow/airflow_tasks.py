@@ -176,17 +176,38 @@ def apply(ti):
     from airflow.sdk.exceptions import AirflowSkipException
 
     from . import pipeline, runs
+    from .filter import Decision
 
     plan, answer = _plan(ti), ti.xcom_pull(task_ids="approval")
     with _step(ti, conn := _conn()):
         if answer:  # the filter held the run, and someone answered (or the deadline did)
-            pipeline.decide(conn, plan.run_id, **pipeline.from_approval(answer))
+            decision = pipeline.from_approval(answer)
+            if decision["decision"] == Decision.OPENED and identity_waits(conn, plan.run_id):
+                pipeline.relink(
+                    conn,
+                    plan.run_id,
+                    pipeline.customer_config(plan.customer),
+                    accept=pipeline.accepted_pairs(answer),
+                    by=decision["by"],
+                    via=decision["via"],
+                    reason=decision["reason"],
+                    refuse_the_rest=True,
+                )
+            pipeline.decide(conn, plan.run_id, **decision)
         run = runs.summary(conn, plan.run_id)
         if not pipeline.goes_on(run):
             raise AirflowSkipException(
                 f"run {run['id']} was {run['decision']['decision']}: nothing applied"
             )
         pipeline.apply(conn, plan, pipeline.customer_config(plan.customer))
+
+
+def identity_waits(conn, run_id: int) -> bool:
+    """Whether the run's identity changes wait for the approval's answer."""
+    from . import identity
+
+    with conn.cursor() as cur:
+        return bool(identity.undecided(cur, run_id))
 
 
 def finish(customer, kind, dag_run, ti):

@@ -1,6 +1,7 @@
 """Applying a committed run's change set to the customer's LMS site.
 
-The work is split into steps, in a safe order: parents before children when creating (users,
+The work is split into steps, in a safe order: identity changes first (an object relinked to
+its new key is then found under it), parents before children when creating (users,
 units, terms, courses, then memberships), and users last when deleting. Groups that left are
 retired before memberships are removed: a retired course turns its synced participants into
 manual ones who keep access, which removing them first would defeat.
@@ -135,6 +136,27 @@ class Context:
 
 
 # -- the steps, in order -------------------------------------------------------------------------
+
+
+def _relinks(ctx: Context) -> None:
+    """Accepted identity changes first: the object takes its new key, so every later step
+    (the update of its values, its memberships) finds it under the key the file has now."""
+    ctx.cur.execute(
+        "SELECT entity, old_key, new_key FROM sis.relinks WHERE run_id = %(run)s"
+        " AND customer = %(customer)s AND decision = 'accepted' AND undone_at IS NULL"
+        " ORDER BY id",
+        ctx.params,
+    )
+    pairs = ctx.cur.fetchall()
+    for entity, operation in (("person", ctx.site.relink_users), ("group", ctx.site.relink_groups)):
+        chosen = [(old, new) for kind, old, new in pairs if kind == entity]
+        if chosen:
+            ctx.send(operation, chosen, "relinks")
+    ctx.cur.execute(
+        "UPDATE sis.relinks SET applied_run = %(run)s WHERE run_id = %(run)s"
+        " AND customer = %(customer)s AND decision = 'accepted' AND undone_at IS NULL",
+        ctx.params,
+    )
 
 
 def _users(ctx: Context) -> None:
@@ -323,6 +345,7 @@ def _deferred_settled(ctx: Context) -> None:
 
 
 STEPS: list[tuple[str, Callable[[Context], None]]] = [
+    ("relinks", _relinks),
     ("users", _users),
     ("units", _units),
     ("terms", _terms),

@@ -27,7 +27,7 @@ OPS = ("create", "update", "delete")
 BIG_RUN = 100_000
 
 
-def _changed(entity: Entity) -> sql.Composed:
+def changed_columns(entity: Entity) -> sql.Composed:
     """The names of the values that differ between the staged row ``s`` and the state's ``c``
     (an array of them, with NULL where one is equal)."""
     return sql.SQL(", ").join(
@@ -40,7 +40,7 @@ def _changed(entity: Entity) -> sql.Composed:
 
 def _delta_creates_and_updates(entity: Entity, staged: sql.Identifier) -> sql.Composed:
     first_key = sql.Identifier("c", entity.key[0])
-    changed = _changed(entity)
+    changed = changed_columns(entity)
     return sql.SQL(
         """
         INSERT INTO {changes} (run_id, op, changed, {columns})
@@ -109,7 +109,7 @@ def _full_changes(entity: Entity, staged: sql.Identifier, *, kept: bool) -> sql.
     when it kept nothing, a rollover's million absent rows are not each looked up there
     (1.3 s)."""
     s_key, c_key = sql.Identifier("s", entity.key[0]), sql.Identifier("c", entity.key[0])
-    changed = _changed(entity)
+    changed = changed_columns(entity)
     either = sql.SQL(", ").join(
         sql.SQL("CASE WHEN {s_key} IS NULL THEN {c} ELSE {s} END").format(
             s_key=s_key, c=sql.Identifier("c", col), s=sql.Identifier("s", col)

@@ -31,13 +31,18 @@ OPS = ("create", "update", "delete")
 @dataclass(frozen=True)
 class Trip:
     entity: str
-    op: str  # create, update, delete, or "size" for the guard
-    kind: str  # count, percent or guard
+    op: str  # create, update, delete; "size" for the guard, "relink" for identity changes
+    kind: str  # count, percent, guard or identity
     actual: float
     limit: float
     base: int
 
     def describe(self) -> str:
+        if self.kind == "identity":
+            return (
+                f"{self.entity} relink: {int(self.actual)} identity change(s) wait for a person"
+                " (one key leaves, another arrives, and the evidence is not certain)"
+            )
         if self.kind == "guard":
             return (
                 f"the file holds {int(self.actual)} {self.entity}s, "
@@ -115,10 +120,17 @@ def judge(
     kept: dict[str, int] | None,
     profile: FilterProfile,
     profile_name: str,
+    undecided: dict[str, int] | None = None,
 ) -> Verdict:
     """Judge a change set. ``base``: the current size per entity; ``kept``: the records of a
-    full file that were kept (None for a delta file, which the size guard does not concern)."""
-    trips = []
+    full file that were kept (None for a delta file, which the size guard does not concern);
+    ``undecided``: identity changes per entity that wait for a person (they hold the run
+    whatever the thresholds say)."""
+    trips = [
+        Trip(entity, "relink", "identity", n, 0, base[entity])
+        for entity, n in sorted((undecided or {}).items())
+        if n
+    ]
     for entity, op, limit in limits(profile):
         n = counts.get(entity, {}).get(op, 0)
         if limit.count is not None and n > limit.count:
@@ -182,6 +194,26 @@ def explain(run: dict) -> str:
         f" ({run['verdict']['profile']} profile):"
     ]
     lines += [f"- {t['text']}" for t in run["verdict"]["trips"]]
+    relinks = run.get("relinks") or {}
+    waiting = [p for p in relinks.get("pairs", []) if not p["decision"]]
+    if waiting:
+        lines.append(
+            "Identity changes (decide each: accepted, the LMS object keeps its id and history"
+            " and takes the new key; refused, the old one is deleted and a new one created):"
+        )
+        lines += [
+            f"- pair {p['id']}: {p['entity']} {p['old_key']} -> {p['new_key']}"
+            f" ({p['certainty']}{', ambiguous' if p['ambiguous'] else ''}:"
+            f" {' + '.join(p['evidence'])})"
+            for p in waiting
+        ]
+        more = relinks["counts"]["waiting"] - len(waiting)
+        if more:
+            lines.append(f"- and {more} more: sisflow relink {run['id']} lists them all")
+        lines.append(
+            f"Decide them with: sisflow relink {run['id']} --accept ID --refuse ID --by NAME;"
+            " or here: list the pairs to accept (any pair not accepted is refused) and open."
+        )
     lines.append(
         f"Decide before {run['deadline']:%Y-%m-%d %H:%M} UTC; with no answer by then"
         " the run is aborted and nothing is applied."

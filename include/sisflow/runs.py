@@ -223,7 +223,27 @@ def summary(conn, run_id: int) -> dict:
         if row
         else None
     )
+    result["relinks"] = _relinks(conn, run_id)
     return result
+
+
+#: the pairs a run's summary lists (ids and evidence names); the counts cover them all
+SUMMARY_PAIRS = 50
+
+
+def _relinks(conn, run_id: int) -> dict | None:
+    """The run's identity changes: counts by decision, and the first pairs (waiting first)."""
+    from .identity.decisions import listed
+
+    with conn.cursor() as cur:
+        pairs = listed(cur, run_id=run_id)
+    if not pairs:
+        return None
+    counts = {"accepted": 0, "refused": 0, "waiting": 0}
+    for pair in pairs:
+        counts[pair.decision or "waiting"] += 1
+    pairs.sort(key=lambda p: (p.decision is not None, p.id))
+    return {"counts": counts, "pairs": [p.as_dict() for p in pairs[:SUMMARY_PAIRS]]}
 
 
 def latest(cur, customer: str, statuses: tuple[str, ...] | None = None) -> dict | None:

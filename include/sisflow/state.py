@@ -132,8 +132,8 @@ def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
 
 
 def forget(cur, customer: str) -> None:
-    """Remove a customer's runs, change sets, staging tables, current state, school years and
-    attached sync keys (demo and benchmark resets)."""
+    """Remove a customer's runs, change sets, staging tables, current state, school years,
+    attached sync keys and identity changes (demo and benchmark resets)."""
     from .staging import drop
 
     cur.execute("SELECT id FROM sis.runs WHERE customer = %s", (customer,))
@@ -159,3 +159,4 @@ def forget(cur, customer: str) -> None:
     cur.execute("DELETE FROM sis.deferred_deletions WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.school_years WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.sync_key_attachments WHERE customer = %s", (customer,))
+    cur.execute("DELETE FROM sis.relinks WHERE customer = %s", (customer,))

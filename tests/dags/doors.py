@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg2
 from sisflow import state
+from sisflow.airflow_api import ACCEPT
 from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import PostgresSite
 
@@ -120,6 +121,19 @@ class World:
             )
         return pupil
 
+    def rekey(self, old: str, new: str, *, username: tuple[str, str] | None = None) -> None:
+        """The SIS re-keys a person or group in the newest export (its record and every
+        membership); ``username``: and gives a person a new login, (old, new)."""
+        path = self.newest()
+        text = path.read_text(encoding="utf-8").replace(f"<id>{old}</id>", f"<id>{new}</id>")
+        if username:
+            text = text.replace(f">{username[0]}<", f">{username[1]}<")
+        path.write_text(text, encoding="utf-8")
+
+    def waiting_pairs(self) -> list[int]:
+        """The ids of the identity changes that wait for a person."""
+        return [row[0] for row in self.query("SELECT id FROM sis.relinks WHERE decision IS NULL")]
+
     def held_run(self) -> int:
         return self.query("SELECT id FROM sis.runs WHERE status = 'held' ORDER BY id DESC")[0][0]
 
@@ -181,6 +195,12 @@ class World:
             )
             attached = cur.fetchall()
             cur.execute(
+                "SELECT entity, old_key, new_key, certainty, ambiguous, evidence, decision,"
+                " decided_by, applied_run IS NOT NULL, undone_at IS NOT NULL"
+                " FROM sis.relinks ORDER BY id"
+            )
+            relinks = cur.fetchall()
+            cur.execute(
                 "SELECT (SELECT count(*) FROM sis.person_changes),"
                 " (SELECT count(*) FROM sis.membership_changes),"
                 " (SELECT count(*) FROM sis.runs WHERE pruned_at IS NOT NULL)"
@@ -206,6 +226,7 @@ class World:
             ],
             "school_years": years,
             "attached": attached,
+            "relinks": relinks,
             "history": history,
             "landed": sorted(
                 p.name for p in (self.root / "home" / "landing").rglob("*") if p.is_file()
@@ -285,6 +306,19 @@ class CliDoor:
             if how == "deadline":  # nobody answers; the next run of the same file expires it
                 time.sleep(TWO_SECONDS * 3600 + 0.5)
                 out = sisflow(self.world, *args)
+            elif how in ("relink", "relink-cli"):  # each waiting pair, accepted or refused
+                out = sisflow(
+                    self.world,
+                    "relink",
+                    self.world.held_run(),
+                    f"--{choice}",
+                    *self.world.waiting_pairs(),
+                    "--by",
+                    "kari",
+                    "--reason",
+                    "checked with the school",
+                    "--json",
+                )
             else:
                 run_id = self.world.held_run()
                 out = sisflow(
@@ -402,6 +436,33 @@ class DagDoor:
             return answer_in_airflow(
                 OPEN if choice == "open" else REJECT, "checked with the school"
             )
+        if how == "relink":  # the approval form: the pairs to accept, then open
+            return answer_in_airflow(
+                OPEN,
+                "checked with the school",
+                accept=lambda: (
+                    " ".join(map(str, self.world.waiting_pairs())) if choice == "accept" else ""
+                ),
+            )
+        if how == "relink-cli":  # decided with the command, which answers the approval
+
+            def relink_with_the_command(ti_key):
+                out = sisflow(
+                    self.world,
+                    "relink",
+                    self.world.held_run(),
+                    f"--{choice}",
+                    *self.world.waiting_pairs(),
+                    "--by",
+                    "kari",
+                    "--reason",
+                    "checked with the school",
+                    extra_env=self.api_env,
+                )
+                assert out.returncode == 0, out.stderr
+                assert "answered the approval task" in out.stdout
+
+            return relink_with_the_command
 
         def with_the_command(ti_key):
             out = sisflow(
@@ -530,8 +591,9 @@ def _approval(session, key):
     )
 
 
-def answer_in_airflow(choice: str, reason: str, user: str = "kari"):
-    """What Airflow's HITL handler does with a person's answer from the Required Actions page."""
+def answer_in_airflow(choice: str, reason: str, user: str = "kari", accept=""):
+    """What Airflow's HITL handler does with a person's answer from the Required Actions page;
+    ``accept``: the identity changes to accept (pair ids, or a callable that finds them)."""
     from airflow.models.hitl import HITLUser
     from airflow.models.trigger import handle_event_submit
     from airflow.sdk import timezone
@@ -556,7 +618,10 @@ def answer_in_airflow(choice: str, reason: str, user: str = "kari"):
             detail.responded_by = HITLUser(id=user, name=user)
             detail.responded_at = timezone.utcnow()
             detail.chosen_options = [choice]
-            detail.params_input = {"reason": reason}
+            detail.params_input = {
+                "reason": reason,
+                ACCEPT: accept() if callable(accept) else accept,
+            }
             session.add(detail)
             handle_event_submit(
                 TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session

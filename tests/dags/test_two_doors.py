@@ -303,6 +303,53 @@ def insecure_sftp_connection(w, door):
     assert door.run("2025-09-01") == "refused"
 
 
+PUPIL, LOGIN, COURSE = "elev-2025-00000", "ragnande2500000", "hage-b001-2025-1A-NOR"
+
+
+def pupil_rekeyed(w, door):
+    """The SIS gives a pupil a new key: the same account, courses and history go on."""
+    normal_import(w, door)
+    w.rekey(PUPIL, "elev-ny-1")
+    assert door.run("2025-09-02") == "success"
+    assert w.query("SELECT count(*) FROM lms.users WHERE sync_key = %s", PUPIL) == [(0,)]
+
+
+def teaching_group_rekeyed(w, door):
+    normal_import(w, door)
+    w.rekey(COURSE, "gruppe-ny")
+    assert door.run("2025-09-02") == "success"
+    assert w.query("SELECT state FROM lms.courses WHERE sync_key = 'gruppe-ny'") == [("active",)]
+
+
+def identity_change(how: str, choice: str):
+    """A pupil re-keyed with a new login: only email, name and birth date agree, so the run
+    waits for a person, who accepts or refuses the pair."""
+
+    def scenario(w, door):
+        normal_import(w, door)
+        w.rekey(PUPIL, "elev-ny-1", username=(LOGIN, "ragnhild.a"))
+        assert door.run("2025-09-02", answer=(how, choice)) == "success"
+        held = w.email("held")
+        assert f"{PUPIL} -> elev-ny-1 (low: email+name+birth date): waits for a person" in held
+        accounts = (
+            "SELECT sync_key, trashed_at IS NOT NULL FROM lms.users WHERE sync_key IN (%s, %s)"
+        )
+        kept = (
+            [("elev-ny-1", False)] if choice == "accept" else [(PUPIL, True), ("elev-ny-1", False)]
+        )
+        assert sorted(w.query(accounts, PUPIL, "elev-ny-1")) == kept
+
+    return scenario
+
+
+def identity_change_accepted_then_undone(w, door):
+    identity_change("relink", "accept")(w, door)
+    (pair,) = w.query("SELECT id FROM sis.relinks")[0]
+    out = sisflow(w, "relink", "kommune", "--undo", pair, "--by", "kari", "--reason", "two pupils")
+    assert out.returncode == 0, out.stderr
+    assert door.run("2025-09-03") == "success"  # the same file: now delete + create
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -364,6 +411,24 @@ SCENARIOS = {
     "a rollover with nothing to fetch": (
         rollover_with_nothing_to_fetch,
         ["applied", "failed", "nothing-changed"],
+    ),
+    "a pupil re-keyed by the SIS": (pupil_rekeyed, ["applied", "applied"]),
+    "a teaching group re-keyed by the SIS": (teaching_group_rekeyed, ["applied", "applied"]),
+    "an identity change accepted in the approval": (
+        identity_change("relink", "accept"),
+        ["applied", "held", "opened"],
+    ),
+    "an identity change refused in the approval": (
+        identity_change("relink", "refuse"),
+        ["applied", "held", "opened"],
+    ),
+    "an identity change accepted with the command": (
+        identity_change("relink-cli", "accept"),
+        ["applied", "held", "opened"],
+    ),
+    "an identity change accepted, then undone": (
+        identity_change_accepted_then_undone,
+        ["applied", "held", "opened", "applied"],
     ),
 }
 

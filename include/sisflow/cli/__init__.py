@@ -20,6 +20,7 @@ from .commands import (
     cmd_validate,
 )
 from .output import _OPEN, _stdout_for_json_only
+from .relink import cmd_relink
 from .year_end import cmd_demo, cmd_readiness
 
 
@@ -129,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why (stored with the decision)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_filter)
+
+    p = sub.add_parser(
+        "relink",
+        help="identity changes: list, accept or refuse a held run's pairs; undo a relink",
+        usage="sisflow relink RUN [--accept ID...] [--refuse ID...] --by NAME [--reason TEXT]\n"
+        "       sisflow relink CUSTOMER [--accept ID...] [--refuse ID...] --by NAME"
+        " (pairs readiness foresaw)\n"
+        "       sisflow relink RUN|CUSTOMER --undo ID... --by NAME --reason TEXT",
+    )
+    p.add_argument("target", metavar="RUN|CUSTOMER")
+    p.add_argument("--accept", type=int, nargs="+", default=[], metavar="ID")
+    p.add_argument("--refuse", type=int, nargs="+", default=[], metavar="ID")
+    p.add_argument("--undo", type=int, nargs="+", default=[], metavar="ID")
+    p.add_argument("--by", help="who decides (kept with each pair)")
+    p.add_argument("--reason", help="why (kept with each pair)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_relink)
 
     p = sub.add_parser("maintenance", help="remove history older than the retention period")
     p.add_argument(

@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
 def cmd_filter(args) -> int:
     """Show a run's verdict, or decide a held run. Parked in Airflow, the run's approval task is
     answered through Airflow's REST API; otherwise the run goes on here."""
-    from .. import airflow_api, runs
+    from .. import runs
     from ..errors import Refusal
 
     conn = _connect()
@@ -92,12 +92,24 @@ def cmd_filter(args) -> int:
     except Refusal as err:
         print(f"refused: {err}", file=sys.stderr)
         return EXIT_REFUSED
+    return go_on(conn, result, args)
+
+
+def go_on(conn, result: dict, args) -> int:
+    """A decided run goes on: parked in Airflow, its approval task is answered the same way
+    through Airflow's REST API; otherwise it goes on here."""
+    from .. import airflow_api
+
+    decision = result["decision"]["decision"]
+    run_id, by = result["id"], result["decision"]["decided_by"]
     airflow_run = result.get("airflow_run")
     if airflow_run:
         try:
-            airflow_api.answer(airflow_run["dag_id"], airflow_run["run_id"], decision, args.reason)
+            airflow_api.answer(
+                airflow_run["dag_id"], airflow_run["run_id"], decision, result["decision"]["reason"]
+            )
             print(
-                f"run {args.run}: {decision} by {args.by}; answered the approval task of "
+                f"run {run_id}: {decision} by {by}; answered the approval task of "
                 f"{airflow_run['dag_id']} run {airflow_run['run_id']}: it goes on in Airflow"
             )
             return 0
@@ -105,13 +117,13 @@ def cmd_filter(args) -> int:
             pass  # its DAG run ended: the run goes on here
         except airflow_api.AirflowApiError as err:
             print(
-                f"run {args.run}: {decision} by {args.by} (stored), but the Airflow run "
+                f"run {run_id}: {decision} by {by} (stored), but the Airflow run "
                 f"{airflow_run['dag_id']} / {airflow_run['run_id']} still waits: {err}. "
                 "Answer its approval task in Airflow the same way.",
                 file=sys.stderr,
             )
             return EXIT_FATAL
-    result = pipeline.resume(conn, args.run, Services.from_environment())
+    result = pipeline.resume(conn, run_id, Services.from_environment())
     if args.json:
         _print_json(result)
     else:

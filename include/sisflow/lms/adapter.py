@@ -88,6 +88,17 @@ class LmsSite(ABC):
         """Create or update accounts; an account in the trash comes back out of it."""
 
     @abstractmethod
+    def relink_users(self, pairs: Iterable[tuple[str, str]]) -> list[Outcome]:
+        """Give accounts a new sync key, (old, new) each: the account keeps its id, logins,
+        work and memberships. A pair whose new key an account has already is done; one
+        whose both keys are taken fails."""
+
+    @abstractmethod
+    def relink_groups(self, pairs: Iterable[tuple[str, str]]) -> list[Outcome]:
+        """Give courses and units a new sync key, (old, new) each, as :meth:`relink_users`:
+        a course keeps its content and participants, a unit its place and members."""
+
+    @abstractmethod
     def trash_users(self, keys: Iterable[str]) -> list[Outcome]:
         """Move accounts to the trash (recoverable); never a hard delete."""
 

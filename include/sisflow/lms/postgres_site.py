@@ -33,6 +33,7 @@ _BATCH_TABLES = {
     "courses": ("sync_key", "title", "code", "unit_key", "term_key"),
     "members": ("group_key", "user_key", "role"),
     "keys": ("sync_key",),
+    "pairs": ("old_key", "new_key"),
 }
 
 
@@ -120,6 +121,49 @@ class PostgresSite(LmsSite):
         )
         self._analyze_after_many_new_rows("lms.users")
         return []
+
+    def _relink(self, tables: tuple[str, ...], entity: str, pairs) -> list[Outcome]:
+        batch = self._load("pairs", pairs)
+        for table in tables:
+            self._run(
+                f"UPDATE {table} o SET sync_key = b.new_key, updated_at = now() FROM {{batch}} b"
+                " WHERE o.site = %(site)s AND o.sync_key = b.old_key AND NOT EXISTS (SELECT 1"
+                f" FROM {table} n WHERE n.site = %(site)s AND n.sync_key = b.new_key)",
+                batch,
+            )
+        if "lms.units" in tables:  # the children's link by key follows
+            self._run(
+                "UPDATE lms.units u SET parent_key = b.new_key FROM {batch} b"
+                " WHERE u.site = %(site)s AND u.parent_key = b.old_key",
+                batch,
+            )
+        taken = " OR ".join(
+            f"EXISTS (SELECT 1 FROM {t} x WHERE x.site = %(site)s AND x.sync_key = b.{{key}})"
+            for t in tables
+        )
+        failed = self._unmatched(
+            entity,
+            f"SELECT b.old_key FROM {{batch}} b WHERE ({taken.format(key='old_key')})"
+            f" AND ({taken.format(key='new_key')})",
+            batch,
+            "failed",
+            "both the old and the new sync key are taken",
+        )
+        missing = self._unmatched(
+            entity,
+            f"SELECT b.old_key FROM {{batch}} b WHERE NOT ({taken.format(key='old_key')})"
+            f" AND NOT ({taken.format(key='new_key')})",
+            batch,
+            "skipped",
+            "nothing in the LMS has the old sync key",
+        )
+        return failed + missing
+
+    def relink_users(self, pairs: Iterable[tuple[str, str]]) -> list[Outcome]:
+        return self._relink(("lms.users",), "person", pairs)
+
+    def relink_groups(self, pairs: Iterable[tuple[str, str]]) -> list[Outcome]:
+        return self._relink(("lms.courses", "lms.units"), "group", pairs)
 
     def trash_users(self, keys: Iterable[str]) -> list[Outcome]:
         batch = self._load("keys", keys)

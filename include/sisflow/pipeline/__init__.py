@@ -5,7 +5,8 @@
     fetch            the file into the customer's landing zone                (fetch.py)
     stage_and_judge  read and stage (stage.py), readiness for a rollover, diff and the
                      filter's verdict (judge.py); a held run sends its HELD email now
-    decide           a person's answer on a held run (one decision record, whichever door)
+    decide           a person's answer on a held run (one decision record, whichever door),
+                     and on its identity changes (relink.py)
     apply            commit to the import database, then apply to the LMS     (commit.py)
     finish           the status email, the lease given back                   (finish.py)
 
@@ -23,11 +24,12 @@ customer (:mod:`sisflow.runs`), and reads the run's status under that lock.
 
 from .begin import PAUSED, begin, prepare, take, waits_until
 from .commit import apply, commit
-from .decide import decide, from_approval, goes_on
+from .decide import accepted_pairs, decide, from_approval, goes_on
 from .fetch import confine, fetch
 from .finish import finish, finish_without_plan, notify
 from .judge import HELD_GRACE, compute_diff, judge
 from .plan import Ending, Holder, Kind, Plan, Request, customer_config
+from .relink import relink
 from .stage import stage
 from .stage_and_judge import stage_and_judge
 from .whole import resume, run
@@ -40,6 +42,7 @@ __all__ = [
     "Kind",
     "Plan",
     "Request",
+    "accepted_pairs",
     "apply",
     "begin",
     "commit",
@@ -55,6 +58,7 @@ __all__ = [
     "judge",
     "notify",
     "prepare",
+    "relink",
     "resume",
     "run",
     "stage",

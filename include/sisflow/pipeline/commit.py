@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from .. import apply as lms_apply
-from .. import faults, runs, school_year, staging, state
+from .. import faults, identity, runs, school_year, staging, state
 from .. import filter as filter_
 from ..config import CustomerConfig
 from ..errors import NotDecidable, RunSuperseded
@@ -43,6 +43,7 @@ def commit(conn, plan: Plan, run_id: int) -> dict:
                 f"run {run_id} was diffed against run {run['base_run']}, but the current state"
                 f" is now run {committed['id'] if committed else None}: stage the file again"
             )
+        identity.rename_in_state(cur, run_id, plan.customer)
         state.apply_changes(cur, run_id, plan.customer, run["counts"], run["base_counts"])
         if plan.school_year:  # the first import sets it; a rollover switches it
             school_year.record(

@@ -4,10 +4,11 @@ comes through), and what an Airflow approval's answer means as a decision."""
 from __future__ import annotations
 
 import logging
+import re
 
 from .. import filter as filter_
-from .. import runs
-from ..airflow_api import OPEN
+from .. import identity, runs
+from ..airflow_api import ACCEPT, OPEN
 from ..errors import NotDecidable
 from ..runs import RunStatus
 
@@ -28,6 +29,12 @@ def decide(
         stored = filter_.stored_decision(cur, run_id)
         if stored is None and run["status"] != RunStatus.HELD:
             raise NotDecidable(f"run {run_id} is {run['status']}: only a held run takes a decision")
+        waiting = sum(identity.undecided(cur, run_id).values())
+        if decision == filter_.Decision.OPENED and waiting:
+            raise NotDecidable(
+                f"run {run_id} waits for {waiting} identity change(s) to be decided first:"
+                f" sisflow relink {run_id} --accept ID --refuse ID --by NAME"
+            )
         stored = filter_.record_decision(cur, run_id, decision, by=by, reason=reason, via=via)
         if stored["decision"] != filter_.Decision.OPENED and run["status"] == RunStatus.HELD:
             runs.update(cur, run_id, status=RunStatus.ABORTED)
@@ -63,3 +70,9 @@ def from_approval(answer: dict) -> dict:
         "via": "airflow",
         "reason": (answer.get("params_input") or {}).get("reason") or None,
     }
+
+
+def accepted_pairs(answer: dict) -> list[int]:
+    """The pair ids the approval form's answer accepts (any separator between them)."""
+    given = (answer.get("params_input") or {}).get(ACCEPT) or ""
+    return [int(i) for i in re.findall(r"\d+", str(given))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from .. import diff, faults, runs
+from .. import diff, faults, identity, runs
 from .. import filter as filter_
 from ..calendar import Mode
 from ..config import CustomerConfig
@@ -52,6 +52,9 @@ def compute_diff(conn, plan: Plan, run_id: int) -> dict:
         counts = diff.compute(
             cur, run_id, plan.customer, run["file_type"], release_deferred=plan.mode == Mode.NORMAL
         )
+        pairs = identity.find_in_run(cur, run_id, plan.customer)
+        if pairs and identity.rewrite(cur, run_id, plan.customer):
+            counts = diff.counts(cur, run_id)
         runs.update(
             cur,
             run_id,
@@ -60,7 +63,7 @@ def compute_diff(conn, plan: Plan, run_id: int) -> dict:
             base_counts=base,
             base_run=committed["id"] if committed else None,
         )
-    log.info("run %s diffed: %s", run_id, counts)
+    log.info("run %s diffed: %s; identity changes %s", run_id, counts, len(pairs))
     faults.crash_point("diff:done")
     return runs.summary(conn, run_id)
 
@@ -73,11 +76,7 @@ def judge(
     run = runs.summary(conn, run_id)
     if run["status"] != RunStatus.DIFFED or run["verdict"] is not None:
         return run
-    name, profile = filter_.profile_for(config, plan.rollover)
-    kept = None
-    if run["file_type"] == "full":
-        kept = {e: run["records"][e] - run["skipped"][e] for e in ("person", "group")}
-    verdict = filter_.judge(run["counts"], run["base_counts"], kept, profile, name)
+    name, verdict = verdict_of(conn, run, config, plan.rollover)
     now = now or datetime.now(UTC)
     deadline = now + timedelta(hours=config.filter.deadline_hours)
     with conn, conn.cursor() as cur:
@@ -100,3 +99,17 @@ def judge(
             log.warning("run %s held by the filter: %s rule(s) tripped", run_id, len(verdict.trips))
     faults.crash_point("judge:done")
     return runs.summary(conn, run_id)
+
+
+def verdict_of(
+    conn, run: dict, config: CustomerConfig, rollover: bool
+) -> tuple[str, filter_.Verdict]:
+    """The filter's verdict on the run's change set as it stands, with the identity changes
+    that wait for a person; and the profile's name."""
+    name, profile = filter_.profile_for(config, rollover)
+    kept = None
+    if run["file_type"] == "full":
+        kept = {e: run["records"][e] - run["skipped"][e] for e in ("person", "group")}
+    with conn.cursor() as cur:
+        undecided = identity.undecided(cur, run["id"])
+    return name, filter_.judge(run["counts"], run["base_counts"], kept, profile, name, undecided)

@@ -8,7 +8,7 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
-from .. import calendar, deferred, diff, faults, runs, school_year, settings, staging
+from .. import calendar, deferred, diff, faults, identity, runs, school_year, settings, staging
 from ..calendar import Mode
 from ..config import CustomerConfig
 from ..ims.reader import ImsReader
@@ -86,7 +86,13 @@ def stage(
             None,
             (plan.school_year or {}).get("label"),
         )
-        if committed and committed["sha256"] == sha256 and not release and same_year:
+        if (
+            committed
+            and committed["sha256"] == sha256
+            and not release
+            and same_year
+            and not identity.undone_since(cur, customer, committed["id"])
+        ):
             if reread is not None:  # the file it was reading is the current state already
                 runs.update(cur, reread, status=RunStatus.SUPERSEDED)
             run_id = runs.create(
