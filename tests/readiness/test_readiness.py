@@ -239,7 +239,8 @@ def test_the_email_and_its_csv_files_carry_ids_not_names(site, state_folder):
     names = {p["family"] for p in site["starters"][:5]} | {"manuell.a", "Gammel"}
     assert not [n for n in names if any(n in t for t in texts)]
     attached = {part.get_filename() for part in msg.iter_attachments()}
-    assert "kommune-duplicates.csv" in attached and len(attached) == 9
+    assert "kommune-duplicates.csv" in attached and "kommune-rekeyed.csv" in attached
+    assert len(attached) == 11  # one per list
     assert str(site["ids"]["by_name"]) in texts[0] and site["starters"][0]["id"] in texts[0]
     # the files an operator asks for carry the names, to check a match by eye
     written = findings.write_csv(state_folder / "csv")

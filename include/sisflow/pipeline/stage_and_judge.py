@@ -81,7 +81,7 @@ def check_readiness(conn, plan: Plan, run: dict, config: CustomerConfig) -> dict
             cur,
             config,
             school_year.SchoolYear.from_dict(plan.school_year),
-            people=readiness.staged_people(cur, run["id"]),
+            people=readiness.staged_people(cur, run["id"], plan.customer),
             on=date.fromisoformat(plan.day),
         )
     plan.readiness = {**findings.summary(), "overridden": bool(plan.override and findings.blocking)}

@@ -57,9 +57,24 @@ LISTS: dict[str, ListSpec] = {
         _WHO,
     ),
     "created_twice": ListSpec(
-        "Persons the integration would create twice (one username under several sync keys)",
+        "Persons the integration would create twice (one username under several sync keys,"
+        " or a username a synced account has under another key)",
         True,
         ["sync_keys", "evidence"],
+        [],
+    ),
+    "rekeyed": ListSpec(
+        "Persons the SIS re-keyed whose pair waits for a person (one key leaves, another "
+        "arrives, and the evidence is not certain: sisflow relink CUSTOMER --accept|--refuse ID)",
+        True,
+        ["pair_id", "old_key", "new_key", "certainty", "ambiguous", "evidence"],
+        [],
+    ),
+    "rekeyed_decided": ListSpec(
+        "Persons the SIS re-keyed that the rollover relinks (certain evidence) or that a "
+        "person decided: the account keeps its history under the new key unless refused",
+        False,
+        ["pair_id", "old_key", "new_key", "certainty", "evidence", "decision"],
         [],
     ),
     "maybe_twice": ListSpec(
@@ -186,10 +201,13 @@ def _matches(accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, pd.DataF
     )
     found = found.merge(synced, on="sync_key", how="left")
     twice = found[found["synced_account_id"].notna()]
+    # an account that matches two persons is ambiguous, even when one of them has a synced
+    # account already: proposed, it could hand one sibling's account to the other
+    per_account = found.groupby("account_id")["sync_key"].transform("nunique")
+    found = found.assign(per_account=per_account)
     waiting = found[found["synced_account_id"].isna()]
-    per_account = waiting.groupby("account_id")["sync_key"].transform("nunique")
     per_key = waiting.groupby("sync_key")["account_id"].transform("nunique")
-    clear = (per_account == 1) & (per_key == 1)
+    clear = (waiting["per_account"] == 1) & (per_key == 1)
     duplicates = waiting[clear].assign(
         certainty=waiting.loc[clear, "agree"].map(matching.certainty)
     )
@@ -280,6 +298,63 @@ def _notes(
     return notes
 
 
+def _username_of_a_synced_account(cur) -> pd.DataFrame:
+    """Persons whose username a synced account has under another sync key that the SIS data
+    still holds: the import would create a second account with the same login. (Where the
+    other key leaves, it is a re-keyed person: see :func:`_rekeyed`.) Read from the checks'
+    own tables of accounts and keys (:mod:`.narrowing`)."""
+    cur.execute(
+        "SELECT DISTINCT p.sync_key, a.sync_key FROM person_keys p"
+        " JOIN ready_accounts a ON lower(btrim(a.username)) = p.value"
+        " WHERE p.key = %s AND a.sync_key IS NOT NULL AND NOT a.trashed"
+        " AND a.sync_key <> p.sync_key"
+        " AND EXISTS (SELECT 1 FROM person_keys q WHERE q.sync_key = a.sync_key)",
+        (matching.KEYS.index("username"),),
+    )
+    rows = [
+        {"sync_keys": " ".join(sorted(pair)), "evidence": "username of a synced account"}
+        for pair in cur.fetchall()
+    ]
+    return pd.DataFrame(rows, columns=["sync_keys", "evidence"]).drop_duplicates()
+
+
+def _rekeyed(cur, customer: str, sis: SisData) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The identity changes a new export would bring, found as the import finds them and
+    stored as pairs (without a run) so that a person can decide them before the rollover:
+    those that wait for a person, and those that are certain or decided."""
+    from .. import identity
+    from ..identity import pairs as find
+    from ..identity.decisions import record
+
+    waiting_columns = LISTS["rekeyed"].public
+    decided_columns = LISTS["rekeyed_decided"].public
+    if sis.sides is None:
+        return pd.DataFrame(columns=waiting_columns), pd.DataFrame(columns=decided_columns)
+    found = find.persons(cur, *sis.sides(cur))
+    record(cur, customer, "person", found, None)
+    wanted = {(f.old_key, f.new_key) for f in found}
+    rows = [
+        {
+            "pair_id": p.id,
+            "old_key": p.old_key,
+            "new_key": p.new_key,
+            "certainty": p.certainty,
+            "ambiguous": p.ambiguous,
+            "evidence": " + ".join(p.evidence),
+            "decision": p.decision
+            or ("relinked by the rule" if p.certainty == "high" and not p.ambiguous else None),
+        }
+        for p in identity.listed(cur, customer=customer)
+        if p.entity == "person" and (p.old_key, p.new_key) in wanted
+    ]
+    frame = pd.DataFrame(rows, columns=[*waiting_columns, "decision"])
+    waits = frame["decision"].isna()
+    return (
+        frame[waits][waiting_columns].reset_index(drop=True),
+        frame[~waits][decided_columns].reset_index(drop=True),
+    )
+
+
 def check(
     cur,
     config: CustomerConfig,
@@ -301,7 +376,11 @@ def check(
     frames = _matches(accounts, keyed)
     shared = matching.shared(keyed, "sync_key")
     by_username = shared["evidence"].str.contains("username", regex=False)
-    frames["created_twice"], frames["maybe_twice"] = shared[by_username], shared[~by_username]
+    frames["created_twice"] = pd.concat(
+        [shared[by_username], _username_of_a_synced_account(cur)], ignore_index=True
+    )
+    frames["maybe_twice"] = shared[~by_username]
+    frames["rekeyed"], frames["rekeyed_decided"] = _rekeyed(cur, config.id, people)
     frames["admins_with_sync_key"] = accounts[
         (accounts["profile"] == "admin") & accounts["sync_key"].notna()
     ]

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from psycopg2 import sql
+from psycopg2.extras import execute_values
 
 from ..apply import COURSE_KINDS
 from ..db.stream import streamed
@@ -19,6 +20,10 @@ COLUMNS = ["sync_key", "username", "email", "given", "family", "birth_date"]
 
 #: the persons as rows of :data:`COLUMNS`, read through the cursor the checks run on
 People = Callable[[Any], Iterable[tuple]]
+#: the persons whose key leaves (in the current state, not in the export) and those whose key
+#: arrives (the other way round), as SELECTs for :mod:`sisflow.identity.pairs`, and their
+#: parameters; made through the cursor the checks run on
+Sides = Callable[[Any], tuple[sql.Composable, sql.Composable, dict]]
 
 
 class SisData(NamedTuple):
@@ -26,6 +31,19 @@ class SisData(NamedTuple):
     terms: set[tuple[date, date]]  # the course groups' timeframes
     source: str  # in words, for the report
     whole: bool  # a whole export (a file), not the current state
+    sides: Sides | None = None  # a new export beside the current state: re-keyed persons
+
+
+def _sides(export: sql.Composable, customer: str) -> Sides:
+    leaving = sql.SQL(
+        "SELECT c.* FROM sis.persons c WHERE c.customer = %(customer)s AND NOT EXISTS"
+        " (SELECT 1 FROM {export} x WHERE x.sourcedid = c.sourcedid)"
+    ).format(export=export)
+    arriving = sql.SQL(
+        "SELECT x.* FROM {export} x WHERE NOT EXISTS (SELECT 1 FROM sis.persons c"
+        " WHERE c.customer = %(customer)s AND c.sourcedid = x.sourcedid)"
+    ).format(export=export)
+    return lambda cur: (leaving, arriving, {"customer": customer})
 
 
 def _read(
@@ -62,20 +80,24 @@ def state_people(cur, customer: str) -> SisData:
     return SisData(people, terms, "the current state", False)
 
 
-def staged_people(cur, run_id: int) -> SisData:
+def staged_people(cur, run_id: int, customer: str) -> SisData:
     where = "recstatus IS DISTINCT FROM 3"
     people, terms = _read(
         cur, PERSON.staged(run_id), BY_NAME["group"].staged(run_id), {}, where, where
     )
-    return SisData(people, terms, f"the file of run {run_id}", True)
+    export = sql.SQL("(SELECT * FROM {} WHERE recstatus IS DISTINCT FROM 3)").format(
+        PERSON.staged(run_id)
+    )
+    return SisData(people, terms, f"the file of run {run_id}", True, _sides(export, customer))
 
 
-def file_people(path: str | os.PathLike) -> SisData:
+def file_people(path: str | os.PathLike, customer: str) -> SisData:
     """An export read by the reader (its checks apply; a rejected file raises)."""
     from ..ims.reader import ImsReader
     from ..ims.records import Group, Person
 
     people, terms = [], set()  # in memory: an operator's check by hand, not a nightly run
+    persons = []
     for record in ImsReader(path):
         if isinstance(record, Person) and record.recstatus != 3:
             people.append(
@@ -88,6 +110,17 @@ def file_people(path: str | os.PathLike) -> SisData:
                     record.bday,
                 )
             )
+            persons.append(
+                (
+                    record.sourcedid,
+                    record.userids,
+                    record.email,
+                    record.given,
+                    record.fn,
+                    record.family,
+                    record.bday,
+                )
+            )
         elif (
             isinstance(record, Group)
             and record.recstatus != 3
@@ -96,7 +129,19 @@ def file_people(path: str | os.PathLike) -> SisData:
             and record.end
         ):
             terms.add((date.fromisoformat(record.begin), date.fromisoformat(record.end)))
-    return SisData(lambda cur: people, terms, f"the file {os.path.basename(path)}", True)
+    from_file = _sides(sql.Identifier("_readiness_file_persons"), customer)
+
+    def sides(cur):
+        cur.execute(
+            "DROP TABLE IF EXISTS pg_temp._readiness_file_persons;"
+            " CREATE TEMP TABLE _readiness_file_persons (sourcedid text, userids jsonb,"
+            " email text, given text, fn text, family text, bday date) ON COMMIT DROP"
+        )
+        execute_values(cur, "INSERT INTO _readiness_file_persons VALUES %s", persons)
+        return from_file(cur)
+
+    name = f"the file {os.path.basename(path)}"
+    return SisData(lambda cur: people, terms, name, True, sides)
 
 
 def _username(userids: str | None) -> str | None:

@@ -23,7 +23,7 @@ def readiness(
     with conn, conn.cursor() as cur:
         current = school_year.active(cur, config.id, config, on)
         target = school_year.starting(current.start.year + 1, config)
-        people = file_people(file) if file else state_people(cur, config.id)
+        people = file_people(file, config.id) if file else state_people(cur, config.id)
         findings = check(cur, config, target, people=people, on=on, current=current)
     log.info(
         "%s readiness for %s: %s",
