@@ -161,3 +161,67 @@ def test_a_malformed_database_url_never_shows_its_password(tmp_path, export):
         # unreadable as a URL, or unreachable: either way one line that names the setting
         assert "SISFLOW_DATABASE_URL" in out.stderr
         assert "s3cr3t-pw" not in out.stdout + out.stderr and "Traceback" not in out.stderr
+
+
+def test_relink_decides_a_held_runs_pair_and_prints_one_json_document(tmp_path, db_url):
+    """A pupil re-keyed with a new login (only email, name and birth date agree) holds the
+    run; ``sisflow relink`` refuses the pair and the run goes on as delete + create."""
+
+    def school(key, login):
+        return enterprise(
+            person(
+                key,
+                "Åse",
+                "Ødegård",
+                email="aase@skole.no",
+                bday="2015-01-01",
+                userids=[("username", login)],
+            ),
+            group("5A"),
+            membership("5A", member(key)),
+        )
+
+    env = {"SISFLOW_DATABASE_URL": db_url}
+    day1 = write(tmp_path, school("p1", "aase"), "day1.xml")
+    assert sisflow("run", "kommune", day1, env_extra=env, home=tmp_path).returncode == 0
+    day2 = write(tmp_path, school("p9", "aase.o"), "day2.xml")
+    held = json.loads(
+        sisflow("run", "kommune", day2, "--json", env_extra=env, home=tmp_path).stdout
+    )
+    assert held["status"] == "held"
+    (pair,) = held["relinks"]["pairs"]
+    shown = sisflow("relink", held["id"], env_extra=env, home=tmp_path)
+    assert f"pair {pair['id']}: person p1 -> p9 (low: email+name+birth date)" in shown.stdout
+    refused = sisflow(
+        "relink",
+        held["id"],
+        "--refuse",
+        pair["id"],
+        "--by",
+        "kari",
+        "--json",
+        env_extra=env,
+        home=tmp_path,
+    )
+    assert refused.returncode == 0, refused.stderr
+    result = json.loads(refused.stdout)  # one document, nothing else on stdout
+    # refused, the pupil leaves and another arrives: the default filter holds a delete of
+    # every person, and the run waits for the filter's decision as any other
+    assert (result["status"], result["decision"]) == ("held", None)
+    assert result["relinks"]["counts"] == {"accepted": 0, "refused": 1, "waiting": 0}
+    assert "identity" not in {t["kind"] for t in result["verdict"]["trips"]}
+    opened = sisflow(
+        "filter",
+        "open",
+        held["id"],
+        "--by",
+        "kari",
+        "--reason",
+        "a new pupil",
+        "--json",
+        env_extra=env,
+        home=tmp_path,
+    )
+    result = json.loads(opened.stdout)
+    assert result["status"] == "committed"
+    assert result["counts"]["person"] == {"create": 1, "update": 0, "delete": 1}

@@ -141,17 +141,13 @@ class Context:
 def _relinks(ctx: Context) -> None:
     """Accepted identity changes first: the object takes its new key, so every later step
     (the update of its values, its memberships) finds it under the key the file has now."""
-    ctx.cur.execute(
-        "SELECT entity, old_key, new_key FROM sis.relinks WHERE run_id = %(run)s"
-        " AND customer = %(customer)s AND decision = 'accepted' AND undone_at IS NULL"
-        " ORDER BY id",
-        ctx.params,
-    )
-    pairs = ctx.cur.fetchall()
     for entity, operation in (("person", ctx.site.relink_users), ("group", ctx.site.relink_groups)):
-        chosen = [(old, new) for kind, old, new in pairs if kind == entity]
-        if chosen:
-            ctx.send(operation, chosen, "relinks")
+        query = (
+            "SELECT old_key, new_key FROM sis.relinks WHERE run_id = %(run)s"
+            f" AND customer = %(customer)s AND entity = '{entity}' AND decision = 'accepted'"
+            " AND undone_at IS NULL ORDER BY id"
+        )
+        ctx.send_all(query, lambda old, new: (old, new), operation, "relinks")
     ctx.cur.execute(
         "UPDATE sis.relinks SET applied_run = %(run)s WHERE run_id = %(run)s"
         " AND customer = %(customer)s AND decision = 'accepted' AND undone_at IS NULL",

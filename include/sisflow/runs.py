@@ -236,14 +236,17 @@ def _relinks(conn, run_id: int) -> dict | None:
     from .identity.decisions import listed
 
     with conn.cursor() as cur:
-        pairs = listed(cur, run_id=run_id)
-    if not pairs:
-        return None
-    counts = {"accepted": 0, "refused": 0, "waiting": 0}
-    for pair in pairs:
-        counts[pair.decision or "waiting"] += 1
-    pairs.sort(key=lambda p: (p.decision is not None, p.id))
-    return {"counts": counts, "pairs": [p.as_dict() for p in pairs[:SUMMARY_PAIRS]]}
+        cur.execute(
+            "SELECT COALESCE(decision, 'waiting'), count(*) FROM sis.relinks WHERE run_id = %s"
+            " GROUP BY 1",
+            (run_id,),
+        )
+        found = dict(cur.fetchall())
+        if not found:
+            return None
+        pairs = listed(cur, run_id=run_id, first=SUMMARY_PAIRS)
+    counts = {"accepted": 0, "refused": 0, "waiting": 0, **found}
+    return {"counts": counts, "pairs": [p.as_dict() for p in pairs]}
 
 
 def latest(cur, customer: str, statuses: tuple[str, ...] | None = None) -> dict | None:

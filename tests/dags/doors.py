@@ -134,6 +134,22 @@ class World:
         """The ids of the identity changes that wait for a person."""
         return [row[0] for row in self.query("SELECT id FROM sis.relinks WHERE decision IS NULL")]
 
+    def relink(self, choice: str, *extra, extra_env: dict | None = None):
+        """``sisflow relink`` on the held run: every waiting pair accepted or refused."""
+        return sisflow(
+            self,
+            "relink",
+            self.held_run(),
+            f"--{choice}",
+            *self.waiting_pairs(),
+            "--by",
+            "kari",
+            "--reason",
+            "checked with the school",
+            *extra,
+            extra_env=extra_env,
+        )
+
     def held_run(self) -> int:
         return self.query("SELECT id FROM sis.runs WHERE status = 'held' ORDER BY id DESC")[0][0]
 
@@ -307,18 +323,7 @@ class CliDoor:
                 time.sleep(TWO_SECONDS * 3600 + 0.5)
                 out = sisflow(self.world, *args)
             elif how in ("relink", "relink-cli"):  # each waiting pair, accepted or refused
-                out = sisflow(
-                    self.world,
-                    "relink",
-                    self.world.held_run(),
-                    f"--{choice}",
-                    *self.world.waiting_pairs(),
-                    "--by",
-                    "kari",
-                    "--reason",
-                    "checked with the school",
-                    "--json",
-                )
+                out = self.world.relink(choice, "--json")
             else:
                 run_id = self.world.held_run()
                 out = sisflow(
@@ -447,18 +452,7 @@ class DagDoor:
         if how == "relink-cli":  # decided with the command, which answers the approval
 
             def relink_with_the_command(ti_key):
-                out = sisflow(
-                    self.world,
-                    "relink",
-                    self.world.held_run(),
-                    f"--{choice}",
-                    *self.world.waiting_pairs(),
-                    "--by",
-                    "kari",
-                    "--reason",
-                    "checked with the school",
-                    extra_env=self.api_env,
-                )
+                out = self.world.relink(str(choice), extra_env=self.api_env)
                 assert out.returncode == 0, out.stderr
                 assert "answered the approval task" in out.stdout
 

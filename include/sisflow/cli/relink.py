@@ -30,7 +30,10 @@ def cmd_relink(args) -> int:
                     reason=args.reason or "",
                     holder=pipeline.Holder.this_process(),
                 )
-                print(f"undone: {pair.describe()}; the next import goes on as delete + create")
+                if not args.json:
+                    print(f"undone: {pair.describe()}; the next import goes on as delete + create")
+            if args.json:
+                _show(conn, ids=args.undo, as_json=True)
             return 0
         if run_id is not None and (args.accept or args.refuse):
             config = Services.from_environment().config(runs.get(conn, run_id)["customer"])
@@ -44,9 +47,14 @@ def cmd_relink(args) -> int:
                 via="cli",
                 reason=args.reason,
             )
-            _show(conn, run_id=run_id)
             if result["decision"] and result["decision"]["decision"] == "opened":
+                if not args.json:
+                    _show(conn, run_id=run_id)
                 return go_on(conn, result, args)
+            if args.json:
+                _print_json(result)
+                return 0
+            _show(conn, run_id=run_id)
             waiting = (result["relinks"] or {}).get("counts", {}).get("waiting")
             print(
                 f"run {run_id} still held: "
@@ -77,13 +85,13 @@ def cmd_relink(args) -> int:
     return 0
 
 
-def _show(conn, *, run_id=None, customer=None, as_json=False) -> None:
+def _show(conn, *, run_id=None, customer=None, ids=None, as_json=False) -> None:
     with conn.cursor() as cur:
-        pairs = identity.listed(cur, run_id=run_id, customer=customer)
+        pairs = identity.listed(cur, run_id=run_id, customer=customer, ids=ids)
     if as_json:
         _print_json([p.as_dict() for p in pairs])
         return
-    where = f"run {run_id}" if run_id is not None else customer
+    where = f"run {run_id}" if run_id is not None else customer or "the pairs given"
     print(f"identity changes of {where}: {len(pairs)}")
     for pair in pairs:
         print(f"  {pair.describe()}")

@@ -10,7 +10,6 @@ comes back refused.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -78,32 +77,21 @@ class Pair:
         return data
 
 
-def record(cur, customer: str, entity: str, found: list[find.Found], run_id: int | None) -> None:
-    """Store a finding's pairs (their certainty, ambiguity and evidence), keeping decisions
-    made before; a relink that was undone comes back refused."""
-    if not found:
-        return
-    olds = Counter(f.old_key for f in found)
-    news = Counter(f.new_key for f in found)
-    rows = [
-        (
-            customer,
-            entity,
-            f.old_key,
-            f.new_key,
-            run_id,
-            "high" if len(f.evidence) >= 2 or entity == "group" else "low",
-            olds[f.old_key] > 1 or news[f.new_key] > 1,
-            list(f.evidence),
-        )
-        for f in found
-    ]
-    execute_values(
-        cur,
+def record(cur, customer: str, entity: str, run_id: int | None) -> None:
+    """Store the pairs just found (``_identity_found``: see :mod:`.pairs`) with their
+    certainty and ambiguity, keeping decisions made before; a relink that was undone comes
+    back refused. In the database: an SIS that re-keyed everything brings 140,000 pairs."""
+    cur.execute(
         """
         INSERT INTO sis.relinks AS r (customer, entity, old_key, new_key, run_id, certainty,
                                       ambiguous, evidence)
-        VALUES %s
+        SELECT %(customer)s, %(entity)s, old_key, new_key, %(run)s,
+               CASE WHEN cardinality(evidence) >= 2 OR %(entity)s = 'group' THEN 'high'
+                    ELSE 'low' END,
+               count(*) OVER (PARTITION BY old_key) > 1
+               OR count(*) OVER (PARTITION BY new_key) > 1,
+               evidence
+        FROM _identity_found
         ON CONFLICT (customer, entity, old_key, new_key) DO UPDATE SET
             run_id = COALESCE(EXCLUDED.run_id, r.run_id), certainty = EXCLUDED.certainty,
             ambiguous = EXCLUDED.ambiguous, evidence = EXCLUDED.evidence, found_at = now(),
@@ -114,17 +102,21 @@ def record(cur, customer: str, entity: str, found: list[find.Found], run_id: int
             reason = CASE WHEN r.undone_at IS NOT NULL THEN 'the relink was undone'
                           ELSE r.reason END
         """,
-        rows,
-        template="(%s, %s, %s, %s, %s, %s, %s, %s::text[])",
+        {"customer": customer, "entity": entity, "run": run_id},
     )
 
 
-def find_in_run(cur, run_id: int, customer: str) -> list[Pair]:
+def find_in_run(cur, run_id: int, customer: str) -> int:
     """The identity changes in a diffed run's change set: found, stored, and decided by the
-    rule where it can. Returns the run's pairs."""
+    rule where it can. Returns how many pairs the run has."""
     params = {"run": run_id, "customer": customer}
+    found = 0
     for entity, pair in (("person", find.persons), ("group", find.groups)):
-        record(cur, customer, entity, pair(cur, *find.run_sides(entity), params), run_id)
+        if pair(cur, *find.run_sides(entity), params):
+            record(cur, customer, entity, run_id)
+            found += 1
+    if not found:
+        return 0
     cur.execute(
         "UPDATE sis.relinks SET decision = 'accepted', decided_via = 'rule',"
         " decided_at = now(), reason = 'two kinds of evidence agree: '"
@@ -132,13 +124,26 @@ def find_in_run(cur, run_id: int, customer: str) -> list[Pair]:
         " WHERE run_id = %s AND decision IS NULL AND certainty = 'high' AND NOT ambiguous",
         (run_id,),
     )
-    return listed(cur, run_id=run_id)
+    cur.execute("SELECT count(*) FROM sis.relinks WHERE run_id = %s", (run_id,))
+    return cur.fetchone()[0]
 
 
-def listed(cur, *, run_id: int | None = None, customer: str | None = None, ids=None) -> list[Pair]:
-    """The pairs of a run, or a customer's (foreseen by readiness, or all), or by id."""
+def listed(
+    cur,
+    *,
+    run_id: int | None = None,
+    customer: str | None = None,
+    ids=None,
+    just_found: bool = False,
+    first: int | None = None,
+) -> list[Pair]:
+    """The pairs of a run, or a customer's (foreseen by readiness, or all), or by id;
+    ``just_found``: only those in ``_identity_found`` (see :mod:`.pairs`); ``first``: only
+    so many, those that wait for a person first."""
     where: list[str] = []
     args: list = []
+    if just_found:
+        where.append("(old_key, new_key) IN (SELECT old_key, new_key FROM _identity_found)")
     if run_id is not None:
         where.append("run_id = %s")
         args.append(run_id)
@@ -150,8 +155,8 @@ def listed(cur, *, run_id: int | None = None, customer: str | None = None, ids=N
         args.append(list(ids))
     cur.execute(
         f"SELECT {', '.join(_COLUMNS)} FROM sis.relinks WHERE {' AND '.join(where) or 'true'}"
-        " ORDER BY id",
-        args,
+        + (" ORDER BY decision IS NOT NULL, id LIMIT %s" if first else " ORDER BY id"),
+        [*args, first] if first else args,
     )
     return [Pair(*row) for row in cur.fetchall()]
 

@@ -14,8 +14,6 @@ municipality's rollover costs a fraction of a second.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from psycopg2 import sql
 
 from ..entities import username_sql
@@ -26,12 +24,6 @@ GROUP_EVIDENCE = ("code", "name", "school", "term")
 NATIONAL_ID_TYPES = ["personNIN"]
 #: a group hierarchy is at most this deep (owner, school, level, class, teaching group)
 _DEPTH = 6
-
-
-class Found(NamedTuple):
-    old_key: str
-    new_key: str
-    evidence: tuple[str, ...]
 
 
 def _person_keys(source: sql.Composable, table: str) -> sql.Composed:
@@ -63,22 +55,34 @@ def _person_keys(source: sql.Composable, table: str) -> sql.Composed:
     ).format(table=sql.Identifier(table), source=source)
 
 
-def persons(cur, leaving: sql.Composable, arriving: sql.Composable, params: dict) -> list[Found]:
-    """Every (leaving, arriving) pair of persons that agree on at least one kind of evidence."""
+def _found(cur) -> None:
+    cur.execute("DROP TABLE IF EXISTS pg_temp._identity_found")
+    cur.execute(
+        "CREATE TEMP TABLE _identity_found (old_key text, new_key text, evidence text[])"
+        " ON COMMIT DROP"
+    )
+
+
+def persons(cur, leaving: sql.Composable, arriving: sql.Composable, params: dict) -> int:
+    """Every (leaving, arriving) pair of persons that agree on at least one kind of evidence,
+    into ``_identity_found`` (temporary, with the evidence in :data:`PERSON_EVIDENCE`'s
+    order); how many."""
+    _found(cur)
     if not _both(cur, leaving, arriving, params):
-        return []
-    params = {**params, "nin": NATIONAL_ID_TYPES}
+        return 0
+    params = {**params, "nin": NATIONAL_ID_TYPES, "order": list(PERSON_EVIDENCE)}
     cur.execute(_person_keys(leaving, "_identity_old"), params)
     cur.execute(_person_keys(arriving, "_identity_new"), params)
     cur.execute(
-        "SELECT o.sourcedid, n.sourcedid, array_agg(DISTINCT o.key)"
-        " FROM _identity_old o JOIN _identity_new n ON n.key = o.key AND n.value = o.value"
-        " WHERE o.sourcedid <> n.sourcedid GROUP BY 1, 2 ORDER BY 1, 2"
+        "INSERT INTO _identity_found"
+        " SELECT old_key, new_key, array_agg(key ORDER BY array_position(%(order)s, key))"
+        " FROM (SELECT DISTINCT o.sourcedid AS old_key, n.sourcedid AS new_key, o.key"
+        "       FROM _identity_old o JOIN _identity_new n ON n.key = o.key AND n.value = o.value"
+        "       WHERE o.sourcedid <> n.sourcedid) agree"
+        " GROUP BY old_key, new_key",
+        params,
     )
-    return [
-        Found(old, new, tuple(k for k in PERSON_EVIDENCE if k in keys))
-        for old, new, keys in cur.fetchall()
-    ]
+    return cur.rowcount
 
 
 def _group_shapes(source: sql.Composable, table: str) -> sql.Composed:
@@ -99,14 +103,16 @@ def _group_shapes(source: sql.Composable, table: str) -> sql.Composed:
     ).format(table=sql.Identifier(table), source=source)
 
 
-def groups(cur, leaving: sql.Composable, arriving: sql.Composable, params: dict) -> list[Found]:
-    """Every (leaving, arriving) pair of groups with the same type, code, name, school and term.
+def groups(cur, leaving: sql.Composable, arriving: sql.Composable, params: dict) -> int:
+    """Every (leaving, arriving) pair of groups with the same type, code, name, school and term,
+    into ``_identity_found``; how many.
     A school re-keyed with its classes: a class pairs once its school has (its parent is then
     the school's new key), so the hierarchy is walked down a level per pass. Every pass is a
     hash join on the shape and the parent: an SIS that re-keyed all 40,000 groups of a large
     municipality, each code in every school, costs seconds, not a product of the two."""
+    _found(cur)
     if not _both(cur, leaving, arriving, params):
-        return []
+        return 0
     cur.execute(_group_shapes(leaving, "_identity_old_groups"), params)
     cur.execute(_group_shapes(arriving, "_identity_new_groups"), params)
     cur.execute("DROP TABLE IF EXISTS _identity_groups")
@@ -126,8 +132,11 @@ def groups(cur, leaving: sql.Composable, arriving: sql.Composable, params: dict)
         cur.execute(query)
         if cur.rowcount == 0:
             break
-    cur.execute("SELECT old_key, new_key FROM _identity_groups ORDER BY 1, 2")
-    return [Found(old, new, GROUP_EVIDENCE) for old, new in cur.fetchall()]
+    cur.execute(
+        "INSERT INTO _identity_found SELECT old_key, new_key, %s FROM _identity_groups",
+        (list(GROUP_EVIDENCE),),
+    )
+    return cur.rowcount
 
 
 def _both(cur, leaving: sql.Composable, arriving: sql.Composable, params: dict) -> bool:

@@ -63,7 +63,7 @@ def compute_diff(conn, plan: Plan, run_id: int) -> dict:
             base_counts=base,
             base_run=committed["id"] if committed else None,
         )
-    log.info("run %s diffed: %s; identity changes %s", run_id, counts, len(pairs))
+    log.info("run %s diffed: %s; identity changes %s", run_id, counts, pairs)
     faults.crash_point("diff:done")
     return runs.summary(conn, run_id)
 

@@ -330,9 +330,8 @@ def _rekeyed(cur, customer: str, sis: SisData) -> tuple[pd.DataFrame, pd.DataFra
     decided_columns = LISTS["rekeyed_decided"].public
     if sis.sides is None:
         return pd.DataFrame(columns=waiting_columns), pd.DataFrame(columns=decided_columns)
-    found = find.persons(cur, *sis.sides(cur))
-    record(cur, customer, "person", found, None)
-    wanted = {(f.old_key, f.new_key) for f in found}
+    if find.persons(cur, *sis.sides(cur)):
+        record(cur, customer, "person", None)
     rows = [
         {
             "pair_id": p.id,
@@ -344,8 +343,8 @@ def _rekeyed(cur, customer: str, sis: SisData) -> tuple[pd.DataFrame, pd.DataFra
             "decision": p.decision
             or ("relinked by the rule" if p.certainty == "high" and not p.ambiguous else None),
         }
-        for p in identity.listed(cur, customer=customer)
-        if p.entity == "person" and (p.old_key, p.new_key) in wanted
+        for p in identity.listed(cur, customer=customer, just_found=True)
+        if p.entity == "person"
     ]
     frame = pd.DataFrame(rows, columns=[*waiting_columns, "decision"])
     waits = frame["decision"].isna()
