@@ -54,6 +54,20 @@ def _files(size: str) -> dict[str, Path]:
     }
 
 
+def _switched(size: str) -> Path:
+    """The first import's file from an SIS that re-keyed everything (a municipality that
+    changed SIS): every person, group and membership under a new key, nothing else changed."""
+    path = settings.home() / "bench" / f"{size}-{YEAR}-switched.xml"
+    if not path.exists():
+        with (
+            open(_file(size, YEAR), encoding="utf-8") as src,
+            open(path, "w", encoding="utf-8") as out,
+        ):
+            for line in src:
+                out.write(line.replace("<id>", "<id>ny-"))
+    return path
+
+
 def raw_iterparse(path: Path) -> float:
     """The floor: lxml walking the same file, clearing each record, doing nothing else."""
     start = time.perf_counter()
@@ -110,9 +124,11 @@ def _timed_run(
     t = time.perf_counter()
     if rollover:
         run = check_readiness(conn, plan, run, config)
+    times["readiness"] = time.perf_counter() - t
     run = pipeline.compute_diff(conn, plan, run["id"])
     pipeline.judge(conn, plan, run["id"], config)
-    times["diff"] = time.perf_counter() - t  # with the filter's verdict
+    times["diff"] = time.perf_counter() - t  # with the readiness and the filter's verdict
+    times["identity"] = _identity_detection(conn, run["id"], customer, rollover)
     t = time.perf_counter()
     pipeline.commit(conn, plan, run["id"])
     times["commit"] = time.perf_counter() - t
@@ -120,14 +136,33 @@ def _timed_run(
     lms_apply.apply_run(conn, run["id"], mode=plan.mode, course_archiving=True, holder=plan.holder)
     times["apply"] = time.perf_counter() - t
     runs.release(conn, customer, plan.holder)
-    times["total"] = sum(times.values())
+    times["total"] = sum(times[phase] for phase in ("stage", "diff", "commit", "apply"))
     times["changes"] = sum(sum(c.values()) for c in run["counts"].values())
     times["records"] = run["records"]
     times["peak_rss_mb"] = _peak_rss_mb()
     return times
 
 
-def one(size: str) -> dict:
+def _identity_detection(conn, run_id: int, customer: str, rollover: bool) -> float:
+    """What finding identity changes costs: the run's (part of its diff) and, at a rollover,
+    the readiness check's against the staged file (part of its readiness); found once more, in
+    a transaction that is rolled back."""
+    from sisflow import identity
+    from sisflow.identity import pairs
+
+    t = time.perf_counter()
+    with conn.cursor() as cur:
+        identity.find_in_run(cur, run_id, customer)
+        if rollover:  # readiness (and pandas) is imported by the rollover only
+            from sisflow.readiness import staged_people
+
+            pairs.persons(cur, *staged_people(cur, run_id, customer).sides(cur))
+    elapsed = time.perf_counter() - t
+    conn.rollback()
+    return elapsed
+
+
+def one(size: str, switch: bool = False) -> dict:
     from sisflow.db.connection import connect
 
     files = _files(size)
@@ -163,6 +198,12 @@ def one(size: str) -> dict:
         name: _timed_run(conn, customer, path, config, day=DAYS[name], rollover=name == "rollover")
         for name, path in files.items()
     }
+    if switch:  # an SIS that re-keyed everything, after a first import: relinked, not replaced
+        reset()
+        _timed_run(conn, customer, files["first import"], config, day=DAYS["first import"])
+        runs["SIS switch"] = _timed_run(
+            conn, customer, _switched(size), config, day=DAYS["1% churn"]
+        )
     reset()
     conn.close()
     return {
@@ -257,6 +298,7 @@ AIMS = {
     "rss": 400.0,
     "flat": 1.25,
     "dags": 2.5,
+    "matching": 0.10,  # finding identity changes (run and readiness), a share of the rollover
 }
 
 
@@ -311,6 +353,15 @@ def aims(results: dict[str, dict], dag_ratio: float | None) -> None:
                 growth <= AIMS["flat"],
             )
         )
+    rows.append(
+        (
+            "rollover: finding identity changes",
+            f"{roll['identity']:.2f} s = {100 * roll['identity'] / roll['total']:.1f}% of the run"
+            f" (readiness, all checks: {roll['readiness']:.1f} s)",
+            f"<= {AIMS['matching']:.0%} of the run",
+            roll["identity"] <= AIMS["matching"] * roll["total"],
+        )
+    )
     if dag_ratio is not None:
         rows.append(
             (
@@ -372,10 +423,15 @@ def main() -> None:
         default=1,
         help="runs of each size; the medians are printed (the machine's timings vary by a fifth)",
     )
+    parser.add_argument(
+        "--sis-switch",
+        action="store_true",
+        help="also import, after a first import, the same file with every key re-keyed",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one)))
+        print(json.dumps(one(args.one, args.sis_switch)))
         return
     if args.customers:
         import many_customers
@@ -391,7 +447,7 @@ def main() -> None:
     dag_ratio = dag_parse(args.dags, dags=args.dags_folder) if args.dags else None
     print(
         f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
-        f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'commit':>7}{'apply':>7}"
+        f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'identity':>9}{'commit':>7}{'apply':>7}"
         f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}"
     )
     if args.repeat > 1:
@@ -403,7 +459,8 @@ def main() -> None:
             [
                 json.loads(
                     subprocess.run(
-                        [sys.executable, __file__, "--one", size],
+                        [sys.executable, __file__, "--one", size]
+                        + ["--sis-switch"] * args.sis_switch,
                         check=True,
                         capture_output=True,
                         text=True,
@@ -422,7 +479,8 @@ def main() -> None:
             print(
                 f"{size:<7}{name:<14}{mb:>8}{n['person']:>9}{n['group']:>8}"
                 f"{n['membership']:>9}{floor:>10}{t['stage']:>7.2f}{ratio:>6}"
-                f"{t['diff']:>7.2f}{t['commit']:>7.2f}{t['apply']:>7.2f}{t['total']:>7.2f}"
+                f"{t['diff']:>7.2f}{t['identity']:>9.2f}{t['commit']:>7.2f}{t['apply']:>7.2f}"
+                f"{t['total']:>7.2f}"
                 f"{t['changes']:>9}{rss:>12}",
                 flush=True,
             )
