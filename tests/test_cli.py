@@ -225,3 +225,19 @@ def test_relink_decides_a_held_runs_pair_and_prints_one_json_document(tmp_path, 
     result = json.loads(opened.stdout)
     assert result["status"] == "committed"
     assert result["counts"]["person"] == {"create": 1, "update": 0, "delete": 1}
+    no_reason = sisflow("relink", "kommune", "--undo", pair["id"], "--by", "kari", env_extra=env)
+    assert no_reason.returncode == 2 and "--reason is required" in no_reason.stderr
+    not_relinked = sisflow(
+        "relink",
+        "kommune",
+        "--undo",
+        pair["id"],
+        "--by",
+        "kari",
+        "--reason",
+        "test",
+        env_extra=env,
+        home=tmp_path,
+    )
+    assert not_relinked.returncode == 3
+    assert f"pair {pair['id']} was not relinked (refused" in not_relinked.stderr

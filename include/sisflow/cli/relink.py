@@ -20,6 +20,9 @@ def cmd_relink(args) -> int:
     if deciding and not args.by:
         print("--by is required to accept, refuse or undo a pair", file=sys.stderr)
         return 2
+    if args.undo and not args.reason:
+        print("--reason is required to undo a relink (it is kept with the pair)", file=sys.stderr)
+        return 2
     try:
         if args.undo:
             for pair_id in args.undo:
@@ -27,7 +30,7 @@ def cmd_relink(args) -> int:
                     conn,
                     pair_id,
                     by=args.by,
-                    reason=args.reason or "",
+                    reason=args.reason,
                     holder=pipeline.Holder.this_process(),
                 )
                 if not args.json:
