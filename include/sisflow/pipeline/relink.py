@@ -59,11 +59,10 @@ def relink(
             run_id=run_id,
         )
         log.info(
-            "run %s: identity changes %s by %s via %s",
+            "run %s: identity changes decided via %s: %s",
             run_id,
-            {p.id: p.decision for p in decided},
-            "a person",
             via,
+            {p.id: p.decision for p in decided},
         )
         if identity.undecided(cur, run_id):
             return runs.summary(conn, run_id)
