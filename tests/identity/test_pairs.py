@@ -83,3 +83,45 @@ def test_a_school_rekeyed_with_its_class_keeps_both_units(conn, tmp_path):
             " WHERE n.sync_key = '5A-ny'"
         )
         assert cur.fetchone() == (1,)  # the pupil is still a member
+
+
+def test_a_delta_file_that_rekeys_a_pupil_relinks_the_account(conn, tmp_path):
+    """A delta file deletes the old key (recstatus 3) and brings the new one with its
+    membership: one account, the same membership, nothing trashed."""
+    run(conn, tmp_path, school("p1"), "day1.xml")
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM lms.users WHERE sync_key = 'p1'")
+        (account,) = cur.fetchone()
+    delta = enterprise(
+        person("p1", "Ola", "Nordmann", recstatus=3),
+        person(
+            "p2",
+            "Ola",
+            "Nordmann",
+            bday="2015-03-01",
+            email="ola@skole.no",
+            userids=[("username", "ola"), (NIN, "01011912345")],
+        ),
+        membership("5A", member("p2")),
+        kind="delta",
+    )
+    result = run(conn, tmp_path, delta, "day2.xml")
+    assert result["status"] == "committed"
+    assert pairs(result) == [
+        ("p1", "p2", "high", ["username", "national id", "email+name+birth date"], "accepted")
+    ]
+    assert result["counts"]["person"] == {"create": 0, "update": 1, "delete": 0}
+    assert result["counts"]["membership"] == {"create": 0, "update": 0, "delete": 0}
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, trashed_at FROM lms.users WHERE site = 'kommune' ORDER BY id")
+        assert cur.fetchall() == [(account, None)]
+        cur.execute(
+            "SELECT group_id, member_id FROM sis.memberships WHERE customer = 'kommune'"
+            " AND idtype = 1"
+        )
+        assert cur.fetchall() == [("5A", "p2")]
+        cur.execute(
+            "SELECT u.sync_key FROM lms.unit_members m JOIN lms.users u ON u.id = m.user_id"
+            " JOIN lms.units n ON n.id = m.unit_id WHERE n.sync_key = '5A'"
+        )
+        assert cur.fetchall() == [("p2",)]  # the same member of the class, under its new key
