@@ -398,7 +398,12 @@ def apply_run(
             if cur.fetchone():
                 continue  # done before a crash or an earlier attempt
             ctx = Context(
-                cur, PostgresSite(cur, customer), run_id, customer, mode, course_archiving
+                cur,
+                PostgresSite(cur, customer, journal=run_id),
+                run_id,
+                customer,
+                mode,
+                course_archiving,
             )
             step(ctx)
             if ctx.outcomes:

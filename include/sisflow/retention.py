@@ -7,8 +7,9 @@ of a run that is not finished (staged, held, or committed but not fully applied:
 never skip a change set), the sync keys attached by hand (an attach can be undone), and each
 run's summary (status, file name and checksum, counts, verdict and decision: ids and counts,
 no names). Older than the retention period (``SISFLOW_RETENTION_DAYS``, default 90 days), the
-rest goes: a finished run's change rows (which carry names, emails and birth dates), its apply
-outcomes, problems and kept-records lists (pupils' ids), settled deferred deletions, undone
+rest goes: a finished run's change rows (which carry names, emails and birth dates), its LMS
+journal (which does too: a run older than that cannot be undone), its apply outcomes,
+problems and kept-records lists (pupils' ids), settled deferred deletions, undone
 attachments, staged files in the landing zone and emails in the outbox.
 """
 
@@ -64,6 +65,7 @@ def prune_database(
         "runs": 0,
         "change_rows": 0,
         "apply_outcomes": 0,
+        "journal": 0,
         "problems": 0,
         "kept": 0,
         "deferred_settled": 0,
@@ -81,6 +83,7 @@ def prune_database(
                 gone["change_rows"] += cur.rowcount
             for table, key in (
                 ("apply_outcomes", "apply_outcomes"),
+                ("lms_journal", "journal"),
                 ("problems", "problems"),
                 ("kept", "kept"),
             ):

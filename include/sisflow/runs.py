@@ -262,7 +262,9 @@ def latest(cur, customer: str, statuses: tuple[str, ...] | None = None) -> dict 
     return dict(zip(keys, row, strict=True)) if row else None
 
 
-def create(cur, customer: str, path: str, name: str, size: int, sha256: str, **fields) -> int:
+def create(
+    cur, customer: str, path: str, name: str, size: int, sha256: str | None, **fields
+) -> int:
     columns = {
         "customer": customer,
         "file_path": path,

@@ -24,6 +24,7 @@ def apply_changes(
     the statistics need a new look."""
     params = {"run": run_id, "customer": customer}
     cur.execute("SET LOCAL work_mem = '256MB'")  # hash joins of a million rows stay in memory
+    _keep_values_before(cur, params, counts)
     rebuilt = {e for e in ENTITIES if _most_goes(e, counts, base)}
     for entity in rebuilt:
         _rebuild(cur, entity, customer, params)
@@ -69,6 +70,24 @@ def apply_changes(
     if counts is not None:
         changed = {e: sum(c.values()) for e, c in counts.items()}
         partitions.analyze(cur, customer, changed, base or {})
+
+
+def _keep_values_before(cur, params: dict, counts: dict | None) -> None:
+    """Each updated record's values before the run, kept with its change row: an undo of the
+    run puts them back (the change row holds the new values only)."""
+    for entity in ENTITIES:
+        if counts is not None and not counts.get(entity.name, {}).get("update"):
+            continue
+        cur.execute(
+            sql.SQL(
+                "UPDATE {changes} ch SET before = to_jsonb(c) - 'customer' - 'run_id'"
+                " FROM {table} c WHERE ch.run_id = %(run)s AND ch.op = 'update'"
+                " AND c.customer = %(customer)s AND {match}"
+            ).format(
+                changes=entity.changes, table=entity.table, match=key_match(entity, "c", "ch")
+            ),
+            params,
+        )
 
 
 def _most_goes(entity: Entity, counts: dict | None, base: dict | None) -> bool:
@@ -133,7 +152,7 @@ def snapshot(cur, customer: str) -> dict[str, set[tuple]]:
 
 def forget(cur, customer: str) -> None:
     """Remove a customer's runs, change sets, staging tables, current state, school years,
-    attached sync keys and identity changes (demo and benchmark resets)."""
+    attached sync keys, identity changes and the LMS journal (demo and benchmark resets)."""
     from .staging import drop
 
     cur.execute("SELECT id FROM sis.runs WHERE customer = %s", (customer,))
@@ -160,3 +179,4 @@ def forget(cur, customer: str) -> None:
     cur.execute("DELETE FROM sis.school_years WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.sync_key_attachments WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.relinks WHERE customer = %s", (customer,))
+    cur.execute("DELETE FROM sis.lms_journal WHERE customer = %s", (customer,))

@@ -137,6 +137,14 @@ class LmsSite(ABC):
         keep access; with ``archive_courses`` an integration-created course is archived too."""
 
     @abstractmethod
+    def restore(self, undone: int, *, scoped: bool) -> dict:
+        """Put back what run ``undone`` changed, from the site's journal of it: each object
+        and member still as that run left it goes back to what it was before; one changed
+        since is a conflict and stays; one the run created goes, unless something uses it
+        since (kept). Journaled as this site's own run. ``scoped``: only the sync keys in the
+        scope tables (:mod:`sisflow.undo.scope`). Counts per kind and verdict."""
+
+    @abstractmethod
     def accounts(self) -> Iterator[dict]:
         """Every account, manual ones included, for the readiness checks: a dict of
         :data:`ACCOUNT_FIELDS` each. An iterator: a school owner has a hundred thousand."""

@@ -37,14 +37,50 @@ _BATCH_TABLES = {
 }
 
 
+#: the journal's name for the objects of each table
+_KINDS = {"lms.users": "user", "lms.units": "unit", "lms.terms": "term", "lms.courses": "course"}
+
 #: new rows of one statement after which a table's statistics are read again
 _MANY_NEW_ROWS = 1_000
 
 
+#: an object's row as the journal keeps it (its ``updated_at`` says nothing undo needs)
+def image(alias: str) -> str:
+    return f"to_jsonb({alias}) - 'updated_at'"
+
+
+def objects_journaled(kind: str, *changed: str) -> str:
+    """A CTE that journals what the CTEs ``changed`` returned (id, sync_key, before, after)."""
+    rows = " UNION ALL ".join(f"SELECT id, sync_key, before, after FROM {c}" for c in changed)
+    return (
+        f"journaled_{kind} AS (INSERT INTO sis.lms_journal"
+        " (run_id, customer, kind, object_id, sync_key, before, after)"
+        f" SELECT %(journal)s::bigint, %(site)s, '{kind}', id, sync_key, before, after"
+        f" FROM ({rows}) c WHERE %(journal)s::bigint IS NOT NULL)"
+    )
+
+
+def members_journaled(kind: str, changed: str, before: str, after: str) -> str:
+    """A CTE that journals the members the CTE ``changed`` returned (group_id, user_id, role),
+    one row per course or unit."""
+    return (
+        f"journaled_{changed} AS (INSERT INTO sis.lms_journal (run_id, customer, kind,"
+        " object_id, user_ids, roles, member_before, member_after)"
+        f" SELECT %(journal)s::bigint, %(site)s, '{kind}', group_id, array_agg(user_id),"
+        f" array_agg(role), '{before}', '{after}' FROM {changed}"
+        " WHERE %(journal)s::bigint IS NOT NULL GROUP BY group_id)"
+    )
+
+
 class PostgresSite(LmsSite):
-    def __init__(self, cur, site: str):
+    """``journal``: the run whose changes these are; each write then records, in the same
+    statement, what it changed and what was there before (``sis.lms_journal``). Without one
+    (an operator's act with a record of its own) nothing is journaled."""
+
+    def __init__(self, cur, site: str, journal: int | None = None):
         self.cur = cur
         self.site = site
+        self.journal = journal
 
     # -- batches into temporary tables -------------------------------------------------------
 
@@ -79,62 +115,103 @@ class PostgresSite(LmsSite):
         self.cur.execute("RESET default_statistics_target")
         return table
 
-    def _run(self, statement: str, table: sql.Identifier, **params):
-        self.cur.execute(sql.SQL(statement).format(batch=table), {"site": self.site, **params})
+    def _run(self, statement: str, table: sql.Identifier | None = None, **params):
+        query = sql.SQL(statement).format(batch=table) if table is not None else statement
+        self.cur.execute(query, {"site": self.site, "journal": self.journal, **params})
 
-    def _analyze_after_many_new_rows(self, table: str) -> None:
+    def _analyze_after_many_new_rows(self, table: str, created: int) -> None:
         """After many new rows (a site's first import or a new school year): ANALYZE, so the
         next statements are planned for them. Until autovacuum gets there, the planner takes a
         new site for empty, and the units' parent link became a nested loop over 5,800 units
         squared (6 s instead of 0.1 s)."""
-        if self.cur.rowcount >= _MANY_NEW_ROWS:
+        if created >= _MANY_NEW_ROWS:
             self.cur.execute(f"ANALYZE {table}")
 
     def _unmatched(self, entity: str, statement: str, table, outcome: str, detail: str):
         self._run(statement, table)
         return [Outcome(entity, key, outcome, detail) for (key,) in self.cur.fetchall()]
 
-    # -- users ---------------------------------------------------------------------------------
-
-    def upsert_users(self, rows: Iterable[UserRow]) -> list[Outcome]:
-        batch = self._load("users", rows)
+    def _upsert(
+        self, batch, table: str, kind: str, updated: str, created: str, prelude: str = ""
+    ) -> int:
+        """An update of the rows whose key the batch has (``updated``: the SET and WHERE of
+        an ``UPDATE {table} x ... FROM ..., {table} o``, ``o`` the row before) and an insert
+        of the others (``created``: an ``INSERT INTO {table} AS n ...``), journaled; how many
+        were created."""
         self._run(
-            """
-            INSERT INTO lms.users (site, sync_key, username, first_name, last_name, email,
-                                   profile, birth_date)
-            SELECT %(site)s, sync_key, username, first_name, last_name, email, profile,
-                   birth_date::date
-            FROM {batch}
-            ON CONFLICT (site, sync_key) DO UPDATE SET
-                username = EXCLUDED.username, first_name = EXCLUDED.first_name,
-                last_name = EXCLUDED.last_name, email = EXCLUDED.email,
-                profile = EXCLUDED.profile, birth_date = EXCLUDED.birth_date,
-                trashed_at = NULL, updated_at = now()
-            WHERE (lms.users.username, lms.users.first_name, lms.users.last_name,
-                   lms.users.email, lms.users.profile, lms.users.birth_date,
-                   lms.users.trashed_at)
-                  IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.first_name,
-                   EXCLUDED.last_name, EXCLUDED.email, EXCLUDED.profile,
-                   EXCLUDED.birth_date, NULL)
+            f"""
+            WITH {prelude}
+            updated AS ({updated} RETURNING x.id, x.sync_key, {image("o")} AS before,
+                                              {image("x")} AS after),
+            created AS ({created} RETURNING n.id, n.sync_key, NULL::jsonb AS before,
+                                             {image("n")} AS after),
+            {objects_journaled(kind, "updated", "created")}
+            SELECT count(*) FROM created
             """,
             batch,
         )
-        self._analyze_after_many_new_rows("lms.users")
+        created_rows = self.cur.fetchone()[0]
+        self._analyze_after_many_new_rows(table, created_rows)
+        return created_rows
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def upsert_users(self, rows: Iterable[UserRow]) -> list[Outcome]:
+        self._upsert(
+            self._load("users", rows),
+            "lms.users",
+            "user",
+            """
+            UPDATE lms.users x SET
+                username = b.username, first_name = b.first_name, last_name = b.last_name,
+                email = b.email, profile = b.profile, birth_date = b.birth_date::date,
+                trashed_at = NULL, updated_at = now()
+            FROM {batch} b, lms.users o
+            WHERE x.site = %(site)s AND x.sync_key = b.sync_key AND o.id = x.id
+              AND (o.username, o.first_name, o.last_name, o.email, o.profile, o.birth_date,
+                   o.trashed_at)
+                  IS DISTINCT FROM (b.username, b.first_name, b.last_name, b.email, b.profile,
+                   b.birth_date::date, NULL)
+            """,
+            """
+            INSERT INTO lms.users AS n (site, sync_key, username, first_name, last_name, email,
+                                        profile, birth_date)
+            SELECT %(site)s, sync_key, username, first_name, last_name, email, profile,
+                   birth_date::date
+            FROM {batch} b WHERE NOT EXISTS (SELECT 1 FROM lms.users e
+                                             WHERE e.site = %(site)s AND e.sync_key = b.sync_key)
+            """,
+        )
         return []
 
     def _relink(self, tables: tuple[str, ...], entity: str, pairs) -> list[Outcome]:
         batch = self._load("pairs", pairs)
         for table in tables:
+            kind = _KINDS[table]
             self._run(
-                f"UPDATE {table} o SET sync_key = b.new_key, updated_at = now() FROM {{batch}} b"
-                " WHERE o.site = %(site)s AND o.sync_key = b.old_key AND NOT EXISTS (SELECT 1"
-                f" FROM {table} n WHERE n.site = %(site)s AND n.sync_key = b.new_key)",
+                f"""
+                WITH relinked AS (
+                    UPDATE {table} x SET sync_key = b.new_key, updated_at = now()
+                    FROM {{batch}} b, {table} o
+                    WHERE x.site = %(site)s AND x.sync_key = b.old_key AND o.id = x.id
+                      AND NOT EXISTS (SELECT 1 FROM {table} n
+                                      WHERE n.site = %(site)s AND n.sync_key = b.new_key)
+                    RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+                ), {objects_journaled(kind, "relinked")}
+                SELECT 1
+                """,
                 batch,
             )
         if "lms.units" in tables:  # the children's link by key follows
             self._run(
-                "UPDATE lms.units u SET parent_key = b.new_key FROM {batch} b"
-                " WHERE u.site = %(site)s AND u.parent_key = b.old_key",
+                f"""
+                WITH followed AS (
+                    UPDATE lms.units x SET parent_key = b.new_key FROM {{batch}} b, lms.units o
+                    WHERE x.site = %(site)s AND x.parent_key = b.old_key AND o.id = x.id
+                    RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+                ), {objects_journaled("unit", "followed")}
+                SELECT 1
+                """,
                 batch,
             )
         taken = " OR ".join(
@@ -168,8 +245,16 @@ class PostgresSite(LmsSite):
     def trash_users(self, keys: Iterable[str]) -> list[Outcome]:
         batch = self._load("keys", keys)
         self._run(
-            "UPDATE lms.users u SET trashed_at = now(), updated_at = now() FROM {batch} b"
-            " WHERE u.site = %(site)s AND u.sync_key = b.sync_key AND u.trashed_at IS NULL",
+            f"""
+            WITH trashed AS (
+                UPDATE lms.users x SET trashed_at = now(), updated_at = now()
+                FROM {{batch}} b, lms.users o
+                WHERE x.site = %(site)s AND x.sync_key = b.sync_key AND x.trashed_at IS NULL
+                  AND o.id = x.id
+                RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+            ), {objects_journaled("user", "trashed")}
+            SELECT 1
+            """,
             batch,
         )
         return self._unmatched(
@@ -185,106 +270,160 @@ class PostgresSite(LmsSite):
 
     def upsert_units(self, rows: Iterable[UnitRow]) -> list[Outcome]:
         batch = self._load("units", rows)
-        self._run(
-            """
-            INSERT INTO lms.units (site, sync_key, kind, name, parent_key)
-            SELECT %(site)s, sync_key, kind, name, parent_key FROM {batch}
-            ON CONFLICT (site, sync_key) DO UPDATE SET
-                kind = EXCLUDED.kind, name = EXCLUDED.name, parent_key = EXCLUDED.parent_key,
-                removed_at = NULL, updated_at = now()
-            """,
+        self._upsert(
             batch,
+            "lms.units",
+            "unit",
+            """
+            UPDATE lms.units x SET kind = b.kind, name = b.name, parent_key = b.parent_key,
+                                   removed_at = NULL, updated_at = now()
+            FROM {batch} b, lms.units o
+            WHERE x.site = %(site)s AND x.sync_key = b.sync_key AND o.id = x.id
+              AND (o.kind, o.name, o.parent_key, o.removed_at)
+                  IS DISTINCT FROM (b.kind, b.name, b.parent_key, NULL)
+            """,
+            """
+            INSERT INTO lms.units AS n (site, sync_key, kind, name, parent_key)
+            SELECT %(site)s, sync_key, kind, name, parent_key FROM {batch} b
+            WHERE NOT EXISTS (SELECT 1 FROM lms.units e
+                              WHERE e.site = %(site)s AND e.sync_key = b.sync_key)
+            """,
         )
-        self._analyze_after_many_new_rows("lms.units")
         # parents are linked by key, whatever order the batches came in
         self._run(
-            "UPDATE lms.units u SET parent_id = p.id FROM lms.units p"
-            " WHERE u.site = %(site)s AND p.site = %(site)s AND p.sync_key = u.parent_key"
-            " AND u.parent_id IS DISTINCT FROM p.id",
-            batch,
+            f"""
+            WITH linked AS (
+                UPDATE lms.units x SET parent_id = p.id FROM lms.units p, lms.units o
+                WHERE x.site = %(site)s AND p.site = %(site)s AND p.sync_key = x.parent_key
+                  AND x.parent_id IS DISTINCT FROM p.id AND o.id = x.id
+                RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+            ), {objects_journaled("unit", "linked")}
+            SELECT 1
+            """
         )
         return []
 
     def upsert_terms(self, rows: Iterable[TermRow]) -> list[Outcome]:
-        batch = self._load("terms", rows)
-        self._run(
+        self._upsert(
+            self._load("terms", rows),
+            "lms.terms",
+            "term",
             """
-            INSERT INTO lms.terms (site, sync_key, name, begins, ends, created_by_integration)
-            SELECT %(site)s, sync_key, name, begins::date, ends::date, true FROM {batch}
-            ON CONFLICT (site, sync_key) DO UPDATE SET
-                name = EXCLUDED.name, begins = EXCLUDED.begins, ends = EXCLUDED.ends,
-                archived_at = NULL
+            UPDATE lms.terms x SET name = b.name, begins = b.begins::date, ends = b.ends::date,
+                                   archived_at = NULL
+            FROM {batch} b, lms.terms o
+            WHERE x.site = %(site)s AND x.sync_key = b.sync_key AND o.id = x.id
+              AND (o.name, o.begins, o.ends, o.archived_at)
+                  IS DISTINCT FROM (b.name, b.begins::date, b.ends::date, NULL)
             """,
-            batch,
+            """
+            INSERT INTO lms.terms AS n (site, sync_key, name, begins, ends,
+                                        created_by_integration)
+            SELECT %(site)s, sync_key, name, begins::date, ends::date, true FROM {batch} b
+            WHERE NOT EXISTS (SELECT 1 FROM lms.terms e
+                              WHERE e.site = %(site)s AND e.sync_key = b.sync_key)
+            """,
         )
         return []
 
     def archive_terms_except(self, keys: Iterable[str]) -> int:
         batch = self._load("keys", keys)
         self._run(
-            "UPDATE lms.terms t SET archived_at = now() WHERE t.site = %(site)s"
-            " AND t.created_by_integration AND t.archived_at IS NULL"
-            " AND NOT EXISTS (SELECT 1 FROM {batch} b WHERE b.sync_key = t.sync_key)",
+            f"""
+            WITH archived AS (
+                UPDATE lms.terms x SET archived_at = now() FROM lms.terms o
+                WHERE x.site = %(site)s AND x.created_by_integration AND x.archived_at IS NULL
+                  AND o.id = x.id
+                  AND NOT EXISTS (SELECT 1 FROM {{batch}} b WHERE b.sync_key = x.sync_key)
+                RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+            ), {objects_journaled("term", "archived")}
+            SELECT count(*) FROM archived
+            """,
             batch,
         )
-        return self.cur.rowcount
+        return self.cur.fetchone()[0]
 
     # -- courses -------------------------------------------------------------------------------
 
     def upsert_courses(self, rows: Iterable[CourseRow]) -> list[Outcome]:
-        batch = self._load("courses", rows)
-        self._run(
+        self._upsert(
+            self._load("courses", rows),
+            "lms.courses",
+            "course",
+            # an archived course stays archived and out of the hierarchy: only a person
+            # restores it
             """
-            INSERT INTO lms.courses (site, sync_key, title, code, unit_id, term_id,
-                                     created_by_integration)
-            SELECT %(site)s, b.sync_key, b.title, b.code, u.id, t.id, true
-            FROM {batch} b
-            LEFT JOIN lms.units u ON u.site = %(site)s AND u.sync_key = b.unit_key
-            LEFT JOIN lms.terms t ON t.site = %(site)s AND t.sync_key = b.term_key
-            ON CONFLICT (site, sync_key) DO UPDATE SET
-                title = EXCLUDED.title, code = EXCLUDED.code, term_id = EXCLUDED.term_id,
-                -- an archived course stays archived and out of the hierarchy: only a person
-                -- restores it
-                unit_id = CASE WHEN lms.courses.state = 'archived' THEN lms.courses.unit_id
-                               ELSE EXCLUDED.unit_id END,
+            UPDATE lms.courses x SET
+                title = r.title, code = r.code, term_id = r.term_id,
+                unit_id = CASE WHEN x.state = 'archived' THEN x.unit_id ELSE r.unit_id END,
                 updated_at = now()
+            FROM resolved r, lms.courses o
+            WHERE x.site = %(site)s AND x.sync_key = r.sync_key AND o.id = x.id
+              AND (o.title, o.code, o.term_id, o.unit_id)
+                  IS DISTINCT FROM (r.title, r.code, r.term_id,
+                                    CASE WHEN o.state = 'archived' THEN o.unit_id
+                                         ELSE r.unit_id END)
             """,
-            batch,
+            """
+            INSERT INTO lms.courses AS n (site, sync_key, title, code, unit_id, term_id,
+                                          created_by_integration)
+            SELECT %(site)s, r.sync_key, r.title, r.code, r.unit_id, r.term_id, true
+            FROM resolved r WHERE NOT EXISTS (SELECT 1 FROM lms.courses e
+                                              WHERE e.site = %(site)s AND e.sync_key = r.sync_key)
+            """,
+            prelude="""
+            resolved AS (
+                SELECT b.sync_key, b.title, b.code, u.id AS unit_id, t.id AS term_id
+                FROM {batch} b
+                LEFT JOIN lms.units u ON u.site = %(site)s AND u.sync_key = b.unit_key
+                LEFT JOIN lms.terms t ON t.site = %(site)s AND t.sync_key = b.term_key
+            ),
+            """,
         )
-        self._analyze_after_many_new_rows("lms.courses")
         return []
 
     def retire_groups(self, keys: Iterable[str], *, archive_courses: bool) -> list[Outcome]:
         batch = self._load("keys", keys)
         self._run(
-            """
+            f"""
             WITH retired AS (
-                UPDATE lms.courses c SET
+                UPDATE lms.courses x SET
                     unit_id = NULL,
-                    state = CASE WHEN %(archive)s AND c.created_by_integration
-                                 THEN 'archived' ELSE c.state END,
-                    archived_at = CASE WHEN %(archive)s AND c.created_by_integration
-                                       THEN now() ELSE c.archived_at END,
+                    state = CASE WHEN %(archive)s AND x.created_by_integration
+                                 THEN 'archived' ELSE x.state END,
+                    archived_at = CASE WHEN %(archive)s AND x.created_by_integration
+                                       THEN now() ELSE x.archived_at END,
                     updated_at = now()
-                FROM {batch} b
-                WHERE c.site = %(site)s AND c.sync_key = b.sync_key AND c.state = 'active'
-                RETURNING c.id
-            )
-            UPDATE lms.participants p SET synced = false
-            FROM retired WHERE p.course_id = retired.id AND p.synced
+                FROM {{batch}} b, lms.courses o
+                WHERE x.site = %(site)s AND x.sync_key = b.sync_key AND x.state = 'active'
+                  AND o.id = x.id
+                RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+            ), made_manual AS (
+                UPDATE lms.participants p SET synced = false
+                FROM retired WHERE p.course_id = retired.id AND p.synced
+                RETURNING p.course_id AS group_id, p.user_id, p.role
+            ), {objects_journaled("course", "retired")},
+            {members_journaled("participant", "made_manual", "synced", "manual")}
+            SELECT 1
             """,
             batch,
             archive=archive_courses,
         )
         self._run(
-            """
+            f"""
             WITH removed AS (
-                UPDATE lms.units u SET removed_at = now(), updated_at = now() FROM {batch} b
-                WHERE u.site = %(site)s AND u.sync_key = b.sync_key AND u.removed_at IS NULL
-                RETURNING u.id
-            )
-            DELETE FROM lms.unit_members m USING removed
-            WHERE m.unit_id = removed.id AND m.synced
+                UPDATE lms.units x SET removed_at = now(), updated_at = now()
+                FROM {{batch}} b, lms.units o
+                WHERE x.site = %(site)s AND x.sync_key = b.sync_key AND x.removed_at IS NULL
+                  AND o.id = x.id
+                RETURNING x.id, x.sync_key, {image("o")} AS before, {image("x")} AS after
+            ), members_out AS (
+                DELETE FROM lms.unit_members m USING removed
+                WHERE m.unit_id = removed.id AND m.synced
+                RETURNING m.unit_id AS group_id, m.user_id, m.role
+            ), {objects_journaled("unit", "removed")},
+            {members_journaled("unit_member", "members_out", "synced", "absent")}
+            SELECT 1
             """,
             batch,
         )
@@ -312,6 +451,7 @@ class PostgresSite(LmsSite):
         """Members in, and those whose group or account the site lacks back as failed: one
         pass over the batch resolves both."""
         batch = self._load("members", rows)
+        kind = "participant" if table == "participants" else "unit_member"
         self._run(
             f"""
             WITH resolved AS MATERIALIZED (
@@ -324,7 +464,8 @@ class PostgresSite(LmsSite):
                 SELECT group_id, user_id, role, true FROM resolved
                 WHERE group_id IS NOT NULL AND user_id IS NOT NULL
                 ON CONFLICT ({group_column}, user_id, role) DO NOTHING
-            )
+                RETURNING {group_column} AS group_id, user_id, role
+            ), {members_journaled(kind, "added", "absent", "synced")}
             SELECT group_key || '/' || user_key FROM resolved
             WHERE group_id IS NULL OR user_id IS NULL
             """,
@@ -338,24 +479,40 @@ class PostgresSite(LmsSite):
     def remove_memberships(self, rows: Iterable[MemberRow]) -> list[Outcome]:
         batch = self._load("members", rows)
         self._run(
-            """
-            DELETE FROM lms.participants p USING {batch} b, lms.courses c, lms.users u
-            WHERE c.site = %(site)s AND c.sync_key = b.group_key
-              AND u.site = %(site)s AND u.sync_key = b.user_key
-              AND p.course_id = c.id AND p.user_id = u.id AND p.role = b.role AND p.synced
+            f"""
+            WITH gone AS (
+                DELETE FROM lms.participants p USING {{batch}} b, lms.courses c, lms.users u
+                WHERE c.site = %(site)s AND c.sync_key = b.group_key
+                  AND u.site = %(site)s AND u.sync_key = b.user_key
+                  AND p.course_id = c.id AND p.user_id = u.id AND p.role = b.role AND p.synced
+                RETURNING p.course_id AS group_id, p.user_id, p.role
+            ), {members_journaled("participant", "gone", "synced", "absent")}
+            SELECT 1
             """,
             batch,
         )
         self._run(
-            """
-            DELETE FROM lms.unit_members m USING {batch} b, lms.units n, lms.users u
-            WHERE n.site = %(site)s AND n.sync_key = b.group_key
-              AND u.site = %(site)s AND u.sync_key = b.user_key
-              AND m.unit_id = n.id AND m.user_id = u.id AND m.role = b.role AND m.synced
+            f"""
+            WITH gone AS (
+                DELETE FROM lms.unit_members m USING {{batch}} b, lms.units n, lms.users u
+                WHERE n.site = %(site)s AND n.sync_key = b.group_key
+                  AND u.site = %(site)s AND u.sync_key = b.user_key
+                  AND m.unit_id = n.id AND m.user_id = u.id AND m.role = b.role AND m.synced
+                RETURNING m.unit_id AS group_id, m.user_id, m.role
+            ), {members_journaled("unit_member", "gone", "synced", "absent")}
+            SELECT 1
             """,
             batch,
         )
         return []
+
+    # -- undo ----------------------------------------------------------------------------------
+
+    def restore(self, undone: int, *, scoped: bool) -> dict:
+        from .restore import restore
+
+        assert self.journal is not None, "an undo is journaled as a run of its own"
+        return restore(self.cur, self.site, undone, self.journal, scoped=scoped)
 
     # -- looking at it -------------------------------------------------------------------------
 
