@@ -13,6 +13,7 @@ from datetime import date
 
 TASKS = ["begin", "fetch", "stage_and_judge", "approval", "apply"]
 ATTACH, DO_NOT_ATTACH = "Attach", "Do not attach"
+UNDO, DO_NOT_UNDO = "Undo", "Do not undo"
 
 
 @contextmanager
@@ -283,6 +284,67 @@ def attach(customer, dag_run, ti):
         )
     print(f"{customer}: {len(ids)} sync keys attached by {user['name']}: attachments {ids}")
     return ids
+
+
+# -- undo ----------------------------------------------------------------------------------------
+
+
+def _undo_options(params: dict, dag_run, config) -> dict:
+    school = (params.get("school") or "").strip() or None
+    return {"school": school, "force": bool(params.get("force")), "today": _day(dag_run, config)}
+
+
+def undo_preview(customer, params, dag_run, ti):
+    """What the undo would put back and what it would leave alone, computed and rolled back;
+    the approval shows it. A dry run ends here."""
+    from . import pipeline
+    from .undo import undo
+
+    with _step(ti, conn := _conn()):
+        config = pipeline.customer_config(customer)
+        result = undo(
+            conn,
+            int(params["run"]),
+            by="(preview)",
+            reason=params.get("reason") or "(preview)",
+            via="airflow",
+            config=config,
+            holder=pipeline.Holder.airflow_run(dag_run.dag_id, dag_run.run_id),
+            dry_run=True,
+            **_undo_options(params, dag_run, config),
+        )
+        text = "\n".join(result.lines())
+        print(text)
+        ti.xcom_push(key="preview", value=text)
+        return [] if params.get("dry_run") else ["approval"]
+
+
+def undo(customer, params, dag_run, ti):
+    """The undo, once a person approved it, in that person's name; its email goes out."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from . import pipeline
+    from .undo import undo_and_tell
+
+    answer = ti.xcom_pull(task_ids="approval") or {}
+    user = answer.get("responded_by_user")
+    if answer.get("chosen_options") != [UNDO] or not user:
+        raise AirflowSkipException("nothing undone: the undo was not approved")
+    with _step(ti, conn := _conn()):
+        result, email = undo_and_tell(
+            conn,
+            int(params["run"]),
+            services=_services(),
+            holder=pipeline.Holder.airflow_run(dag_run.dag_id, dag_run.run_id),
+            airflow=_airflow(dag_run),
+            by=user["name"],
+            reason=params.get("reason") or "",
+            via="airflow",
+            **_undo_options(params, dag_run, pipeline.customer_config(customer)),
+        )
+    print("\n".join(result.lines()))
+    print(f"{customer}: {email['subject']} -> {email['sent']}" if email else "")
+    return result.as_dict()
 
 
 # -- maintenance ---------------------------------------------------------------------------------

@@ -123,3 +123,17 @@ class BlockedByReadiness(Refusal):
         "findings (attach sync keys: 'sisflow readiness attach CUSTOMER --from-csv "
         "FILE'), or trigger the rollover again with 'override' set once they are checked."
     )
+
+
+class UndoRefused(Refusal):
+    """An undo that cannot be done as asked (a dry run, a run that applied nothing, a journal
+    pruned, a later run in progress): nothing was changed."""
+
+    outcome = "undo-refused"
+
+
+class UndoNeedsForce(UndoRefused):
+    """A rollover undone after its window: it would take back a school year that later runs
+    built on. The message says what it would do; ``--force`` does it."""
+
+    advice = "Read what the undo would do (--dry-run), then add --force to do it."

@@ -31,8 +31,10 @@ OPS = ("create", "update", "delete")
 @dataclass(frozen=True)
 class Trip:
     entity: str
-    op: str  # create, update, delete; "size" for the guard, "relink" for identity changes
-    kind: str  # count, percent, guard or identity
+    #: create, update, delete; "size" for the guard, "relink" for identity changes, "redo"
+    #: for changes an undo took back
+    op: str
+    kind: str  # count, percent, guard, identity or undone
     actual: float
     limit: float
     base: int
@@ -42,6 +44,11 @@ class Trip:
             return (
                 f"{self.entity} relink: {int(self.actual)} identity change(s) wait for a person"
                 " (one key leaves, another arrives, and the evidence is not certain)"
+            )
+        if self.kind == "undone":
+            return (
+                f"{self.entity} redo: {int(self.actual)} change(s) would make again what an"
+                " undo took back (a person decides whether they come back)"
             )
         if self.kind == "guard":
             return (
@@ -121,14 +128,21 @@ def judge(
     profile: FilterProfile,
     profile_name: str,
     undecided: dict[str, int] | None = None,
+    redone: dict[str, int] | None = None,
 ) -> Verdict:
     """Judge a change set. ``base``: the current size per entity; ``kept``: the records of a
     full file that were kept (None for a delta file, which the size guard does not concern);
     ``undecided``: identity changes per entity that wait for a person (they hold the run
-    whatever the thresholds say)."""
+    whatever the thresholds say); ``redone``: changes per entity that an undo took back,
+    made again by the first run after it (they hold the run too)."""
     trips = [
         Trip(entity, "relink", "identity", n, 0, base[entity])
         for entity, n in sorted((undecided or {}).items())
+        if n
+    ]
+    trips += [
+        Trip(entity, "redo", "undone", n, 0, base[entity])
+        for entity, n in sorted((redone or {}).items())
         if n
     ]
     for entity, op, limit in limits(profile):

@@ -21,6 +21,7 @@ from .commands import (
 )
 from .output import _OPEN, _stdout_for_json_only
 from .relink import cmd_relink
+from .undo import cmd_undo
 from .year_end import cmd_demo, cmd_readiness
 
 
@@ -147,6 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why (kept with each pair)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_relink)
+
+    p = sub.add_parser(
+        "undo",
+        help="take a run back: the LMS and the import database as they were before it",
+        usage="sisflow undo RUN [--school UNIT-ID] [--dry-run] [--force] --by NAME --reason TEXT",
+    )
+    p.add_argument("run", type=int, metavar="RUN")
+    p.add_argument("--school", metavar="UNIT-ID", help="only this school's part (its sync key)")
+    p.add_argument("--dry-run", action="store_true", help="say what it would do; change nothing")
+    p.add_argument(
+        "--force", action="store_true", help="a rollover after its window: undo it anyway"
+    )
+    p.add_argument(
+        "--on",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="the calendar's date for a rollover's window (default: today in Europe/Oslo)",
+    )
+    p.add_argument("--by", help="who decides (kept with the undo)")
+    p.add_argument("--reason", help="why (kept with the undo)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_undo)
 
     p = sub.add_parser("maintenance", help="remove history older than the retention period")
     p.add_argument(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from .. import diff, faults, identity, runs
+from .. import diff, faults, identity, runs, undo
 from .. import filter as filter_
 from ..calendar import Mode
 from ..config import CustomerConfig
@@ -112,4 +112,19 @@ def verdict_of(
         kept = {e: run["records"][e] - run["skipped"][e] for e in ("person", "group")}
     with conn.cursor() as cur:
         undecided = identity.undecided(cur, run["id"])
-    return name, filter_.judge(run["counts"], run["base_counts"], kept, profile, name, undecided)
+        redone = _redone(cur, run)
+    return name, filter_.judge(
+        run["counts"], run["base_counts"], kept, profile, name, undecided, redone
+    )
+
+
+def _redone(cur, run: dict) -> dict[str, int] | None:
+    """Right after an undo, the changes of the run that the undone run had made too: an
+    undone change does not come back without a person."""
+    if run["base_run"] is None:
+        return None
+    cur.execute("SELECT undo_of FROM sis.runs WHERE id = %s", (run["base_run"],))
+    row = cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return undo.redone(cur, run["id"], row[0])

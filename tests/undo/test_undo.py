@@ -1,0 +1,185 @@
+"""Undo on the reference site: the LMS and the import database back as they were."""
+
+from datetime import date
+
+import pytest
+from sisflow import state
+from sisflow.errors import UndoRefused
+from sisflow.pipeline import Holder
+from sisflow.undo import undo
+
+from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
+
+DAY = date(2025, 9, 1)
+CONFIG = lenient(course_archiving=True)
+BEGIN, END = "2025-08-15", "2026-06-20"
+
+
+def lms_rows(conn, site="kommune") -> dict:
+    """Every row of the site, every column but the time of the last update: the site as a
+    whole, names and states included."""
+    tables = {
+        "users": "SELECT * FROM lms.users WHERE site = %(s)s ORDER BY id",
+        "units": "SELECT * FROM lms.units WHERE site = %(s)s ORDER BY id",
+        "terms": "SELECT * FROM lms.terms WHERE site = %(s)s ORDER BY id",
+        "courses": "SELECT * FROM lms.courses WHERE site = %(s)s ORDER BY id",
+        "participants": "SELECT p.* FROM lms.participants p JOIN lms.courses c"
+        " ON c.id = p.course_id WHERE c.site = %(s)s ORDER BY 1, 2, 3",
+        "unit_members": "SELECT m.* FROM lms.unit_members m JOIN lms.units n ON n.id = m.unit_id"
+        " WHERE n.site = %(s)s ORDER BY 1, 2, 3",
+    }
+    out = {}
+    with conn.cursor() as cur:
+        for name, query in tables.items():
+            cur.execute(query, {"s": site})
+            columns = [d.name for d in cur.description]
+            out[name] = [
+                {c: v for c, v in zip(columns, row, strict=True) if c != "updated_at"}
+                for row in cur.fetchall()
+            ]
+    return out
+
+
+def two_schools(pupils_a=10, pupils_b=10) -> str:
+    """Two schools, each with a class, a teaching group, pupils and a teacher."""
+    records = [group("owner", "skoleeier", scheme="pifu-ims-go-org")]
+    for s, n in (("A", pupils_a), ("B", pupils_b)):
+        pupils = [f"{s.lower()}{i}" for i in range(n)]
+        records += [person(p, "Elev", p.upper()) for p in pupils]
+        records.append(person(f"t{s}", "Lærer", "L"))
+        records += [
+            group(f"school{s}", "skole", parent="owner", scheme="pifu-ims-go-org", level="2"),
+            group(f"5{s}", "basisgruppe", parent=f"school{s}", begin=BEGIN, end=END),
+            group(f"MAT-{s}", "undervisningsgruppe", parent=f"school{s}", begin=BEGIN, end=END),
+        ]
+        everyone = (*(member(p) for p in pupils), member(f"t{s}", "02"))
+        records += [membership(g, *everyone) for g in (f"school{s}", f"5{s}", f"MAT-{s}")]
+    return enterprise(*records)
+
+
+def imported(conn, tmp_path, text, name, **kw):
+    return run_once(conn, "kommune", write(tmp_path, text, name), config=CONFIG, on=DAY, **kw)
+
+
+def take_back(conn, run_id, **kw):
+    return undo(
+        conn,
+        run_id,
+        by="ops",
+        reason="test",
+        via="cli",
+        config=CONFIG,
+        holder=Holder.this_process(),
+        **kw,
+    )
+
+
+def test_undo_of_a_cut_off_export_puts_every_row_back(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "day1.xml")
+    before_lms = lms_rows(conn)
+    before_state = state.snapshot(conn.cursor(), "kommune")
+    bad = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")
+    assert lms_rows(conn) != before_lms
+    result = take_back(conn, bad["id"])
+    assert result.lms["user"]["restored"] == 9
+    assert lms_rows(conn) == before_lms
+    assert state.snapshot(conn.cursor(), "kommune") == before_state
+
+
+def test_dry_run_changes_nothing(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "day1.xml")
+    bad = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")
+    after = lms_rows(conn)
+    result = take_back(conn, bad["id"], dry_run=True)
+    assert result.undo_run is None and result.lms["user"]["restored"] == 9
+    assert lms_rows(conn) == after
+
+
+def test_undo_of_an_undo_puts_the_run_back(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "day1.xml")
+    bad = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")
+    after = lms_rows(conn)
+    first = take_back(conn, bad["id"])
+    take_back(conn, first.undo_run)
+    assert lms_rows(conn) == after
+
+
+def test_undo_of_a_first_import_takes_away_what_nobody_used(conn, tmp_path):
+    first = imported(conn, tmp_path, two_schools(), "day1.xml")
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE lms.users SET last_login = now() WHERE sync_key = 'a1'")
+    result = take_back(conn, first["id"])
+    rows = lms_rows(conn)
+    assert [u["sync_key"] for u in rows["users"]] == ["a1"]
+    assert {"kind": "user", "key": "a1", "verdict": "kept", "why": "has been logged into"} in (
+        result.left_alone
+    )
+    assert rows["courses"] == [] and rows["participants"] == []
+
+
+def school_part(rows: dict, school: str) -> dict:
+    """The rows of one school: its pupils and teacher, its units and course, their members."""
+    prefix = school[-1]
+    users = {u["id"] for u in rows["users"] if u["sync_key"].upper().lstrip("T").startswith(prefix)}
+    units = {u["id"] for u in rows["units"] if (u["sync_key"] or "").endswith(prefix)}
+    courses = {c["id"] for c in rows["courses"] if c["sync_key"].endswith(prefix)}
+    return {
+        "users": [u for u in rows["users"] if u["id"] in users],
+        "units": [u for u in rows["units"] if u["id"] in units],
+        "courses": [c for c in rows["courses"] if c["id"] in courses],
+        "participants": [p for p in rows["participants"] if p["course_id"] in courses],
+        "unit_members": [m for m in rows["unit_members"] if m["unit_id"] in units],
+    }
+
+
+def test_undo_of_one_school_of_two(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "day1.xml")
+    before = lms_rows(conn)
+    bad = imported(conn, tmp_path, two_schools(pupils_a=1, pupils_b=1), "day2.xml")
+    after = lms_rows(conn)
+    take_back(conn, bad["id"], school="schoolA")
+    rows = lms_rows(conn)
+    assert school_part(rows, "schoolA") == school_part(before, "schoolA")
+    assert school_part(rows, "schoolB") == school_part(after, "schoolB")
+    assert school_part(rows, "schoolB") != school_part(before, "schoolB")
+    persons = {row[0] for row in state.snapshot(conn.cursor(), "kommune")["person"]}
+    assert {f"a{i}" for i in range(10)} <= persons and "b5" not in persons
+
+
+def test_conflicts_are_left_alone_and_listed(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "day1.xml")
+    bad = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")
+    with conn, conn.cursor() as cur:  # a person took a2 out of the trash by hand
+        cur.execute("UPDATE lms.users SET trashed_at = NULL WHERE sync_key = 'a2'")
+    result = take_back(conn, bad["id"])
+    assert result.lms["user"] == {"restored": 8, "conflict": 1}
+    assert result.left_alone == [
+        {"kind": "user", "key": "a2", "verdict": "conflict", "why": "changed by hand since"}
+    ]
+
+
+def test_refusals(conn, tmp_path):
+    first = imported(conn, tmp_path, two_schools(), "day1.xml")
+    dry = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml", dry_run=True)
+    with pytest.raises(UndoRefused, match="was a dry run"):
+        take_back(conn, dry["id"])
+    same = imported(conn, tmp_path, two_schools(), "day1b.xml")
+    with pytest.raises(UndoRefused, match="is unchanged"):
+        take_back(conn, same["id"])
+    take_back(conn, first["id"])
+    with pytest.raises(UndoRefused, match="undone already"):
+        take_back(conn, first["id"])
+
+
+def test_the_undone_change_does_not_come_back_without_a_person(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "day1.xml")
+    bad = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")
+    take_back(conn, bad["id"])
+    again = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")  # the same file
+    assert again["status"] == "held"
+    assert [(t["entity"], t["kind"], t["actual"]) for t in again["verdict"]["trips"]] == [
+        ("membership", "undone", 27),
+        ("person", "undone", 9),
+    ]
+    fixed = imported(conn, tmp_path, two_schools(), "day3.xml")  # nothing undone comes back
+    assert fixed["status"] == "committed"
