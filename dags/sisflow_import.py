@@ -4,9 +4,11 @@
     sisflow_rollover__<customer>   by hand: the new school year, the effective date (the run
                                    waits, deferred, until that day), dry run, override
     sisflow_readiness__<customer>  by hand, and on the customer's ``readiness_on`` days
+    sisflow_undo__<customer>       by hand: a run (or one school's part of it) taken back
 
     import, rollover:  begin -> fetch -> stage_and_judge -> (approval) -> apply -> finish
     readiness:         check -> (approval) -> attach
+    undo:              preview -> (approval) -> undo
 
 Each task's callable is in ``sisflow.airflow_tasks``: a call or two into ``sisflow.pipeline``,
 the same phases ``sisflow run`` runs; the run's plan (date, calendar mode, run id) travels over
@@ -34,6 +36,8 @@ from sisflow.airflow_api import ACCEPT, OPEN, REJECT
 from sisflow.airflow_tasks import (
     ATTACH,
     DO_NOT_ATTACH,
+    DO_NOT_UNDO,
+    UNDO,
     apply,
     attach,
     begin,
@@ -41,6 +45,8 @@ from sisflow.airflow_tasks import (
     fetch,
     finish,
     stage_and_judge,
+    undo,
+    undo_preview,
 )
 from sisflow.config import ConfigError, CustomerConfig, load_all
 from sisflow_operators import WaitingPythonOperator
@@ -113,10 +119,29 @@ READINESS_FORM = {
         **_DRAFT7,
     ),
 }
+UNDO_FORM = {
+    "run": Param(0, type="integer", minimum=1, description="the id of the run to undo", **_DRAFT7),
+    "school": Param(
+        None,
+        type=["null", "string"],
+        description="undo only this school's part: its unit's sync key",
+        **_DRAFT7,
+    ),
+    "dry_run": Param(
+        False, type="boolean", description="show what it would do, change nothing", **_DRAFT7
+    ),
+    "force": Param(
+        False,
+        type="boolean",
+        description="a rollover after its delay-delete window: undo it anyway",
+        **_DRAFT7,
+    ),
+    "reason": Param(type="string", minLength=1, description="why (kept with the undo)", **_DRAFT7),
+}
 # Every form's defaults resolve against its schema, checked here once: Airflow would check a
 # scheduled DAG's form again for each of the 500 customers (a tenth of the DAG folder's parse).
 for _form in (FORM, ROLLOVER_FORM, READINESS_FORM):
-    ParamsDict(_form).validate()
+    ParamsDict(_form).validate()  # the undo form has no defaults: a person fills it in
 
 
 def _give_form(dag: DAG, form: dict[str, Param]) -> None:
@@ -296,6 +321,50 @@ def build_readiness(config: CustomerConfig) -> DAG:
     return dag
 
 
+# -- undo ----------------------------------------------------------------------------------------
+
+
+_PREVIEW = """What the undo would do (computed and rolled back; nothing has changed yet):
+
+{{ ti.xcom_pull(task_ids='preview', key='preview') }}
+
+Undo puts back what the run removed or changed, takes away what it created and nobody used
+since, and leaves alone (listed) what was changed since. It is a run of its own: it is emailed
+and can be undone in turn."""
+
+
+def build_undo(config: CustomerConfig) -> DAG:
+    with DAG(
+        dag_id=f"sisflow_undo__{config.id}",
+        schedule=None,
+        max_active_runs=1,
+        tags=["sisflow", "undo", config.id, config.sis_vendor.value],
+        doc_md=f"# Undo: {config.name or config.id}\n\nTake a run back: the LMS and the import"
+        " database as they were before it (or one school's part of it). The *preview* shows"
+        " what would be put back and what cannot; nothing changes before the *approval*."
+        " Same as `sisflow undo RUN [--school UNIT-ID] --by NAME --reason TEXT`.",
+        default_args={"owner": OWNER, "retries": 0},
+        **_configured(),
+    ) as dag:
+        previewed = BranchPythonOperator(
+            task_id="preview", python_callable=undo_preview, op_kwargs={"customer": config.id}
+        )
+        approval = HITLOperator(
+            task_id="approval",
+            subject=f"{config.id}: undo this run?",
+            body=_PREVIEW,
+            options=[UNDO, DO_NOT_UNDO],
+            defaults=[DO_NOT_UNDO],
+            response_timeout=timedelta(days=2),
+        )
+        undone = PythonOperator(
+            task_id="undo", python_callable=undo, op_kwargs={"customer": config.id}
+        )
+        previewed >> approval >> undone
+    dag.params.update(UNDO_FORM)
+    return dag
+
+
 def _broken(error: ConfigError) -> DAG:
     """A customer whose file is invalid: one task that fails with the file's error."""
 
@@ -320,14 +389,15 @@ def _broken(error: ConfigError) -> DAG:
 _only = get_parsing_context().dag_id
 _configs, _errors = load_all()
 for _config in _configs:
-    for _kind in ("import", "rollover", "readiness"):
+    for _kind in ("import", "rollover", "readiness", "undo"):
         if _only and _only != f"sisflow_{_kind}__{_config.id}":
             continue
-        _dag = (
-            build_readiness(_config)
-            if _kind == "readiness"
-            else build(_config, rollover=_kind == "rollover")
-        )
+        if _kind == "readiness":
+            _dag = build_readiness(_config)
+        elif _kind == "undo":
+            _dag = build_undo(_config)
+        else:
+            _dag = build(_config, rollover=_kind == "rollover")
         globals()[_dag.dag_id] = _dag
 for _error in _errors:
     if not _only or _only == f"sisflow_import__{_error.path.stem}":

@@ -31,6 +31,7 @@ LENIENT = "{person: {}, group: {}, membership: {}, min_share: 0}"
 STRICT = "{person: {delete: {count: 1}}, min_share: 0}"
 WINDOW = "delay_delete:\n  - {start: 2026-06-20, end: 2026-08-14}\n"
 TWO_SECONDS = 0.0006  # deadline_hours
+UNDO_REASON = "the export was cut off"
 
 
 @dataclass
@@ -129,6 +130,53 @@ class World:
         if username:
             text = text.replace(f">{username[0]}<", f">{username[1]}<")
         path.write_text(text, encoding="utf-8")
+
+    def cut_off(self, school: str, keep_every: int = 10) -> set[str]:
+        """The SIS sends an export that lost most pupils of one school (a cut-off export):
+        of the school's pupils only every ``keep_every``-th stays; the keys of those gone."""
+        from lxml import etree
+
+        path = self.newest()
+        tree = etree.parse(str(path))
+        ns = {"i": tree.getroot().nsmap[None]}
+        pupils = tree.xpath(
+            "//i:membership[i:sourcedid/i:id = $school]/i:member/i:sourcedid/i:id/text()",
+            namespaces=ns,
+            school=school,
+        )
+        pupils = [p for p in pupils if p.startswith("elev-")]
+        gone = {p for i, p in enumerate(pupils) if i % keep_every}
+        for element in tree.xpath("//i:person | //i:member", namespaces=ns):
+            if element.findtext("i:sourcedid/i:id", namespaces=ns) in gone:
+                element.getparent().remove(element)
+        tree.write(str(path), xml_declaration=True, encoding="UTF-8")
+        return gone
+
+    def lms_rows(self) -> dict:
+        """The whole LMS site, every column but the time of the last update."""
+        tables = {
+            "users": "SELECT * FROM lms.users ORDER BY id",
+            "units": "SELECT * FROM lms.units ORDER BY id",
+            "terms": "SELECT * FROM lms.terms ORDER BY id",
+            "courses": "SELECT * FROM lms.courses ORDER BY id",
+            "participants": "SELECT * FROM lms.participants ORDER BY 1, 2, 3",
+            "unit_members": "SELECT * FROM lms.unit_members ORDER BY 1, 2, 3",
+        }
+        out = {}
+        with psycopg2.connect(self.db_url) as conn, conn.cursor() as cur:
+            for name, query in tables.items():
+                cur.execute(query)
+                columns = [d.name for d in cur.description]
+                out[name] = [
+                    {c: v for c, v in zip(columns, row, strict=True) if c != "updated_at"}
+                    for row in cur.fetchall()
+                ]
+        return out
+
+    def last_applied(self) -> int:
+        return self.query(
+            "SELECT max(id) FROM sis.runs WHERE status = 'committed' AND undo_of IS NULL"
+        )[0][0]
 
     def waiting_pairs(self) -> list[int]:
         """The ids of the identity changes that wait for a person."""
@@ -339,6 +387,15 @@ class CliDoor:
                 )
         return _ended_by_the_command(out)
 
+    def undo(self, run_id: int, day: str, *, school: str | None = None, force=False) -> str:
+        args = ["undo", run_id, "--on", day, "--by", "kari", "--reason", UNDO_REASON]
+        args += ["--school", school] if school else []
+        out = sisflow(self.world, *args, *["--force"] * force)
+        if out.returncode == 3:
+            return "refused"
+        assert out.returncode == 0, out.stderr
+        return "success"
+
     def maintenance(self, days: float) -> str:
         out = sisflow(self.world, "maintenance", "--days", days)
         assert out.returncode == 0, out.stderr
@@ -413,6 +470,24 @@ class DagDoor:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
         assert errors == []
         return _ended_in_airflow(run)
+
+    def undo(self, run_id: int, day: str, *, school: str | None = None, force=False) -> str:
+        """The undo DAG run; its approval answered on the Required Actions page: undo."""
+        from datetime import date, datetime, time
+        from zoneinfo import ZoneInfo
+
+        os.environ.update(self.world.env)
+        dag = dagbag().dags["sisflow_undo__kommune"]
+        errors = when_asked(answer_in_airflow("Undo", UNDO_REASON, fields={}))
+        on = datetime.combine(date.fromisoformat(day), time(9), tzinfo=ZoneInfo("Europe/Oslo"))
+        conf = {"run": run_id, "school": school, "force": force, "reason": UNDO_REASON}
+        run = dag.test(run_conf=conf, logical_date=on)
+        states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+        if states.get("preview") == "failed":
+            errors.clear()  # refused before anything was asked
+            return "refused"
+        assert errors == []
+        return run.state
 
     def maintenance(self, days: float) -> str:
         os.environ.update(self.world.env)
@@ -585,9 +660,12 @@ def _approval(session, key):
     )
 
 
-def answer_in_airflow(choice: str, reason: str, user: str = "kari", accept=""):
+def answer_in_airflow(
+    choice: str, reason: str, user: str = "kari", accept="", fields: dict | None = None
+):
     """What Airflow's HITL handler does with a person's answer from the Required Actions page;
-    ``accept``: the identity changes to accept (pair ids, or a callable that finds them)."""
+    ``accept``: the identity changes to accept (pair ids, or a callable that finds them);
+    ``fields``: the form's fields, for an approval without the filter's."""
     from airflow.models.hitl import HITLUser
     from airflow.models.trigger import handle_event_submit
     from airflow.sdk import timezone
@@ -612,10 +690,11 @@ def answer_in_airflow(choice: str, reason: str, user: str = "kari", accept=""):
             detail.responded_by = HITLUser(id=user, name=user)
             detail.responded_at = timezone.utcnow()
             detail.chosen_options = [choice]
-            detail.params_input = {
-                "reason": reason,
-                ACCEPT: accept() if callable(accept) else accept,
-            }
+            detail.params_input = (
+                fields
+                if fields is not None
+                else {"reason": reason, ACCEPT: accept() if callable(accept) else accept}
+            )
             session.add(detail)
             handle_event_submit(
                 TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session

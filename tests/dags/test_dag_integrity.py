@@ -8,7 +8,7 @@ from tests.dags.conftest import dagbag
 GOOD = "name: Nordby kommune\nschedule: {cron: '15 5 * * 1-5'}\nsource: {kind: folder, path: /x}\n"
 
 
-def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers):
+def test_every_customer_gets_an_import_a_rollover_a_readiness_and_an_undo_dag(customers):
     customers("nordby", GOOD)
     customers("sorby", "sis_vendor: IST Extens\n")
     bag = dagbag()
@@ -16,7 +16,7 @@ def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers)
     assert set(bag.dags) == {
         f"sisflow_{kind}__{customer}"
         for customer in ("nordby", "sorby")
-        for kind in ("import", "rollover", "readiness")
+        for kind in ("import", "rollover", "readiness", "undo")
     } | {"sisflow_maintenance"}
     dag = bag.dags["sisflow_import__nordby"]
     assert dag.timetable.summary == "15 5 * * 1-5"
@@ -35,6 +35,10 @@ def test_every_customer_gets_an_import_a_rollover_and_a_readiness_dag(customers)
         "override",
         "file",
     }
+    undo = bag.dags["sisflow_undo__nordby"]
+    assert type(undo.timetable).__name__ == "NullTimetable"
+    assert [t.task_id for t in undo.tasks] == ["preview", "approval", "undo"]
+    assert set(undo.params) == {"run", "school", "dry_run", "force", "reason"}
 
 
 def test_the_readiness_dag_runs_on_the_customers_readiness_days(customers):
@@ -79,7 +83,7 @@ def test_the_deployments_airflow_settings_reach_every_dag_but_catchup(customers,
     bag = dagbag()
     assert bag.import_errors == {}
     dags = [d for i, d in bag.dags.items() if i.startswith("sisflow_") and "__" in i]
-    assert len(dags) == 6
+    assert len(dags) == 8
     assert {(d.max_active_tasks, d.max_consecutive_failed_dag_runs, d.catchup) for d in dags} == {
         (3, 5, False)
     }

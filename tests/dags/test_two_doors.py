@@ -350,6 +350,107 @@ def identity_change_accepted_then_undone(w, door):
     assert door.run("2025-09-03") == "success"  # the same file: now delete + create
 
 
+SCHOOL, OTHER_SCHOOL = "hage-b001", "hage-u001"
+
+
+def trashed_users(rows: dict) -> set[str]:
+    return {u["sync_key"] for u in rows["users"] if u["trashed_at"] is not None}
+
+
+def cut_off_opened_then_undone(w, door):
+    """A person opened a cut-off export (most pupils of a school trashed): undo puts the LMS
+    back exactly as it was, and the same file the next day is held again, not repeated."""
+    w.configure(default=STRICT)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    before = w.lms_rows()
+    gone = w.cut_off(SCHOOL)
+    assert door.run("2025-09-02", answer=("ui", "open")) == "success"
+    assert trashed_users(w.lms_rows()) == gone
+    assert door.undo(w.last_applied(), "2025-09-03") == "success"
+    assert w.lms_rows() == before
+    assert door.run("2025-09-04", answer=("ui", "reject")) == "success"
+    (verdict,) = w.query("SELECT verdict FROM sis.runs ORDER BY id DESC LIMIT 1")[0]
+    redone = {t["entity"]: t["actual"] for t in verdict["trips"] if t["kind"] == "undone"}
+    assert redone["person"] == len(gone)
+    assert w.lms_rows() == before
+
+
+def one_school_of_two_undone(w, door):
+    normal_import(w, door)
+    before = w.lms_rows()
+    gone_here, gone_there = w.cut_off(SCHOOL), w.cut_off(OTHER_SCHOOL)
+    assert door.run("2025-09-02") == "success"
+    assert trashed_users(w.lms_rows()) == gone_here | gone_there
+    assert door.undo(w.last_applied(), "2025-09-03", school=OTHER_SCHOOL) == "success"
+    rows = w.lms_rows()
+    assert trashed_users(rows) == gone_here
+    ids = {u["id"] for u in before["users"] if u["sync_key"] in gone_there}
+    assert [p for p in rows["participants"] if p["user_id"] in ids] == [
+        p for p in before["participants"] if p["user_id"] in ids
+    ]
+
+
+def rollover_undone_inside_its_window(w, door):
+    w.configure(WINDOW)
+    w.export(2025)
+    assert door.run("2025-09-01") == "success"
+    before = w.lms_rows()
+    w.export(2026)
+    assert door.run("2026-08-10", rollover=True) == "success"
+    assert door.undo(w.last_applied(), "2026-08-12") == "success"
+    assert w.lms_rows() == before
+    assert w.query("SELECT label FROM sis.school_years") == [("2025-2026",)]
+
+
+def undo_with_conflicts(w, door):
+    """After the bad run, a later run brought some pupils back and a person edited one
+    account by hand: undo leaves those alone and lists them."""
+    normal_import(w, door)
+    before = w.lms_rows()
+    gone = w.cut_off(SCHOOL)
+    assert door.run("2025-09-02") == "success"
+    bad = w.last_applied()
+    w.export(2025)
+    still_gone = w.cut_off(SCHOOL, keep_every=5)  # a later export: some pupils come back
+    assert door.run("2025-09-03") == "success"
+    edited = sorted(still_gone)[0]
+    w.query(
+        "UPDATE lms.users SET first_name = 'Endret', updated_at = now() WHERE sync_key = %s"
+        " RETURNING id",
+        edited,
+    )
+    assert door.undo(bad, "2025-09-04") == "success"
+    rows = w.lms_rows()
+    assert trashed_users(rows) == {edited}
+    conflicts = "SELECT record_key, detail FROM sis.apply_outcomes WHERE outcome = 'conflict'"
+    left = dict(w.query(conflicts))
+    assert left[edited] == "user: changed by hand since"
+    later = {k for k, detail in left.items() if detail.startswith("user: changed since by run")}
+    assert later == gone - still_gone
+    assert {u["sync_key"] for u in rows["users"]} == {u["sync_key"] for u in before["users"]}
+
+
+def undo_of_an_undo(w, door):
+    normal_import(w, door)
+    w.cut_off(SCHOOL)
+    assert door.run("2025-09-02") == "success"
+    after = w.lms_rows()
+    assert door.undo(w.last_applied(), "2025-09-03") == "success"
+    (undo_run,) = w.query("SELECT max(id) FROM sis.runs WHERE undo_of IS NOT NULL")[0]
+    assert door.undo(undo_run, "2025-09-03") == "success"
+    assert w.lms_rows() == after
+
+
+def undo_refused(w, door):
+    """A dry run has nothing to undo: one line, nothing changed."""
+    normal_import(w, door)
+    w.cut_off(SCHOOL)
+    assert door.run("2025-09-02", dry_run=True) == "success"
+    (dry,) = w.query("SELECT max(id) FROM sis.runs")[0]
+    assert door.undo(dry, "2025-09-02") == "refused"
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -430,6 +531,21 @@ SCENARIOS = {
         identity_change_accepted_then_undone,
         ["applied", "held", "opened", "applied"],
     ),
+    "a cut-off export opened, then undone": (
+        cut_off_opened_then_undone,
+        ["applied", "held", "opened", "undone", "held", "rejected"],
+    ),
+    "one school of two undone": (one_school_of_two_undone, ["applied", "applied", "undone"]),
+    "a rollover undone inside its window": (
+        rollover_undone_inside_its_window,
+        ["applied", "delay-delete", "undone"],
+    ),
+    "an undo with conflicts": (
+        undo_with_conflicts,
+        ["applied", "applied", "applied", "undone-with-conflicts"],
+    ),
+    "an undo undone": (undo_of_an_undo, ["applied", "applied", "undone", "undone"]),
+    "an undo refused": (undo_refused, ["applied", "dry-run"]),
 }
 
 
