@@ -137,3 +137,5 @@ class UndoNeedsForce(UndoRefused):
     built on. The message says what it would do; ``--force`` does it."""
 
     advice = "Read what the undo would do (--dry-run), then add --force to do it."
+    #: what the forced undo would do, in lines (see :meth:`sisflow.undo.run.UndoResult.lines`)
+    would: list[str] = []

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 from sisflow import state
-from sisflow.errors import UndoRefused
+from sisflow.errors import UndoNeedsForce, UndoRefused
 from sisflow.pipeline import Holder
 from sisflow.undo import undo
 
@@ -12,7 +12,6 @@ from tests.factory import enterprise, group, lenient, member, membership, person
 
 DAY = date(2025, 9, 1)
 CONFIG = lenient(course_archiving=True)
-BEGIN, END = "2025-08-15", "2026-06-20"
 
 
 def lms_rows(conn, site="kommune") -> dict:
@@ -40,8 +39,9 @@ def lms_rows(conn, site="kommune") -> dict:
     return out
 
 
-def two_schools(pupils_a=10, pupils_b=10) -> str:
+def two_schools(pupils_a=10, pupils_b=10, year=2025) -> str:
     """Two schools, each with a class, a teaching group, pupils and a teacher."""
+    begin, end = f"{year}-08-15", f"{year + 1}-06-20"
     records = [group("owner", "skoleeier", scheme="pifu-ims-go-org")]
     for s, n in (("A", pupils_a), ("B", pupils_b)):
         pupils = [f"{s.lower()}{i}" for i in range(n)]
@@ -49,16 +49,16 @@ def two_schools(pupils_a=10, pupils_b=10) -> str:
         records.append(person(f"t{s}", "Lærer", "L"))
         records += [
             group(f"school{s}", "skole", parent="owner", scheme="pifu-ims-go-org", level="2"),
-            group(f"5{s}", "basisgruppe", parent=f"school{s}", begin=BEGIN, end=END),
-            group(f"MAT-{s}", "undervisningsgruppe", parent=f"school{s}", begin=BEGIN, end=END),
+            group(f"5{s}", "basisgruppe", parent=f"school{s}", begin=begin, end=end),
+            group(f"MAT-{s}", "undervisningsgruppe", parent=f"school{s}", begin=begin, end=end),
         ]
         everyone = (*(member(p) for p in pupils), member(f"t{s}", "02"))
         records += [membership(g, *everyone) for g in (f"school{s}", f"5{s}", f"MAT-{s}")]
     return enterprise(*records)
 
 
-def imported(conn, tmp_path, text, name, **kw):
-    return run_once(conn, "kommune", write(tmp_path, text, name), config=CONFIG, on=DAY, **kw)
+def imported(conn, tmp_path, text, name, on=DAY, **kw):
+    return run_once(conn, "kommune", write(tmp_path, text, name), config=CONFIG, on=on, **kw)
 
 
 def take_back(conn, run_id, **kw):
@@ -183,3 +183,63 @@ def test_the_undone_change_does_not_come_back_without_a_person(conn, tmp_path):
     ]
     fixed = imported(conn, tmp_path, two_schools(), "day3.xml")  # nothing undone comes back
     assert fixed["status"] == "committed"
+
+
+def rollover_then_an_import(conn, tmp_path):
+    imported(conn, tmp_path, two_schools(), "2025.xml")
+    text = two_schools(year=2026).replace("MAT-A", "MAT-A-2026").replace("MAT-B", "MAT-B-2026")
+    rollover = imported(conn, tmp_path, text, "2026.xml", on=date(2026, 8, 10), rollover=True)
+    assert rollover["status"] == "committed"
+    later = imported(conn, tmp_path, text.replace("a1", "a1x"), "later.xml", on=date(2026, 9, 1))
+    assert later["status"] == "committed"
+    return rollover
+
+
+def test_a_rollover_built_on_since_its_window_is_undone_only_when_forced(conn, tmp_path):
+    rollover = rollover_then_an_import(conn, tmp_path)
+    with pytest.raises(UndoNeedsForce, match="1 run\\(s\\) built on it since") as refused:
+        take_back(conn, rollover["id"], today=date(2026, 9, 2))
+    # the refusal says what the forced undo would do, and nothing was changed
+    assert refused.value.would[0].startswith("dry run: undoing run 2 would")
+    assert "  the school year goes back to the one before the rollover" in refused.value.would
+    result = take_back(conn, rollover["id"], today=date(2026, 9, 2), force=True)
+    assert result.school_year_back and result.forced
+    with conn.cursor() as cur:
+        cur.execute("SELECT label FROM sis.school_years WHERE customer = 'kommune'")
+        assert cur.fetchall() == [("2025-2026",)]
+        cur.execute("SELECT state FROM lms.courses WHERE sync_key = 'MAT-A'")
+        assert cur.fetchall() == [("active",)]  # last year's course back in use
+
+
+def test_a_rollover_inside_its_window_needs_no_force(conn, tmp_path):
+    config = lenient(
+        course_archiving=True, delay_delete=[{"start": "2026-08-01", "end": "2026-09-10"}]
+    )
+    run_once(conn, "kommune", write(tmp_path, two_schools(), "a.xml"), config=config, on=DAY)
+    text = two_schools(year=2026).replace("MAT-A", "MAT-A-2026")
+    rollover = run_once(
+        conn,
+        "kommune",
+        write(tmp_path, text, "b.xml"),
+        config=config,
+        on=date(2026, 8, 10),
+        rollover=True,
+    )
+    run_once(
+        conn,
+        "kommune",
+        write(tmp_path, text.replace("a1", "a1x"), "c.xml"),
+        config=config,
+        on=date(2026, 9, 1),
+    )
+    result = undo(
+        conn,
+        rollover["id"],
+        by="ops",
+        reason="test",
+        via="cli",
+        config=config,
+        holder=Holder.this_process(),
+        today=date(2026, 9, 2),
+    )
+    assert not result.forced and result.school_year_back

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from .. import pipeline
-from ..errors import Refusal
+from ..errors import Refusal, UndoNeedsForce
 from ..services import Services
 from ..undo import undo_and_tell
 from .output import EXIT_REFUSED, _connect, _print_json
@@ -32,6 +32,8 @@ def cmd_undo(args) -> int:
             today=args.on,
         )
     except Refusal as err:
+        if isinstance(err, UndoNeedsForce):
+            print("\n".join(err.would))
         print(f"refused: {err}", file=sys.stderr)
         return EXIT_REFUSED
     finally:

@@ -59,7 +59,7 @@ class UndoResult:
         if self.dry_run:
             out = [f"dry run: undoing {what} would do this (nothing was changed)"]
         else:
-            out = [f"undo run {self.undo_run}: {what}"]
+            out = [f"undo run {self.undo_run} took back {what}"]
         for kind, verdicts in sorted(self.lms.items()):
             parts = [f"{n} {v}" for v, n in sorted(verdicts.items()) if n and v != "unchanged"]
             if parts:
@@ -115,8 +115,25 @@ def undo(
         raise UndoRefused("an undo needs the name of the person who decides it (--by)")
     if not (reason or "").strip():
         raise UndoRefused("an undo needs a reason (--reason): it is kept with the undo")
-    with conn, conn.cursor() as cur:
-        run = _undoable(cur, run_id, config, force=force, today=today or oslo_today())
+    try:
+        with conn, conn.cursor() as cur:
+            run = _undoable(cur, run_id, config, force=force, today=today or oslo_today())
+    except UndoNeedsForce as err:  # say what it would do: the forced undo, rolled back
+        forced = undo(
+            conn,
+            run_id,
+            by=by,
+            reason=reason,
+            via=via,
+            config=config,
+            holder=holder,
+            school=school,
+            dry_run=True,
+            force=True,
+            today=today,
+        )
+        err.would = forced.lines()
+        raise
     customer = run["customer"]
     result = UndoResult(customer, run_id, None, school, dry_run, force, by, reason, via)
     runs.acquire(conn, customer, holder.id, holder.description, process=True)
@@ -216,8 +233,9 @@ def _undoable(cur, run_id: int, config: CustomerConfig, *, force: bool, today: d
             (run["customer"], run_id, str(RunStatus.COMMITTED)),
         )
         later = cur.fetchone()[0]
-        applied_day = run["applied"].astimezone(UTC).date()
-        inside = any(applied_day in window and today in window for window in config.delay_delete)
+        # the rollover's calendar day (its effective date), and the undo's
+        day = date.fromisoformat(run["day"]) if run["day"] else run["applied"].date()
+        inside = any(day in window and today in window for window in config.delay_delete)
         if later and not inside:
             raise UndoNeedsForce(
                 f"run {run_id} is a rollover, {later} run(s) built on it since and its"
