@@ -107,7 +107,14 @@ def _peak_rss_mb() -> float:
 
 
 def _timed_run(
-    conn, customer: str, path: Path, config: CustomerConfig, *, day: date, rollover: bool = False
+    conn,
+    customer: str,
+    path: Path,
+    config: CustomerConfig,
+    *,
+    day: date,
+    rollover: bool = False,
+    journal: bool = True,
 ) -> dict:
     """The pipeline's phases one by one (the same calls ``sisflow run`` makes), timed. A
     rollover's readiness checks against the staged file count in its diff time."""
@@ -133,8 +140,16 @@ def _timed_run(
     pipeline.commit(conn, plan, run["id"])
     times["commit"] = time.perf_counter() - t
     t = time.perf_counter()
-    lms_apply.apply_run(conn, run["id"], mode=plan.mode, course_archiving=True, holder=plan.holder)
+    lms_apply.apply_run(
+        conn,
+        run["id"],
+        mode=plan.mode,
+        course_archiving=True,
+        holder=plan.holder,
+        journal=journal,
+    )
     times["apply"] = time.perf_counter() - t
+    times["run_id"] = run["id"]
     runs.release(conn, customer, plan.holder)
     times["total"] = sum(times[phase] for phase in ("stage", "diff", "commit", "apply"))
     times["changes"] = sum(sum(c.values()) for c in run["counts"].values())
@@ -162,7 +177,24 @@ def _identity_detection(conn, run_id: int, customer: str, rollover: bool) -> flo
     return elapsed
 
 
-def one(size: str, switch: bool = False) -> dict:
+def _undo_time(conn, run_id: int, config: CustomerConfig) -> float:
+    """How long undoing the run takes (for real: the LMS and the import database back)."""
+    from sisflow.undo import undo
+
+    t = time.perf_counter()
+    undo(
+        conn,
+        run_id,
+        by="bench",
+        reason="the benchmark",
+        via="cli",
+        config=config,
+        holder=pipeline.Holder("bench", "the benchmark"),
+    )
+    return time.perf_counter() - t
+
+
+def one(size: str, switch: bool = False, journal: bool = True) -> dict:
     from sisflow.db.connection import connect
 
     files = _files(size)
@@ -195,9 +227,18 @@ def one(size: str, switch: bool = False) -> dict:
     reset()
     floor = min(raw_iterparse(files["first import"]) for _ in range(2))
     runs = {
-        name: _timed_run(conn, customer, path, config, day=DAYS[name], rollover=name == "rollover")
+        name: _timed_run(
+            conn,
+            customer,
+            path,
+            config,
+            day=DAYS[name],
+            rollover=name == "rollover",
+            journal=journal,
+        )
         for name, path in files.items()
     }
+    undo_s = _undo_time(conn, runs["rollover"]["run_id"], config) if journal else None
     if switch:  # an SIS that re-keyed everything, after a first import: relinked, not replaced
         reset()
         _timed_run(conn, customer, files["first import"], config, day=DAYS["first import"])
@@ -211,6 +252,7 @@ def one(size: str, switch: bool = False) -> dict:
         "mb": files["first import"].stat().st_size / 1e6,
         "iterparse_s": floor,
         "runs": runs,
+        "undo_rollover_s": undo_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -299,10 +341,12 @@ AIMS = {
     "flat": 1.25,
     "dags": 2.5,
     "matching": 0.10,  # finding identity changes (run and readiness), a share of the rollover
+    "journal": 0.25,  # what the LMS journal adds to a run's apply, at most
+    "undo": 1.0,  # undoing the rollover, against the rollover's own apply
 }
 
 
-def aims(results: dict[str, dict], dag_ratio: float | None) -> None:
+def aims(results: dict[str, dict], dag_ratio: float | None, bare: dict | None = None) -> None:
     """The measured figures of the largest size run beside the aims; peak RSS of every size,
     as it must stay flat while the file grows."""
     size = max(results, key=lambda s: results[s]["mb"])
@@ -366,6 +410,28 @@ def aims(results: dict[str, dict], dag_ratio: float | None) -> None:
             roll["identity"] <= AIMS["matching"] * roll["total"],
         )
     )
+    if bare and size in bare:
+        worst = max(
+            r["runs"][n]["apply"] / bare[size]["runs"][n]["apply"] - 1
+            for n in ("first import", "1% churn", "rollover")
+        )
+        rows.append(
+            (
+                "the journal, on the apply",
+                f"+{100 * worst:.0f}% at most (first import, 1% day, rollover)",
+                f"<= +{AIMS['journal']:.0%}",
+                worst <= AIMS["journal"],
+            )
+        )
+    if r.get("undo_rollover_s") is not None:
+        rows.append(
+            (
+                "undo of the rollover",
+                f"{r['undo_rollover_s']:.1f} s (the rollover's apply {roll['apply']:.1f} s)",
+                f"<= {AIMS['undo']:.0f}x the rollover's apply",
+                r["undo_rollover_s"] <= AIMS["undo"] * roll["apply"],
+            )
+        )
     if dag_ratio is not None:
         rows.append(
             (
@@ -393,6 +459,9 @@ def _median(results: list[dict]) -> dict:
     return {
         **first,
         "iterparse_s": median([r["iterparse_s"] for r in results]),
+        "undo_rollover_s": median([r["undo_rollover_s"] for r in results])
+        if first["undo_rollover_s"] is not None
+        else None,
         "runs": {
             name: {key: median([r["runs"][name][key] for r in results]) for key in run}
             for name, run in first["runs"].items()
@@ -432,10 +501,16 @@ def main() -> None:
         action="store_true",
         help="also import, after a first import, the same file with every key re-keyed",
     )
+    parser.add_argument(
+        "--journal-cost",
+        action="store_true",
+        help="also run each size without the LMS journal: what journaling adds to the apply",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--no-journal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.sis_switch)))
+        print(json.dumps(one(args.one, args.sis_switch, journal=not args.no_journal)))
         return
     if args.customers:
         import many_customers
@@ -456,15 +531,14 @@ def main() -> None:
     )
     if args.repeat > 1:
         print(f"(each figure the median of {args.repeat} runs)")
-    results = {}
-    for size in filter(None, args.sizes.split(",")):
-        _files(size)  # generated outside the measured process
-        r = results[size] = _median(
+    results, bare = {}, {}
+
+    def measured(size: str, *extra: str) -> dict:
+        return _median(
             [
                 json.loads(
                     subprocess.run(
-                        [sys.executable, __file__, "--one", size]
-                        + ["--sis-switch"] * args.sis_switch,
+                        [sys.executable, __file__, "--one", size, *extra],
                         check=True,
                         capture_output=True,
                         text=True,
@@ -473,6 +547,12 @@ def main() -> None:
                 for _ in range(max(1, args.repeat))
             ]
         )
+
+    for size in filter(None, args.sizes.split(",")):
+        _files(size)  # generated outside the measured process
+        r = results[size] = measured(size, *["--sis-switch"] * args.sis_switch)
+        if args.journal_cost:
+            bare[size] = measured(size, "--no-journal")
         for name, t in r["runs"].items():
             n = t["records"]
             first = name == "first import"
@@ -489,7 +569,28 @@ def main() -> None:
                 flush=True,
             )
     if results:
-        aims(results, dag_ratio)
+        _journal_and_undo(results, bare)
+        aims(results, dag_ratio, bare)
+
+
+def _journal_and_undo(results: dict[str, dict], bare: dict[str, dict]) -> None:
+    """The apply with the journal against the apply without it (``--journal-cost``), and the
+    undo of each size's rollover against the rollover's own apply."""
+    print(f"\n{'size':<7}{'run':<14}{'apply':>7}{'without journal':>17}{'journal':>9}")
+    for size, r in results.items():
+        for name in ("first import", "1% churn", "rollover"):
+            apply_s = r["runs"][name]["apply"]
+            if size in bare:
+                without = bare[size]["runs"][name]["apply"]
+                share = f"{100 * (apply_s / without - 1):+.0f}%"
+                print(f"{size:<7}{name:<14}{apply_s:>7.2f}{without:>17.2f}{share:>9}")
+            else:
+                print(f"{size:<7}{name:<14}{apply_s:>7.2f}{'':>17}{'':>9}")
+        roll = r["runs"]["rollover"]["apply"]
+        print(
+            f"{size:<7}{'undo rollover':<14}{r['undo_rollover_s']:>7.2f}"
+            f"   ({r['undo_rollover_s'] / roll:.2f}x the rollover's apply)"
+        )
 
 
 if __name__ == "__main__":

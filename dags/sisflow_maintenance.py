@@ -1,7 +1,8 @@
 """sisflow_maintenance: every night, what is older than the retention period leaves the import
 database, the landing zone and the outbox (see ``sisflow.retention``; ``sisflow maintenance``
-does the same by hand). The form's ``days`` overrides ``SISFLOW_RETENTION_DAYS`` (default 90)
-for one run."""
+does the same by hand), and every customer's LMS is checked for drift from its import
+database, emailed where it drifted (``sisflow drift`` does the same by hand). The form's
+``days`` overrides ``SISFLOW_RETENTION_DAYS`` (default 90) for one run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 from airflow.timetables.trigger import CronTriggerTimetable
-from sisflow.airflow_tasks import prune
+from sisflow.airflow_tasks import drift_check, prune
 
 with DAG(
     dag_id="sisflow_maintenance",
@@ -30,4 +31,6 @@ with DAG(
         )
     },
 ) as dag:
-    PythonOperator(task_id="prune", python_callable=prune)
+    PythonOperator(task_id="prune", python_callable=prune) >> PythonOperator(
+        task_id="drift", python_callable=drift_check, trigger_rule="all_done"
+    )

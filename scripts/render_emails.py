@@ -21,9 +21,11 @@ from pathlib import Path
 from sisflow import pipeline, settings, state
 from sisflow.config import CustomerConfig
 from sisflow.db.connection import connect
+from sisflow.drift import check_and_tell
 from sisflow.ims.generate import generate
 from sisflow.lms.postgres_site import forget_site
 from sisflow.services import Services
+from sisflow.undo import undo_and_tell
 
 CUSTOMER = "email-gallery"
 
@@ -93,13 +95,38 @@ def main() -> None:
     show(
         "opened", pipeline.resume(conn, held["id"], Services(configs={cfg.id: cfg}))
     )  # sisflow filter open
+    # the opened run taken back (sisflow undo), after a person edited one of its accounts
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE lms.users SET trashed_at = NULL WHERE site = %s AND id ="
+            " (SELECT min(id) FROM lms.users WHERE site = %s AND trashed_at IS NOT NULL)",
+            (CUSTOMER, CUSTOMER),
+        )
+    _, sent = undo_and_tell(
+        conn,
+        held["id"],
+        services=Services(configs={cfg.id: cfg}),
+        holder=pipeline.Holder.this_process(),
+        by="kari.nordmann",
+        reason="the school owner sent the wrong file",
+        via="cli",
+    )
+    show("undone", {"email": sent})
+    with conn, conn.cursor() as cur:  # a pupil trashed by hand: the nightly drift check
+        cur.execute(
+            "UPDATE lms.users SET trashed_at = now() WHERE site = %s AND id ="
+            " (SELECT min(id) FROM lms.users WHERE site = %s AND sync_key LIKE 'elev-%%')",
+            (CUSTOMER, CUSTOMER),
+        )
+    _, where = check_and_tell(conn, cfg, Services(configs={cfg.id: cfg}))
+    show("drift", {"email": {"sent": where}})
     case(
         "paused",
         "2026.xml",
         date(2027, 7, 10),
         cfg=config(pause=[{"start": "2027-07-01", "end": "2027-07-31"}]),
     )
-    case("rollover-too-early", "2026.xml", date(2027, 7, 20), rollover=True)
+    case("rollover-too-early", "2026.xml", date(2026, 7, 20), rollover=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         print("chromium not found: HTML only (apt-get install chromium for screenshots)")

@@ -298,25 +298,36 @@ def undo_preview(customer, params, dag_run, ti):
     """What the undo would put back and what it would leave alone, computed and rolled back;
     the approval shows it. A dry run ends here."""
     from . import pipeline
-    from .undo import undo
+    from .errors import UndoNeedsForce
 
     with _step(ti, conn := _conn()):
         config = pipeline.customer_config(customer)
-        result = undo(
-            conn,
-            int(params["run"]),
-            by="(preview)",
-            reason=params.get("reason") or "(preview)",
-            via="airflow",
-            config=config,
-            holder=pipeline.Holder.airflow_run(dag_run.dag_id, dag_run.run_id),
-            dry_run=True,
-            **_undo_options(params, dag_run, config),
-        )
+        try:
+            result = _preview(conn, customer, params, dag_run, config)
+        except UndoNeedsForce as err:
+            print("\n".join(err.would))
+            raise
         text = "\n".join(result.lines())
         print(text)
         ti.xcom_push(key="preview", value=text)
         return [] if params.get("dry_run") else ["approval"]
+
+
+def _preview(conn, customer, params, dag_run, config):
+    from . import pipeline
+    from .undo import undo
+
+    return undo(
+        conn,
+        int(params["run"]),
+        by="(preview)",
+        reason=params.get("reason") or "(preview)",
+        via="airflow",
+        config=config,
+        holder=pipeline.Holder.airflow_run(dag_run.dag_id, dag_run.run_id),
+        dry_run=True,
+        **_undo_options(params, dag_run, config),
+    )
 
 
 def undo(customer, params, dag_run, ti):
@@ -348,6 +359,25 @@ def undo(customer, params, dag_run, ti):
 
 
 # -- maintenance ---------------------------------------------------------------------------------
+
+
+def drift_check():
+    """Every customer's site against its import database; an email for each that drifted."""
+    from .config import load_all
+    from .drift import check_and_tell
+
+    conn, services = _conn(), _services()
+    drifted = {}
+    try:
+        for config in load_all()[0]:
+            found, sent = check_and_tell(conn, config, services)
+            if found.total:
+                drifted[config.id] = found.total
+                print("\n".join(found.lines()) + f"\n  email -> {sent}")
+    finally:
+        conn.close()
+    print(f"drift: {len(drifted)} customer(s) drifted")
+    return drifted
 
 
 def prune(params):

@@ -155,21 +155,30 @@ def _relinks(ctx: Context) -> None:
     )
 
 
+def user_fields(alias: str) -> str:
+    """A person's account as the LMS gets it (a :class:`UserRow`), from a row of the current
+    state or of a change set: the profile from the institution role, else from the roles
+    the person has in the customer's groups."""
+    return f"""
+        {alias}.sourcedid,
+        {username_sql(f"{alias}.userids")},
+        COALESCE({alias}.given, {alias}.fn), {alias}.family, {alias}.email,
+        CASE lower({alias}.institution_role)
+            WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'
+            WHEN 'staff' THEN 'staff' WHEN 'administrator' THEN 'admin'
+            ELSE CASE WHEN EXISTS (
+                SELECT 1 FROM sis.memberships m
+                WHERE m.customer = %(customer)s AND m.member_id = {alias}.sourcedid
+                  AND m.idtype = 1 AND m.roletype NOT IN ('01', '04'))
+            THEN 'teacher' ELSE 'student' END
+        END,
+        {alias}.bday::text
+    """
+
+
 def _users(ctx: Context) -> None:
     query = f"""
-        SELECT ch.sourcedid,
-               {username_sql("ch.userids")},
-               COALESCE(ch.given, ch.fn), ch.family, ch.email,
-               CASE lower(ch.institution_role)
-                   WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'
-                   WHEN 'staff' THEN 'staff' WHEN 'administrator' THEN 'admin'
-                   ELSE CASE WHEN EXISTS (
-                       SELECT 1 FROM sis.memberships m
-                       WHERE m.customer = %(customer)s AND m.member_id = ch.sourcedid
-                         AND m.idtype = 1 AND m.roletype NOT IN ('01', '04'))
-                   THEN 'teacher' ELSE 'student' END
-               END,
-               ch.bday::text
+        SELECT {user_fields("ch")}
         FROM sis.person_changes ch
         WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update')
     """
@@ -363,12 +372,14 @@ def apply_run(
     course_archiving: bool,
     only: tuple[str, ...] | None = None,
     holder: str | None = None,
+    journal: bool = True,
 ) -> dict:
     """Apply a committed run to the customer's site; returns counts per step.
 
     ``only`` runs some of the steps; the steps before them must be done. The run counts as
     applied once every step is done. Each step's transaction is guarded by ``holder``'s lease
-    on the customer (:func:`sisflow.runs.guard`).
+    on the customer (:func:`sisflow.runs.guard`). Without ``journal`` (the benchmark's
+    baseline for what the journal costs) the run cannot be undone.
     """
     run = runs.get(conn, run_id)
     if run["status"] != "committed":
@@ -399,7 +410,7 @@ def apply_run(
                 continue  # done before a crash or an earlier attempt
             ctx = Context(
                 cur,
-                PostgresSite(cur, customer, journal=run_id),
+                PostgresSite(cur, customer, journal=run_id if journal else None),
                 run_id,
                 customer,
                 mode,

@@ -396,6 +396,11 @@ class CliDoor:
         assert out.returncode == 0, out.stderr
         return "success"
 
+    def drift(self) -> str:
+        out = sisflow(self.world, "drift")
+        assert out.returncode == 0, out.stderr
+        return "success"
+
     def maintenance(self, days: float) -> str:
         out = sisflow(self.world, "maintenance", "--days", days)
         assert out.returncode == 0, out.stderr
@@ -492,6 +497,10 @@ class DagDoor:
     def maintenance(self, days: float) -> str:
         os.environ.update(self.world.env)
         return dagbag().dags["sisflow_maintenance"].test(run_conf={"days": days}).state
+
+    def drift(self) -> str:
+        """The nightly maintenance run: its drift check."""
+        return self.maintenance(None)
 
     def readiness(self, file, day: str, *, attach: bool) -> str:
         """The readiness DAG run against ``file``; its approval answered as a person would on

@@ -58,7 +58,7 @@ def test_the_readiness_dag_runs_on_the_customers_readiness_days(customers):
 def test_the_maintenance_dag_runs_every_night(customers):
     dag = dagbag().dags["sisflow_maintenance"]
     assert dag.timetable.summary == "15 2 * * *"
-    assert [t.task_id for t in dag.tasks] == ["prune"]
+    assert [t.task_id for t in dag.tasks] == ["prune", "drift"]
     assert dict(dag.params)["days"] is None  # the default: SISFLOW_RETENTION_DAYS, else 90
 
 

@@ -451,6 +451,20 @@ def undo_refused(w, door):
     assert door.undo(dry, "2025-09-02") == "refused"
 
 
+def drift_found_then_repaired(w, door):
+    """A person trashed a synced pupil by hand: the drift check emails it; once repaired, the
+    next run (the same file) makes the account right again."""
+    normal_import(w, door)
+    w.query("UPDATE lms.users SET trashed_at = now() WHERE sync_key = %s RETURNING id", PUPIL)
+    assert door.drift() == "success"
+    assert f"account {PUPIL}: in the trash" in w.email("drift")
+    out = sisflow(w, "drift", "kommune", "--repair", "--by", "kari")
+    assert out.returncode == 0, out.stderr
+    assert door.run("2025-09-02") == "success"
+    untrashed = "SELECT trashed_at IS NULL FROM lms.users WHERE sync_key = %s"
+    assert w.query(untrashed, PUPIL) == [(True,)]
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -546,6 +560,7 @@ SCENARIOS = {
     ),
     "an undo undone": (undo_of_an_undo, ["applied", "applied", "undone", "undone"]),
     "an undo refused": (undo_refused, ["applied", "dry-run"]),
+    "drift found, then repaired": (drift_found_then_repaired, ["applied", "drift", "applied"]),
 }
 
 

@@ -19,6 +19,7 @@ from .commands import (
     cmd_run,
     cmd_validate,
 )
+from .drift import cmd_drift
 from .output import _OPEN, _stdout_for_json_only
 from .relink import cmd_relink
 from .undo import cmd_undo
@@ -170,6 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why (kept with the undo)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser(
+        "drift",
+        help="where the LMS no longer holds what the import database says (emailed)",
+        usage="sisflow drift [CUSTOMER] [--json]\n       sisflow drift CUSTOMER --repair --by NAME",
+    )
+    p.add_argument("customer", nargs="?", type=_customer_id, help="one customer (default: all)")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="the next run makes the drifted objects again (through the filter)",
+    )
+    p.add_argument("--by", help="who repairs (kept with the repair)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("maintenance", help="remove history older than the retention period")
     p.add_argument(

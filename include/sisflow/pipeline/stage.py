@@ -8,7 +8,18 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
-from .. import calendar, deferred, diff, faults, identity, runs, school_year, settings, staging
+from .. import (
+    calendar,
+    deferred,
+    diff,
+    drift,
+    faults,
+    identity,
+    runs,
+    school_year,
+    settings,
+    staging,
+)
 from ..calendar import Mode
 from ..config import CustomerConfig
 from ..ims.reader import ImsReader
@@ -92,6 +103,7 @@ def stage(
             and not release
             and same_year
             and not identity.undone_since(cur, customer, committed["id"])
+            and not drift.repaired_since(cur, customer, committed["id"])
         ):
             if reread is not None:  # the file it was reading is the current state already
                 runs.update(cur, reread, status=RunStatus.SUPERSEDED)
