@@ -243,3 +243,16 @@ def test_a_rollover_inside_its_window_needs_no_force(conn, tmp_path):
         today=date(2026, 9, 2),
     )
     assert not result.forced and result.school_year_back
+
+
+def test_a_run_older_than_the_journal_is_refused_in_one_line(conn, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from sisflow import retention
+
+    first = imported(conn, tmp_path, two_schools(), "day1.xml")
+    imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")
+    later = datetime.now(UTC) + timedelta(days=91)
+    assert retention.prune_database(conn, older_than_days=90, now=later)["journal"] > 0
+    with pytest.raises(UndoRefused, match=f"^run {first['id']} is older than the journal"):
+        take_back(conn, first["id"])
