@@ -459,7 +459,7 @@ class DagDoor:
         for task in dag.tasks:  # a failure ends the run now instead of after retry delays
             task.retries = 0
         action = answer if callable(answer) else self._answer(*answer) if answer else None
-        errors = when_asked(action) if action else []
+        errors = when_asked(action, dag_id=dag.dag_id) if action else Asked()
         if fail:
             os.environ["SISFLOW_FAIL_POINT"] = fail
         try:
@@ -473,6 +473,7 @@ class DagDoor:
             run = dag.test(run_conf=conf, logical_date=logical_date)
         finally:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
+            errors.stop.set()  # an approval that never came is not waited for any more
         assert errors == []
         return _ended_in_airflow(run)
 
@@ -483,13 +484,13 @@ class DagDoor:
 
         os.environ.update(self.world.env)
         dag = dagbag().dags["sisflow_undo__kommune"]
-        errors = when_asked(answer_in_airflow("Undo", UNDO_REASON, fields={}))
+        errors = when_asked(answer_in_airflow("Undo", UNDO_REASON, fields={}), dag_id=dag.dag_id)
         on = datetime.combine(date.fromisoformat(day), time(9), tzinfo=ZoneInfo("Europe/Oslo"))
         conf = {"run": run_id, "school": school, "force": force, "reason": UNDO_REASON}
         run = dag.test(run_conf=conf, logical_date=on)
+        errors.stop.set()
         states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-        if states.get("preview") == "failed":
-            errors.clear()  # refused before anything was asked
+        if states.get("preview") == "failed":  # refused before anything was asked
             return "refused"
         assert errors == []
         return run.state
@@ -511,10 +512,12 @@ class DagDoor:
         os.environ.update(self.world.env)
         dag = dagbag().dags["sisflow_readiness__kommune"]
         errors = when_asked(
-            answer_in_airflow("Attach" if attach else "Do not attach", "checked the list")
+            answer_in_airflow("Attach" if attach else "Do not attach", "checked the list"),
+            dag_id=dag.dag_id,
         )
         on = datetime.combine(date.fromisoformat(day), time(6), tzinfo=ZoneInfo("Europe/Oslo"))
         run = dag.test(run_conf={"file": str(file)}, logical_date=on)
+        errors.stop.set()
         assert errors == []
         return run.state
 
@@ -560,27 +563,35 @@ class DagDoor:
         return with_the_command
 
 
-def when_asked(action):
-    """Run ``action(ti_key)`` in a thread once the approval task waits for input. Returns the
-    list its error goes into; a failed action fails the approval task so the run ends."""
+class Asked(list):
+    """The errors of a waiting answer; ``stop`` ends the wait (the approval never came)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stop = threading.Event()
+
+
+def when_asked(action, dag_id: str | None = None):
+    """Run ``action(ti_key)`` in a thread once the approval task (of ``dag_id``, if given)
+    waits for input. Returns the list its error goes into; a failed action fails the approval
+    task so the run ends."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from airflow.utils.state import State, TaskInstanceState
     from sqlalchemy import select
     from sqlalchemy.orm import joinedload
 
-    errors = []
+    errors = Asked()
 
     def waiting():
         with create_session() as session:
-            ti = session.scalar(
-                select(TaskInstance)
-                .where(
-                    TaskInstance.task_id == "approval",
-                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
-                )
-                .options(joinedload(TaskInstance.hitl_detail))
+            query = select(TaskInstance).where(
+                TaskInstance.task_id == "approval",
+                TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
             )
+            if dag_id is not None:
+                query = query.where(TaskInstance.dag_id == dag_id)
+            ti = session.scalar(query.options(joinedload(TaskInstance.hitl_detail)))
             return ti.key if ti is not None and ti.hitl_detail is not None else None
 
     def fail_the_approval(key=None):
@@ -625,7 +636,7 @@ def when_asked(action):
 
     def wait_and_act():
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not errors.stop.is_set():
             try:
                 key = waiting()
             except Exception:  # noqa: BLE001 (SQLite is busy while dag.test writes: look again)
@@ -646,6 +657,8 @@ def when_asked(action):
                     fail_the_approval(key)
                 return
             time.sleep(0.3)
+        if errors.stop.is_set():
+            return
         errors.append(TimeoutError("the approval task never waited for input"))
         fail_the_approval()
 
