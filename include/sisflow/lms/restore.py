@@ -58,11 +58,8 @@ _IN_USE = {
     "term": [("EXISTS (SELECT 1 FROM lms.courses c WHERE c.term_id = x.id)", "has courses")],
     "user": [
         ("x.last_login IS NOT NULL", "has been logged into"),
-        (
-            "EXISTS (SELECT 1 FROM lms.participants p WHERE p.user_id = x.id)"
-            " OR EXISTS (SELECT 1 FROM lms.unit_members m WHERE m.user_id = x.id)",
-            "is a participant or member",
-        ),
+        ("EXISTS (SELECT 1 FROM lms.participants p WHERE p.user_id = x.id)", "is a participant"),
+        ("EXISTS (SELECT 1 FROM lms.unit_members m WHERE m.user_id = x.id)", "is a unit member"),
     ],
 }
 
@@ -77,12 +74,13 @@ def restore(cur, site: str, undone: int, undo_run: int, *, scoped: bool) -> dict
     _plan_members(cur, params, scoped)
     for kind in ("user", "term", "unit", "course"):
         _put_back(cur, kind, params)
-    _put_back_members(cur, params)
+    _put_back_members(cur, params, scoped)
     for kind in ("course", "unit", "term", "user"):  # users of a removed course first
         _take_away(cur, kind, params)
     cur.execute(
         "SELECT kind, verdict, count(*) FROM _undo_objects GROUP BY 1, 2"
-        " UNION ALL SELECT kind, verdict, count(*) FROM _undo_members GROUP BY 1, 2"
+        " UNION ALL SELECT kind, COALESCE(verdict, CASE WHEN before <> after THEN 'restored'"
+        " END), count(*) FROM _undo_members GROUP BY 1, 2"
     )
     counts: dict = {}
     for kind, verdict, n in cur.fetchall():
@@ -95,22 +93,18 @@ def _plan_objects(cur, params: dict, scoped: bool) -> None:
     cur.execute(
         """
         CREATE TEMP TABLE _undo_objects ON COMMIT DROP AS
-        WITH firsts AS (
-            SELECT DISTINCT ON (kind, object_id) kind, object_id, before
-            FROM sis.lms_journal WHERE run_id = %(undone)s AND user_ids IS NULL
-            ORDER BY kind, object_id, id
-        ), lasts AS (
-            SELECT DISTINCT ON (kind, object_id) kind, object_id, sync_key, after
-            FROM sis.lms_journal WHERE run_id = %(undone)s AND user_ids IS NULL
-            ORDER BY kind, object_id, id DESC
-        )
-        SELECT l.kind, l.object_id, COALESCE(l.sync_key, f.before->>'sync_key') AS sync_key,
-               f.before, l.after, NULL::jsonb AS now_image, NULL::text AS verdict,
-               NULL::text AS why
-        FROM firsts f JOIN lasts l USING (kind, object_id)
+        SELECT kind, object_id,
+               COALESCE((array_agg(sync_key ORDER BY id DESC))[1],
+                        (array_agg(before ORDER BY id))[1] ->> 'sync_key') AS sync_key,
+               (array_agg(before ORDER BY id))[1] AS before,
+               (array_agg(after ORDER BY id DESC))[1] AS after,
+               NULL::jsonb AS now_image, NULL::text AS verdict, NULL::text AS why
+        FROM sis.lms_journal WHERE run_id = %(undone)s AND user_ids IS NULL
+        GROUP BY kind, object_id
         """,
         params,
     )
+    cur.execute("ANALYZE _undo_objects")
     for kind, table in TABLES.items():
         cur.execute(
             f"UPDATE _undo_objects o SET now_image = {image('x')} FROM {table} x"
@@ -154,25 +148,33 @@ def _plan_members(cur, params: dict, scoped: bool) -> None:
             " (SELECT c.sync_key FROM lms.courses c WHERE c.id = g.group_id)"
             " ELSE (SELECT u.sync_key FROM lms.units u WHERE u.id = g.group_id) END)"
         )
-    cur.execute("DROP TABLE IF EXISTS pg_temp._undo_members")
+    for table in ("_undo_member_changes", "_undo_members"):
+        cur.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
     cur.execute("SET LOCAL work_mem = '256MB'")
+    # a table of its own, with statistics: the planner cannot guess what unnest() gives
+    cur.execute(
+        """
+        CREATE TEMP TABLE _undo_member_changes ON COMMIT DROP AS
+        SELECT j.kind, j.object_id AS group_id, m.user_id, m.role,
+               min(j.id) AS first_id, max(j.id) AS last_id
+        FROM sis.lms_journal j
+        CROSS JOIN LATERAL unnest(j.user_ids, j.roles) AS m(user_id, role)
+        WHERE j.run_id = %(undone)s AND j.user_ids IS NOT NULL
+        GROUP BY 1, 2, 3, 4
+        """,
+        params,
+    )
+    cur.execute("ANALYZE _undo_member_changes")
     cur.execute(
         f"""
         CREATE TEMP TABLE _undo_members ON COMMIT DROP AS
-        WITH g AS (
-            SELECT j.kind, j.object_id AS group_id, m.user_id, m.role,
-                   min(j.id) AS first_id, max(j.id) AS last_id
-            FROM sis.lms_journal j
-            CROSS JOIN LATERAL unnest(j.user_ids, j.roles) AS m(user_id, role)
-            WHERE j.run_id = %(undone)s AND j.user_ids IS NOT NULL
-            GROUP BY 1, 2, 3, 4
-        ), planned AS (
+        WITH planned AS (
             SELECT g.kind, g.group_id, g.user_id, g.role, f.member_before AS before,
                    l.member_after AS after,
                    CASE WHEN COALESCE(p.synced, u.synced) IS NULL THEN 'absent'
                         WHEN COALESCE(p.synced, u.synced) THEN 'synced' ELSE 'manual' END
                        AS now_state
-            FROM g
+            FROM _undo_member_changes g
             JOIN sis.lms_journal f ON f.id = g.first_id
             JOIN sis.lms_journal l ON l.id = g.last_id
             LEFT JOIN lms.participants p ON g.kind = 'participant' AND p.course_id = g.group_id
@@ -185,6 +187,7 @@ def _plan_members(cur, params: dict, scoped: bool) -> None:
         """,
         params,
     )
+    cur.execute("ANALYZE _undo_members")
 
 
 def _put_back(cur, kind: str, params: dict) -> None:
@@ -218,28 +221,46 @@ def _put_back(cur, kind: str, params: dict) -> None:
     )
 
 
-def _put_back_members(cur, params: dict) -> None:
+def _put_back_members(cur, params: dict, scoped: bool) -> None:
     ok = "m.verdict IS NULL AND m.before <> m.after"
     for kind, table, group in (
         ("participant", "lms.participants", "course_id"),
         ("unit_member", "lms.unit_members", "unit_id"),
     ):
+        key = f"t.{group} = m.group_id AND t.user_id = m.user_id AND t.role = m.role"
         cur.execute(
-            f"""
-            WITH gone AS (
-                DELETE FROM {table} t USING _undo_members m
-                WHERE m.kind = '{kind}' AND {ok} AND m.before = 'absent'
-                  AND t.{group} = m.group_id AND t.user_id = m.user_id AND t.role = m.role
-            ), back AS (
-                INSERT INTO {table} ({group}, user_id, role, synced)
-                SELECT group_id, user_id, role, before = 'synced' FROM _undo_members m
-                WHERE m.kind = '{kind}' AND {ok} AND m.before <> 'absent'
-                ON CONFLICT ({group}, user_id, role) DO UPDATE SET synced = EXCLUDED.synced
-            )
-            SELECT 1
+            f"DELETE FROM {table} t USING _undo_members m WHERE m.kind = '{kind}' AND {ok}"
+            f" AND m.before = 'absent' AND {key}"
+        )
+        cur.execute(
+            f"UPDATE {table} t SET synced = m.before = 'synced' FROM _undo_members m"
+            f" WHERE m.kind = '{kind}' AND {ok} AND m.before <> 'absent'"
+            f" AND m.after <> 'absent' AND {key}"
+        )
+        cur.execute(
+            f"INSERT INTO {table} ({group}, user_id, role, synced)"
+            f" SELECT group_id, user_id, role, before = 'synced' FROM _undo_members m"
+            f" WHERE m.kind = '{kind}' AND {ok} AND m.before <> 'absent' AND m.after = 'absent'"
+        )
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM _undo_members WHERE verdict = 'conflict')"
+        " OR EXISTS (SELECT 1 FROM _undo_member_changes WHERE first_id <> last_id)"
+    )
+    if not scoped and not cur.fetchone()[0]:
+        # every member changed once and went back: the run's own rows, turned around
+        cur.execute(
+            """
+            INSERT INTO sis.lms_journal (run_id, customer, kind, object_id, user_ids, roles,
+                                         member_before, member_after)
+            SELECT %(journal)s, %(site)s, kind, object_id, user_ids, roles, member_after,
+                   member_before
+            FROM sis.lms_journal WHERE run_id = %(undone)s AND user_ids IS NOT NULL
+              AND member_before <> member_after
+            ORDER BY id DESC
             """,
             params,
         )
+        return
     cur.execute(
         """
         INSERT INTO sis.lms_journal (run_id, customer, kind, object_id, user_ids, roles,
@@ -251,10 +272,6 @@ def _put_back_members(cur, params: dict) -> None:
         """,
         params,
     )
-    cur.execute(
-        "UPDATE _undo_members m SET verdict = 'restored' WHERE m.verdict IS NULL"
-        " AND m.before <> m.after"
-    )
 
 
 def _take_away(cur, kind: str, params: dict) -> None:
@@ -265,12 +282,15 @@ def _take_away(cur, kind: str, params: dict) -> None:
         f"o.kind = '{kind}' AND o.verdict IS NULL AND o.before IS NULL AND x.id = o.object_id"
     )
     while True:
-        used = " OR ".join(f"({test})" for test, _ in _IN_USE[kind])
+        # each test a clause of its own: NOT EXISTS alone becomes an anti-join, under an OR
+        # it is a subquery run once per candidate (4,000 units of a rollover times its
+        # 60,000 courses)
+        used = " AND ".join(f"NOT ({test})" for test, _ in _IN_USE[kind])
         cur.execute(
             f"""
             WITH gone AS (
                 DELETE FROM {table} x USING _undo_objects o
-                WHERE {candidates} AND NOT ({used})
+                WHERE {candidates} AND {used}
                 RETURNING x.id, x.sync_key, o.now_image AS before, NULL::jsonb AS after
             ), {objects_journaled(kind, "gone")},
             marked AS (

@@ -31,10 +31,7 @@ def turn_around(cur, customer: str, undone: int, undo_run: int, *, scoped: bool)
     conflicts = {}
     for entity in ENTITIES:
         values = sql.SQL(", ").join(
-            sql.SQL("CASE WHEN ch.op = 'update' THEN r.{c} ELSE ch.{c} END AS {c}").format(
-                c=sql.Identifier(c)
-            )
-            for c in entity.values
+            sql.SQL("r.{c}").format(c=sql.Identifier(c)) for c in entity.values
         )
         scope = sql.SQL("")
         if scoped:
@@ -46,16 +43,21 @@ def turn_around(cur, customer: str, undone: int, undo_run: int, *, scoped: bool)
             sql.SQL(
                 """
                 WITH inverse AS (
-                    SELECT CASE ch.op WHEN 'create' THEN 'delete' WHEN 'delete' THEN 'create'
-                                      ELSE 'update' END AS op,
-                           ch.changed, {keys}, {values},
+                    SELECT CASE ch.op WHEN 'create' THEN 'delete' ELSE 'create' END AS op,
+                           ch.changed, {ch_columns},
                            CASE ch.op WHEN 'delete' THEN c.customer IS NULL
                                       ELSE c.run_id IS NOT DISTINCT FROM %(undone)s END AS free
                     FROM {changes} ch
-                    LEFT JOIN LATERAL jsonb_populate_record(NULL::{table}, ch.before) r
-                           ON ch.op = 'update'
                     LEFT JOIN {table} c ON c.customer = %(customer)s AND {match}
-                    WHERE ch.run_id = %(undone)s AND ch.released_from IS NULL {scope}
+                    WHERE ch.run_id = %(undone)s AND ch.op IN ('create', 'delete')
+                      AND ch.released_from IS NULL {scope}
+                    UNION ALL
+                    SELECT 'update', ch.changed, {keys}, {values},
+                           c.run_id IS NOT DISTINCT FROM %(undone)s
+                    FROM {changes} ch
+                    CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, ch.before) r
+                    LEFT JOIN {table} c ON c.customer = %(customer)s AND {match}
+                    WHERE ch.run_id = %(undone)s AND ch.op = 'update' {scope}
                 ), written AS (
                     INSERT INTO {changes} (run_id, op, changed, {columns})
                     SELECT %(undo)s, op, changed, {columns} FROM inverse WHERE free
@@ -70,6 +72,7 @@ def turn_around(cur, customer: str, undone: int, undo_run: int, *, scoped: bool)
                 match=key_match(entity, "c", "ch"),
                 scope=scope,
                 columns=idents(entity.columns),
+                ch_columns=idents(entity.columns, "ch"),
             ),
             params,
         )
