@@ -502,6 +502,12 @@ def main() -> None:
         help="also import, after a first import, the same file with every key re-keyed",
     )
     parser.add_argument(
+        "--fleet",
+        type=int,
+        default=0,
+        help="the operations page with this many customers and 90 days of history (0: skip)",
+    )
+    parser.add_argument(
         "--journal-cost",
         action="store_true",
         help="also run each size without the LMS journal: what journaling adds to the apply",
@@ -523,6 +529,10 @@ def main() -> None:
                 args.customers, args.concurrency, str(files["first import"]), str(files["1% churn"])
             ),
         )
+    if args.fleet:
+        import fleet_page
+
+        fleet_page.report(fleet_page.measure(args.fleet))
     dag_ratio = dag_parse(args.dags, dags=args.dags_folder) if args.dags else None
     print(
         f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"

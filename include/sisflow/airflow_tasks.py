@@ -380,6 +380,20 @@ def drift_check():
     return drifted
 
 
+def send_digest():
+    """The daily digest to the operations team (``SISFLOW_OPS_RECIPIENTS``)."""
+    from .config import load_all
+    from .digest import send
+
+    conn = _conn()
+    try:
+        sent = send(conn, load_all()[0], _services())
+    finally:
+        conn.close()
+    print(f"{sent['subject']} -> {sent['sent']}")
+    return sent
+
+
 def prune(params):
     """What is older than the retention period leaves the import database, the landing zone
     and the outbox; the form's ``days`` overrides ``SISFLOW_RETENTION_DAYS`` for one run."""

@@ -198,6 +198,9 @@ class CustomerConfig(_Strict):
     file_type: Literal["full", "delta"] = "full"
     #: fetched exports stay this many days in the landing zone (the newest ones always stay)
     landing_days: Annotated[float, Field(gt=0)] = 30
+    #: school days (weekdays outside the pause windows) without a new export before the
+    #: operations page and the daily digest raise an alert
+    missing_export_days: Annotated[int, Field(ge=1)] = 3
 
     @model_validator(mode="after")
     def _calendar(self):

@@ -181,3 +181,4 @@ def forget(cur, customer: str) -> None:
     cur.execute("DELETE FROM sis.relinks WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.lms_journal WHERE customer = %s", (customer,))
     cur.execute("DELETE FROM sis.drift_repairs WHERE customer = %s", (customer,))
+    cur.execute("DELETE FROM sis.readiness_checks WHERE customer = %s", (customer,))

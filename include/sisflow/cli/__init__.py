@@ -8,6 +8,7 @@ import re
 import sys
 from datetime import date
 
+from ..fleet import FILTERS
 from .commands import (
     cmd_calendar,
     cmd_config,
@@ -20,6 +21,7 @@ from .commands import (
     cmd_validate,
 )
 from .drift import cmd_drift
+from .fleet import cmd_digest, cmd_fleet
 from .output import _OPEN, _stdout_for_json_only
 from .relink import cmd_relink
 from .undo import cmd_undo
@@ -186,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", help="who repairs (kept with the repair)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("fleet", help="where every customer stands (the operations page's rows)")
+    p.add_argument("--show", choices=list(FILTERS), help="only the customers in this state")
+    p.add_argument("--vendor", help="one SIS vendor's customers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_fleet)
+
+    p = sub.add_parser("digest", help="send the daily digest to SISFLOW_OPS_RECIPIENTS")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_digest)
 
     p = sub.add_parser("maintenance", help="remove history older than the retention period")
     p.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
 
@@ -25,6 +26,12 @@ def readiness(
         target = school_year.starting(current.start.year + 1, config)
         people = file_people(file, config.id) if file else state_people(cur, config.id)
         findings = check(cur, config, target, people=people, on=on, current=current)
+        counts = {name: len(frame) for name, frame in findings.frames.items()}
+        cur.execute(  # ids and counts, for the operations page and the digest
+            "INSERT INTO sis.readiness_checks (customer, school_year, blocking, counts)"
+            " VALUES (%s, %s, %s, %s)",
+            (config.id, target.label, json.dumps(findings.blocking), json.dumps(counts)),
+        )
     log.info(
         "%s readiness for %s: %s",
         config.id,
