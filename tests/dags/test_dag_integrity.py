@@ -17,7 +17,7 @@ def test_every_customer_gets_an_import_a_rollover_a_readiness_and_an_undo_dag(cu
         f"sisflow_{kind}__{customer}"
         for customer in ("nordby", "sorby")
         for kind in ("import", "rollover", "readiness", "undo")
-    } | {"sisflow_maintenance"}
+    } | {"sisflow_maintenance", "sisflow_digest"}
     dag = bag.dags["sisflow_import__nordby"]
     assert dag.timetable.summary == "15 5 * * 1-5"
     assert str(dag.timetable._timezone.name) == "Europe/Oslo"
