@@ -220,6 +220,7 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
     customer, kind = config.id, "rollover" if rollover else "import"
     with DAG(
         dag_id=f"sisflow_{kind}__{customer}",
+        dag_display_name=f"{config.name or customer}: {kind}",
         schedule=None if rollover else _timetable(config.schedule.cron, config.schedule.timezone),
         max_active_runs=1,
         tags=["sisflow", kind, customer, config.sis_vendor.value],
@@ -291,6 +292,7 @@ def build_readiness(config: CustomerConfig) -> DAG:
     ]
     with DAG(
         dag_id=f"sisflow_readiness__{config.id}",
+        dag_display_name=f"{config.name or config.id}: readiness",
         schedule=EventsTimetable(days, restrict_to_events=True, description="readiness_on days")
         if days
         else None,
@@ -336,6 +338,7 @@ and can be undone in turn."""
 def build_undo(config: CustomerConfig) -> DAG:
     with DAG(
         dag_id=f"sisflow_undo__{config.id}",
+        dag_display_name=f"{config.name or config.id}: undo",
         schedule=None,
         max_active_runs=1,
         tags=["sisflow", "undo", config.id, config.sis_vendor.value],

@@ -19,6 +19,9 @@ def test_every_customer_gets_an_import_a_rollover_a_readiness_and_an_undo_dag(cu
         for kind in ("import", "rollover", "readiness", "undo")
     } | {"sisflow_maintenance", "sisflow_digest"}
     dag = bag.dags["sisflow_import__nordby"]
+    # the UI lists customers by name; the id stays the DAG's key
+    assert dag.dag_display_name == "Nordby kommune: import"
+    assert bag.dags["sisflow_undo__sorby"].dag_display_name == "sorby: undo"
     assert dag.timetable.summary == "15 5 * * 1-5"
     assert str(dag.timetable._timezone.name) == "Europe/Oslo"
     assert dag.max_active_runs == 1 and dag.catchup is False
