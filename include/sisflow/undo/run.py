@@ -248,8 +248,10 @@ def _undoable(cur, run_id: int, config: CustomerConfig, *, force: bool, today: d
 def _do(cur, run: dict, result: UndoResult) -> None:
     customer, undone = run["customer"], run["id"]
     committed = runs.latest(cur, customer, (RunStatus.COMMITTED,))
-    cur.execute("SELECT file_datetime FROM sis.runs WHERE id = %s", (run["base_run"] or run["id"],))
-    base_datetime = cur.fetchone()[0] if run["base_run"] else None
+    # the state goes back to the run before: so does the date of the export it comes from
+    # (a file older than the current state is refused, see pipeline.stage)
+    cur.execute("SELECT file_datetime FROM sis.runs WHERE id = %s", (run["base_run"],))
+    base_datetime = (cur.fetchone() or (None,))[0]
     name = f"undo of run {undone}" + (f" (school {result.school})" if result.school else "")
     # a dry run takes no run id: ids are what a later run is known by, the same through
     # both doors (the DAG's preview is a dry run)
