@@ -69,6 +69,9 @@ def _embedded_url() -> str:
         folder = settings.home() / "pg"
         if folder.exists():
             _forget_dead_holders(folder)
+        # made here, race-free: pgserver checks and makes it outside its lock, and of many
+        # processes starting on a fresh state folder one then failed with "File exists"
+        folder.mkdir(parents=True, exist_ok=True)
         # the last holder to exit stops the server, unless make airflow keeps it running
         _embedded = pgserver.get_server(folder, cleanup_mode=None if kept_for_airflow() else "stop")
         log.info("embedded Postgres at %s", folder)
