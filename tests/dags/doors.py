@@ -62,6 +62,7 @@ class World:
             "SISFLOW_CUSTOMERS_DIR": str(self.root / "customers"),
             "SISFLOW_LANDING": self.landing_url or "",
             "AIRFLOW_CONN_SISFLOW_SMTP": self.mail.connection if self.mail else "",
+            "SISFLOW_OPS_RECIPIENTS": "drift@leverandor.test",
         }
 
     def configure(
@@ -396,6 +397,11 @@ class CliDoor:
         assert out.returncode == 0, out.stderr
         return "success"
 
+    def digest(self) -> str:
+        out = sisflow(self.world, "digest")
+        assert out.returncode == 0, out.stderr
+        return "success"
+
     def drift(self) -> str:
         out = sisflow(self.world, "drift")
         assert out.returncode == 0, out.stderr
@@ -502,6 +508,11 @@ class DagDoor:
     def drift(self) -> str:
         """The nightly maintenance run: its drift check."""
         return self.maintenance(None)
+
+    def digest(self) -> str:
+        """The morning's digest DAG run."""
+        os.environ.update(self.world.env)
+        return dagbag().dags["sisflow_digest"].test().state
 
     def readiness(self, file, day: str, *, attach: bool) -> str:
         """The readiness DAG run against ``file``; its approval answered as a person would on

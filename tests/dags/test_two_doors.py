@@ -465,6 +465,16 @@ def drift_found_then_repaired(w, door):
     assert w.query(untrashed, PUPIL) == [(True,)]
 
 
+def the_daily_digest(w, door):
+    """The operations team's morning email: a customer whose last file was rejected needs a
+    person, and says so first."""
+    rejected_file(w, door)
+    assert door.digest() == "success"
+    text = w.email("digest")
+    assert "1 of 1 customers need a person" in text
+    assert "- kommune (kommune, other): the last run broke down" in text
+
+
 SCENARIOS = {
     "normal import": (normal_import, ["applied"]),
     "unchanged file": (unchanged_file, ["applied", "nothing-changed"]),
@@ -561,6 +571,7 @@ SCENARIOS = {
     "an undo undone": (undo_of_an_undo, ["applied", "applied", "undone", "undone"]),
     "an undo refused": (undo_refused, ["applied", "dry-run"]),
     "drift found, then repaired": (drift_found_then_repaired, ["applied", "drift", "applied"]),
+    "the daily digest": (the_daily_digest, ["applied", "rejected-file", "digest"]),
 }
 
 
