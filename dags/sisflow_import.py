@@ -42,6 +42,7 @@ from sisflow.airflow_tasks import (
     attach,
     begin,
     check,
+    decided_already,
     fetch,
     finish,
     stage_and_judge,
@@ -49,7 +50,7 @@ from sisflow.airflow_tasks import (
     undo_preview,
 )
 from sisflow.config import ConfigError, CustomerConfig, load_all
-from sisflow_operators import WaitingPythonOperator
+from sisflow_operators import ApprovalUnlessDecided, WaitingPythonOperator
 
 OWNER = "integration-ops"
 # The trigger form. Its schemas name JSON Schema draft 7, which covers what they use: Airflow
@@ -236,9 +237,10 @@ def build(config: CustomerConfig, *, rollover: bool = False) -> DAG:
         )
         got = PythonOperator(task_id="fetch", python_callable=fetch)
         judged = BranchPythonOperator(task_id="stage_and_judge", python_callable=stage_and_judge)
-        approval = HITLOperator(
+        approval = ApprovalUnlessDecided(
             task_id="approval",
-            subject=f"{customer}: the filter holds this {kind}",
+            decided=decided_already,
+            subject=f"{config.name or customer}: the filter holds this {kind}",
             body="{{ ti.xcom_pull(task_ids='stage_and_judge', key='held') }}",
             options=[OPEN, REJECT],
             defaults=[REJECT],  # taken at the deadline, with no one as the responder
@@ -309,7 +311,7 @@ def build_readiness(config: CustomerConfig) -> DAG:
         )
         approval = HITLOperator(
             task_id="approval",
-            subject=f"{config.id}: attach the proposed sync keys?",
+            subject=f"{config.name or config.id}: attach the proposed sync keys?",
             body=_PROPOSALS,
             options=[ATTACH, DO_NOT_ATTACH],
             defaults=[DO_NOT_ATTACH],
@@ -354,7 +356,7 @@ def build_undo(config: CustomerConfig) -> DAG:
         )
         approval = HITLOperator(
             task_id="approval",
-            subject=f"{config.id}: undo this run?",
+            subject=f"{config.name or config.id}: undo this run?",
             body=_PREVIEW,
             options=[UNDO, DO_NOT_UNDO],
             defaults=[DO_NOT_UNDO],

@@ -6,8 +6,10 @@ Airflow puts this folder on ``sys.path`` for the DAG processor, the workers and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
@@ -29,3 +31,22 @@ class WaitingPythonOperator(PythonOperator):
 
     def execute_complete(self, context, event=None):
         return self.execute(context)
+
+
+class ApprovalUnlessDecided(HITLOperator):
+    """An approval that is not asked when the decision is made already (from the command
+    line, say, before the task started, or when the task is cleared after an answer): it
+    returns the stored decision, in the shape of an answer, instead of offering the buttons
+    again. ``decided(context)`` gives that answer, or None to ask."""
+
+    def __init__(self, *, decided: Callable[..., dict | None], **kwargs):
+        super().__init__(**kwargs)
+        self.decided = decided
+
+    def execute(self, context):
+        answer = self.decided(ti=context["ti"])
+        if answer:
+            who = (answer.get("responded_by_user") or {}).get("name") or "the deadline"
+            self.log.info("decided already: %s by %s", answer["chosen_options"], who)
+            return answer
+        return super().execute(context)

@@ -18,10 +18,11 @@ UNDO, DO_NOT_UNDO = "Undo", "Do not undo"
 
 @contextmanager
 def _step(ti, conn=None):
-    """Refusals end the task at once, without retries (skipped when nothing is wrong, e.g.
-    another run is busy), and so does an export that is not there: trying again in two
-    minutes will not make one, and the run must give the customer back. Any error is kept for
-    the status email. The connection is closed."""
+    """A refusal is the run doing its job: its task is skipped at once, without retries, and
+    the run ends green with a note that says why (red is kept for breakdowns: ops look for
+    red). An export that is not there fails the task at once: trying again in two minutes
+    will not make one, and the run must give the customer back. Any error is kept for the
+    status email. The connection is closed."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from .errors import Refusal
@@ -33,8 +34,7 @@ def _step(ti, conn=None):
         raise  # the task's own verdict, not an error
     except Refusal as err:
         ti.xcom_push(key="refusal", value=err.as_dict())
-        if err.fails_the_run:
-            raise AirflowFailException(str(err)) from None
+        _note(ti, f"REFUSED: {err}")  # an import's finish words it as its email does
         raise AirflowSkipException(str(err)) from None
     except NothingToFetch as err:
         ti.xcom_push(key="error", value=_failure(ti, err))
@@ -85,6 +85,19 @@ def _airflow(dag_run) -> dict:
     }
 
 
+def _note(ti, text: str) -> None:
+    """The DAG run's note, through Airflow's REST API (the Task SDK cannot write one); a run
+    never fails for want of a note, and its log has the text either way."""
+    from . import airflow_api, run_notes
+
+    text = run_notes.fit(text)
+    print(f"note: {text}")
+    try:
+        airflow_api.set_note(ti.dag_id, ti.run_id, text)
+    except airflow_api.AirflowApiError as err:
+        print(f"the run's note was not set: {err}")
+
+
 def _day(dag_run, config) -> date:
     """The customer's calendar day of the DAG run (its logical date in the customer's zone)."""
     from . import calendar
@@ -113,7 +126,7 @@ def begin(customer, kind, params, dag_run, ti):
     """The date, the calendar, the school year, the lease, and the apply an earlier run left
     half-way. A rollover for a later effective date answers when to wait until (its operator
     defers, holding nothing)."""
-    from . import pipeline
+    from . import pipeline, run_notes
 
     holder = pipeline.Holder.airflow_run(dag_run.dag_id, dag_run.run_id)
     with _step(ti, conn := _conn()):
@@ -122,10 +135,7 @@ def begin(customer, kind, params, dag_run, ti):
         plan = pipeline.prepare(conn, request, holder, config, _airflow(dag_run))
         moment = pipeline.waits_until(plan) if plan.rollover else None
         if moment:
-            print(
-                f"{customer}: the rollover into {plan.school_year['label']} waits until "
-                f"{moment.isoformat()}"
-            )
+            _note(ti, run_notes.waits(moment, config, plan.school_year["label"]))
             return {"wait_until": moment.isoformat()}
         return pipeline.take(conn, plan, config).as_dict()
 
@@ -151,9 +161,9 @@ def fetch(params, ti):
             ti.xcom_push(key="plan", value=plan.as_dict())
 
 
-def stage_and_judge(ti):
+def stage_and_judge(dag_run, ti):
     from . import filter as filter_
-    from . import pipeline, runs
+    from . import pipeline, run_notes, runs
 
     plan = _plan(ti)
     with _step(ti, conn := _conn()):
@@ -166,6 +176,7 @@ def stage_and_judge(ti):
         run = runs.summary(conn, plan.run_id)
         if run["status"] == "held":
             ti.xcom_push(key="held", value=filter_.explain(run))
+            _note(ti, run_notes.held(run, config))
             return "approval"
         return "apply" if pipeline.goes_on(run) else "finish"
 
@@ -203,6 +214,24 @@ def apply(ti):
         pipeline.apply(conn, plan, pipeline.customer_config(plan.customer))
 
 
+def decided_already(ti) -> dict | None:
+    """The decision stored on the held run before its approval task started (from the command
+    line, or an answer before the task was cleared), as the approval's answer; None: ask."""
+    from . import filter as filter_
+    from . import pipeline
+
+    plan = _plan(ti)
+    if plan is None or plan.run_id is None:
+        return None
+    conn = _conn()
+    try:
+        with conn.cursor() as cur:
+            stored = filter_.stored_decision(cur, plan.run_id)
+    finally:
+        conn.close()
+    return pipeline.as_answer(stored) if stored else None
+
+
 def identity_waits(conn, run_id: int) -> bool:
     """Whether the run's identity changes wait for the approval's answer."""
     from . import identity
@@ -234,6 +263,7 @@ def finish(customer, kind, dag_run, ti):
         else:
             result = pipeline.finish(conn, plan, config, services, ending)
     print(f"{customer}: {result['email']['subject']} -> {result['email']['sent']}")
+    _note(ti, result["note"])
     if failed:
         raise AirflowFailException(
             f"the run stopped at {failed[0]}: "
@@ -260,6 +290,11 @@ def check(customer, params, dag_run, ti):
         ti.xcom_push(key="summary", value=findings.summary())
         proposals = findings.proposals()
         ti.xcom_push(key="proposals", value=proposals)
+        _note(
+            ti,
+            f"readiness for {findings.school_year.label}: {sum(findings.blocking.values())}"
+            f" blocking finding(s), {len(proposals)} sync key(s) proposed",
+        )
         return ["approval"] if proposals else []
 
 
@@ -283,6 +318,7 @@ def attach(customer, dag_run, ti):
             source=f"{dag_run.dag_id} run {dag_run.run_id}",
         )
     print(f"{customer}: {len(ids)} sync keys attached by {user['name']}: attachments {ids}")
+    _note(ti, f"{len(ids)} sync key(s) attached, approved by {user['name']}")
     return ids
 
 
@@ -310,6 +346,7 @@ def undo_preview(customer, params, dag_run, ti):
         text = "\n".join(result.lines())
         print(text)
         ti.xcom_push(key="preview", value=text)
+        _note(ti, result.lines()[0])
         return [] if params.get("dry_run") else ["approval"]
 
 
@@ -355,6 +392,7 @@ def undo(customer, params, dag_run, ti):
         )
     print("\n".join(result.lines()))
     print(f"{customer}: {email['subject']} -> {email['sent']}" if email else "")
+    _note(ti, result.lines()[0])
     return result.as_dict()
 
 

@@ -1,7 +1,8 @@
 """Refusals: the reasons a run stops on purpose, one type for each.
 
-A refusal is not a crash. Retrying does not help, so the DAG fails (or skips) the task at
-once, without retries, and the status email tells the operator why and what to do. Every
+A refusal is not a crash. Retrying does not help, so the DAG skips the task at once, without
+retries: the run ends green with a note that says why (red means something broke), and the
+status email tells the operator why and what to do. Every
 refusal carries the outcome its email reports and a message with ids and dates only.
 """
 
@@ -12,8 +13,6 @@ class Refusal(Exception):
     """A run that stops on purpose: ``outcome`` names the email's story."""
 
     outcome = "refused"
-    #: a refusal that is a normal state of affairs (another run is busy) skips; the others fail
-    fails_the_run = True
     #: what the operator can do about it, for the email
     advice = ""
 
@@ -23,7 +22,6 @@ class Refusal(Exception):
             "outcome": self.outcome,
             "reason": str(self),
             "advice": self.advice,
-            "fails_the_run": self.fails_the_run,
         }
 
 
@@ -66,7 +64,6 @@ class CustomerBusy(Refusal):
     """Another run of the same customer holds its lease."""
 
     outcome = "busy"
-    fails_the_run = False
     advice = (
         "Nothing was done. Wait for the other run to end (or decide its held import), "
         "then run again; the next scheduled import picks the file up."
@@ -100,7 +97,6 @@ class RunSuperseded(Refusal):
     """The run is no longer the customer's newest: a newer file or run replaced it."""
 
     outcome = "superseded"
-    fails_the_run = False
     advice = "Nothing to do: the newer run carries the customer forward."
 
 

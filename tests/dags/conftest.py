@@ -87,6 +87,7 @@ def worlds(airflow_db, airflow_api, new_db, tmp_path, monkeypatch):
         "SISFLOW_CUSTOMERS_DIR",
         "SISFLOW_LANDING",
         "AIRFLOW_CONN_SISFLOW_SMTP",
+        *airflow_api,  # the DAG door gives its tasks the API (run notes)
     ):
         monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
     cli = World(new_db(), tmp_path / "cli", smtp=True)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -44,6 +44,12 @@ class World:
     #: emails go to a mail catcher of this world's own through the ``sisflow_smtp`` connection,
     #: the same for both doors; without it, to the outbox
     smtp: bool = False
+    #: how each run ended, in words: a DAG run's note, the command's ``note``
+    notes: list[str] = field(default_factory=list)
+
+    def notes_here(self) -> list[str | None]:
+        """The notes with this world's folder as ``WORLD`` (the doors' folders differ)."""
+        return [n and n.replace(str(self.root), "WORLD") for n in self.notes]
 
     def __post_init__(self):
         for name in ("customers", "drop", "home", "by-hand"):
@@ -309,27 +315,56 @@ def sisflow(world: World, *args, extra_env: dict | None = None):
     )
 
 
-def _ended_by_the_command(out) -> str:
+def _ended_by_the_command(out, world: World) -> str:
     """How a run ended, in the doors' one vocabulary: success, refused (on purpose: the
     email says why) or failed (a breakdown), from what ``--json`` says."""
     try:
         result = json.loads(out.stdout)
     except ValueError:
+        world.notes.append(None)
         return "failed"  # no result at all: the process broke down
+    world.notes.append(result.get("note"))
     if result.get("refusal"):
         return "refused"
     return "failed" if result.get("failed") or out.returncode else "success"
 
 
-def _ended_in_airflow(run) -> str:
-    """The same vocabulary for a DAG run: a failed run whose tasks stored a refusal was
-    refused on purpose; one without was a breakdown."""
+def note_of(run) -> str | None:
+    """The DAG run's note as Airflow's UI shows it."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.get(DagRun, run.id).note
+
+
+def notes_given(dag_id: str) -> list[str]:
+    """Every note the DAG's runs were given, in order: Airflow's audit log keeps each
+    ``PATCH`` of a DAG run with its body."""
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(Log.extra)
+            .where(Log.event == "patch_dag_run", Log.dag_id == dag_id)
+            .order_by(Log.id)
+        ).all()
+    return [json.loads(e).get("note") for e in extras if e]
+
+
+def _ended_in_airflow(run, world: World) -> str:
+    """The same vocabulary for a DAG run, by the rule ops read it by: red (failed) is a
+    breakdown; a green run whose tasks stored a refusal was refused on purpose (its note says
+    why)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    if run.state == "success":
-        return "success"
+    world.notes.append(note_of(run))
+    if run.state == "failed":
+        return "failed"
     with create_session() as session:
         refused = session.scalars(
             select(XComModel.key).where(
@@ -338,7 +373,7 @@ def _ended_in_airflow(run) -> str:
                 XComModel.key == "refusal",
             )
         ).first()
-    return "refused" if refused else "failed"
+    return "refused" if refused else "success"
 
 
 class CliDoor:
@@ -386,7 +421,7 @@ class CliDoor:
                     "checked with the school",
                     "--json",
                 )
-        return _ended_by_the_command(out)
+        return _ended_by_the_command(out, self.world)
 
     def undo(self, run_id: int, day: str, *, school: str | None = None, force=False) -> str:
         args = ["undo", run_id, "--on", day, "--by", "kari", "--reason", UNDO_REASON]
@@ -461,6 +496,7 @@ class DagDoor:
     ) -> str:
         """``day`` goes into the form's date; None leaves it out (``logical_date`` decides)."""
         os.environ.update(self.world.env)
+        os.environ.update(self.api_env)  # the tasks write the run's note through the REST API
         dag = dagbag().dags[f"sisflow_{'rollover' if rollover else 'import'}__kommune"]
         for task in dag.tasks:  # a failure ends the run now instead of after retry delays
             task.retries = 0
@@ -481,7 +517,7 @@ class DagDoor:
             os.environ.pop("SISFLOW_FAIL_POINT", None)
             errors.stop.set()  # an approval that never came is not waited for any more
         assert errors == []
-        return _ended_in_airflow(run)
+        return _ended_in_airflow(run, self.world)
 
     def undo(self, run_id: int, day: str, *, school: str | None = None, force=False) -> str:
         """The undo DAG run; its approval answered on the Required Actions page: undo."""
@@ -489,6 +525,7 @@ class DagDoor:
         from zoneinfo import ZoneInfo
 
         os.environ.update(self.world.env)
+        os.environ.update(self.api_env)  # the tasks write the run's note through the REST API
         dag = dagbag().dags["sisflow_undo__kommune"]
         errors = when_asked(answer_in_airflow("Undo", UNDO_REASON, fields={}), dag_id=dag.dag_id)
         on = datetime.combine(date.fromisoformat(day), time(9), tzinfo=ZoneInfo("Europe/Oslo"))
@@ -496,9 +533,12 @@ class DagDoor:
         run = dag.test(run_conf=conf, logical_date=on)
         errors.stop.set()
         states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-        if states.get("preview") == "failed":  # refused before anything was asked
+        note = note_of(run) or ""
+        if states.get("preview") == "skipped":  # refused before anything was asked
+            assert note.startswith("REFUSED: "), note
             return "refused"
         assert errors == []
+        assert re.fullmatch(rf"undo run \d+ took back run {run_id}(, school .+)?", note), note
         return run.state
 
     def maintenance(self, days: float) -> str:
@@ -527,9 +567,12 @@ class DagDoor:
             dag_id=dag.dag_id,
         )
         on = datetime.combine(date.fromisoformat(day), time(6), tzinfo=ZoneInfo("Europe/Oslo"))
+        os.environ.update(self.api_env)  # the tasks write the run's note through the REST API
         run = dag.test(run_conf={"file": str(file)}, logical_date=on)
         errors.stop.set()
         assert errors == []
+        said = r"\d+ sync key\(s\) attached, approved by \w+" if attach else r"readiness for .+"
+        assert re.fullmatch(said, note_of(run) or ""), note_of(run)
         return run.state
 
     def _answer(self, how: str, choice: str | None = None):

@@ -11,6 +11,8 @@ parked approval task through Airflow's real REST API; in the command-line door w
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sisflow.ims.generate import generate
 
@@ -21,6 +23,8 @@ from tests.dags.doors import (
     TWO_SECONDS,
     WINDOW,
     answer_in_airflow,
+    note_of,
+    notes_given,
     sisflow,
 )
 
@@ -585,6 +589,12 @@ def test_one_scenario_two_doors_the_same_end_state(worlds, name):
         assert ends[door.name]["outbox"] == emails, door.name
         assert ends[door.name]["leases"] == 0, door.name
     assert ends["cli"] == ends["dag"]
+    # every DAG run says how it ended in its note, in the words the command prints (a command
+    # that broke down printed nothing: its traceback went to stderr)
+    cli, dag = worlds
+    assert all(dag.world.notes), dag.world.notes
+    for said, noted in zip(cli.world.notes_here(), dag.world.notes_here(), strict=True):
+        assert said == noted or (said is None and ": FAILED at " in noted), (said, noted)
 
 
 def test_the_held_email_goes_out_while_the_run_waits(worlds):
@@ -594,16 +604,24 @@ def test_the_held_email_goes_out_while_the_run_waits(worlds):
     w.export(2025)
     dag.run("2025-09-01")
     w.export(2026)
-    while_waiting = []
+    while_waiting, noted = [], []
     open_it = answer_in_airflow(OPEN, "checked with the school")
 
     def look_then_answer(key):
         while_waiting.extend(w.outbox())
+        noted.extend(notes_given("sisflow_import__kommune"))
         open_it(key)
 
     assert dag.run("2026-08-10", answer=look_then_answer) == "success"
     assert while_waiting == ["applied", "held"]
     run_id = w.query("SELECT max(id) FROM sis.runs")[0][0]
+    # while it waits, the DAG run's note says until when, and what the filter caught
+    assert re.fullmatch(
+        rf"run {run_id}: held until \d+ \w{{3}} \d\d:\d\d \(Oslo\): person delete \d+ over 1",
+        noted[-1],
+    ), noted
+    opened = rf"run {run_id}: applied after the filter was opened: [\d,]+ changes"
+    assert re.fullmatch(opened, w.notes[-1]), w.notes
     text = w.email("held")
     assert "approval task" in text and f"sisflow filter open {run_id}" in text
 
@@ -819,6 +837,8 @@ def test_a_rollover_for_a_later_day_waits_deferred_and_holds_nothing(worlds, cap
         finished = datetime.now(oslo)
     assert finished >= midnight  # it did not go on before its day
     assert "running trigger in line" in caplog.text  # begin deferred: a trigger waited
+    waited = f"waits until {tomorrow.day} {tomorrow:%b} 00:00 (Oslo): the rollover into 2026-2027"
+    assert waited in notes_given("sisflow_rollover__kommune")
     assert w.outbox() == ["applied", "applied"]
     assert w.query("SELECT label FROM sis.school_years ORDER BY set_at") == [
         ("2025-2026",),
@@ -844,7 +864,12 @@ def test_a_rollover_for_a_day_before_the_earliest_date_is_refused_at_once(worlds
             run_conf={"effective_date": "2027-07-20", "school_year": "2027-2028", "dry_run": False}
         )
     )
-    assert run.state == "failed"
+    # refused on purpose: green, its begin skipped, and the run's note says why
+    assert run.state == "success"
+    assert run.get_task_instance("begin").state == "skipped"
+    assert note_of(run) == (
+        "REFUSED: rollover into 2027-2028 is allowed from 2027-08-01, not on 2027-07-20"
+    )
     assert w.outbox() == ["applied", "rollover-too-early"]
     assert "rollover into 2027-2028 is allowed from 2027-08-01, not on 2027-07-20" in w.email(
         "rollover-too-early"

@@ -105,9 +105,10 @@ def go_on(conn, result: dict, args) -> int:
     airflow_run = result.get("airflow_run")
     if airflow_run:
         try:
-            airflow_api.answer(
-                airflow_run["dag_id"], airflow_run["run_id"], decision, result["decision"]["reason"]
-            )
+            # the Required Actions page shows the API's user as the responder: the reason
+            # names who decided, and how
+            why = f"{result['decision']['reason'] or ''} ({decision} by {by} with sisflow filter)"
+            airflow_api.answer(airflow_run["dag_id"], airflow_run["run_id"], decision, why)
             print(
                 f"run {run_id}: {decision} by {by}; answered the approval task of "
                 f"{airflow_run['dag_id']} run {airflow_run['run_id']}: it goes on in Airflow"

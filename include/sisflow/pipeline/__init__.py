@@ -24,7 +24,7 @@ customer (:mod:`sisflow.runs`), and reads the run's status under that lock.
 
 from .begin import PAUSED, begin, prepare, take, waits_until
 from .commit import apply, commit
-from .decide import accepted_pairs, decide, from_approval, goes_on
+from .decide import accepted_pairs, as_answer, decide, from_approval, goes_on
 from .fetch import confine, fetch
 from .finish import finish, finish_without_plan, notify
 from .judge import HELD_GRACE, compute_diff, judge
@@ -44,6 +44,7 @@ __all__ = [
     "Request",
     "accepted_pairs",
     "apply",
+    "as_answer",
     "begin",
     "commit",
     "compute_diff",

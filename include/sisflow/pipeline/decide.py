@@ -8,7 +8,7 @@ import re
 
 from .. import filter as filter_
 from .. import identity, runs
-from ..airflow_api import ACCEPT, OPEN
+from ..airflow_api import ACCEPT, OPEN, REJECT
 from ..errors import NotDecidable
 from ..runs import RunStatus
 
@@ -69,6 +69,19 @@ def from_approval(answer: dict) -> dict:
         "by": user["name"],
         "via": "airflow",
         "reason": (answer.get("params_input") or {}).get("reason") or None,
+    }
+
+
+def as_answer(stored: dict) -> dict:
+    """A stored decision in the shape of an approval's answer (:func:`from_approval` reads it
+    back as the same decision), for an approval task that need not ask."""
+    by = stored["decided_by"]
+    return {
+        "chosen_options": [OPEN if stored["decision"] == filter_.Decision.OPENED else REJECT],
+        "params_input": {"reason": stored["reason"] or "", ACCEPT: ""},
+        "responded_by_user": {"id": by, "name": by} if by else None,
+        "responded_at": stored["decided_at"].isoformat(),
+        "decided_via": stored["via"],
     }
 
 

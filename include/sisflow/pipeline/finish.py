@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from .. import runs
+from .. import run_notes, runs
 from ..config import CustomerConfig
 from ..runs import RunStatus
 from ..services import Sender, Services
@@ -39,7 +39,12 @@ def notify(
         failed=ending.failed,
     )
     if run is not None and report.outcome in (run.get("emails") or []):
-        return {"outcome": report.outcome, "subject": report.subject, "sent": None}
+        return {
+            "outcome": report.outcome,
+            "subject": report.subject,
+            "headline": report.headline,
+            "sent": None,
+        }
     where = sender.send(report)
     if run is not None:
         with conn, conn.cursor() as cur:
@@ -47,7 +52,12 @@ def notify(
                 "UPDATE sis.runs SET emails = emails || %s::jsonb WHERE id = %s",
                 (f'["{report.outcome}"]', run["id"]),
             )
-    return {"outcome": report.outcome, "subject": report.subject, "sent": where}
+    return {
+        "outcome": report.outcome,
+        "subject": report.subject,
+        "headline": report.headline,
+        "sent": where,
+    }
 
 
 def finish(
@@ -78,7 +88,9 @@ def finish(
             "status": plan.outcome or ("failed" if ending.failed else "refused"),
         }
     )
-    return _ended(result, plan, ending, email)
+    result = _ended(result, plan, ending, email)
+    result["note"] = run_notes.held(run, config) if waiting and run else run_notes.final(result)
+    return result
 
 
 def finish_without_plan(
@@ -88,7 +100,9 @@ def finish_without_plan(
     its email says why; nothing was held, so nothing is given back."""
     email = notify(conn, None, config, services.sender, ending, kind=kind)
     status = "failed" if ending.failed else "refused"
-    return _ended({"id": None, "customer": customer, "status": status}, None, ending, email)
+    result = _ended({"id": None, "customer": customer, "status": status}, None, ending, email)
+    result["note"] = run_notes.final(result)
+    return result
 
 
 def _ended(result: dict, plan: Plan | None, ending: Ending, email: dict) -> dict:

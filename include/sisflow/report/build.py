@@ -17,19 +17,19 @@ from ..filter import cap, limits, profile_for
 MAX_EXAMPLES = 20
 
 SUBJECTS = {
-    "applied": "applied: {changes} changes",
-    "finished-pending": "applied: {finished} changes that run {finished_run} left half-way;"
+    "applied": "applied: {changes:,} changes",
+    "finished-pending": "applied: {finished:,} changes that run {finished_run} left half-way;"
     " the file itself is unchanged",
     "nothing-changed": "nothing changed",
     "held": "HELD by the filter: a person must decide",
     "rejected": "stopped: the held import was rejected",
     "expired": "stopped: no decision before the deadline",
-    "opened": "applied after the filter was opened: {changes} changes",
+    "opened": "applied after the filter was opened: {changes:,} changes",
     "paused": "paused until {until}: nothing fetched",
-    "delay-delete": "applied, {deferred} deletions held back until {until}",
+    "delay-delete": "applied, {deferred:,} deletions held back until {until}",
     "rejected-file": "REJECTED FILE: nothing imported",
     "failed": "FAILED at {where}: {reason}",
-    "dry-run": "dry run: {changes} changes computed, nothing applied",
+    "dry-run": "dry run: {changes:,} changes computed, nothing applied",
     "busy": "not run: another run for {customer} is in progress",
     "rollover-too-early": "REFUSED: {reason}",
     "invalid-customer": "REFUSED: the customer configuration is invalid",
@@ -57,6 +57,7 @@ class Report:
     next_run: str | None = None
     kind: str = "import"  # or rollover
     reason: str | None = None  # why the run was refused or failed, in one line
+    headline: str = ""  # the subject without its "[sisflow] customer:" (a DAG run's note)
     finished: list[dict] = field(default_factory=list)  # earlier runs whose apply this finished
     #: records kept as they were because the file's copy was invalid: the first ones, and all
     kept: list[dict] = field(default_factory=list)
@@ -189,6 +190,7 @@ def build(
         subject=" ".join(
             f"[sisflow] {name}{' rollover' if kind == 'rollover' else ''}: {subject}".split()
         ),
+        headline=" ".join(subject.split()),
         run=run,
         calendar=calendar,
         deferred_waiting=deferred,
