@@ -25,6 +25,36 @@ def _airflow_base() -> str:
     return conf.get("api", "base_url", fallback="").rstrip("/")
 
 
+def _waiting_rollovers() -> dict[str, dict]:
+    """The rollover DAG runs whose ``begin`` waits, deferred, for the effective date: known to
+    Airflow only (a waiting rollover holds nothing in the import database)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.execute(
+            select(DagRun.dag_id, DagRun.run_id, DagRun.conf)
+            .join(TI, (TI.dag_id == DagRun.dag_id) & (TI.run_id == DagRun.run_id))
+            .where(
+                DagRun.dag_id.startswith("sisflow_rollover__", autoescape=True),
+                DagRun.state == "running",
+                TI.task_id == "begin",
+                TI.state == "deferred",
+            )
+        ).all()
+    return {
+        dag_id.split("__", 1)[1]: {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "until": (conf or {}).get("effective_date"),
+            "school_year": (conf or {}).get("school_year"),
+        }
+        for dag_id, run_id, conf in found
+    }
+
+
 def _customers(show, vendor, sort) -> str:
     from sisflow.config import load_all
     from sisflow.db.connection import connect
@@ -33,7 +63,13 @@ def _customers(show, vendor, sort) -> str:
     conn = connect()
     try:
         return customers_page(
-            conn, load_all()[0], show=show, vendor=vendor, sort=sort, airflow_base=_airflow_base()
+            conn,
+            load_all()[0],
+            show=show,
+            vendor=vendor,
+            sort=sort,
+            airflow_base=_airflow_base(),
+            waiting=_waiting_rollovers(),
         )
     finally:
         conn.close()
@@ -49,7 +85,9 @@ def _customer(customer: str) -> str | None:
         return None
     conn = connect()
     try:
-        return customer_page(conn, config, airflow_base=_airflow_base())
+        return customer_page(
+            conn, config, airflow_base=_airflow_base(), waiting=_waiting_rollovers()
+        )
     finally:
         conn.close()
 

@@ -85,6 +85,33 @@ def test_the_rollover_is_due_from_its_earliest_date(conn, tmp_path):
     assert after.earliest_rollover == "2026-08-01"
 
 
+def test_a_rollover_waiting_for_its_day_is_shown_with_that_day_on_the_page_and_in_the_digest(
+    conn, tmp_path
+):
+    from sisflow.report.email import render
+    from sisflow.web.pages import customers_page
+
+    config = customer("early")
+    imported(conn, tmp_path, config)
+    waiting = {
+        "early": {
+            "dag_id": "sisflow_rollover__early",
+            "run_id": "manual__1",
+            "until": "2026-08-10",
+            "school_year": "2026-2027",
+        }
+    }
+    (plain,) = fleet.rows(conn, [config], NOW)
+    (row,) = fleet.rows(conn, [config], NOW, waiting)
+    assert "rollover" not in plain.flags  # March: not due, and nothing waits
+    assert "rollover" in row.flags and row.rollover_waiting == waiting["early"]
+    page = customers_page(conn, [config], now=NOW, waiting=waiting, airflow_base="http://af")
+    assert "rollover into 2026-2027 waits until 2026-08-10" in page
+    assert 'href="http://af/dags/sisflow_rollover__early/runs/manual__1"' in page
+    _, text = render(digest.build([row], NOW))
+    assert "the rollover into 2026-2027 waits until 2026-08-10" in text
+
+
 def test_the_digest_lists_who_needs_a_person_first(conn, tmp_path, monkeypatch):
     monkeypatch.setenv("SISFLOW_OPS_RECIPIENTS", "drift@leverandor.test, vakt@leverandor.test")
     fine, quiet = customer("fine"), customer("quiet")

@@ -20,7 +20,7 @@ REASONS = {
     "failed": "the last run broke down",
     "missing": "no new export",
     "readiness": "blocking readiness findings",
-    "rollover": "the new school year may begin",
+    "rollover": "the new school year may begin, or its rollover waits",
 }
 
 
@@ -72,8 +72,17 @@ def build(rows: list[fleet.Row], now: datetime | None = None) -> Digest:
     )
 
 
-def send(conn, configs: list[CustomerConfig], services, now: datetime | None = None) -> dict:
-    """The digest built from the fleet's rows and sent; what was sent where."""
-    digest = build(fleet.rows(conn, configs, now), now)
+def send(
+    conn,
+    configs: list[CustomerConfig],
+    services,
+    now: datetime | None = None,
+    waiting: dict[str, dict] | None = None,
+) -> dict:
+    """The digest built from the fleet's rows and sent; what was sent where. ``waiting``: the
+    rollovers that wait for their effective date, by customer (default: asked of Airflow)."""
+    if waiting is None:
+        waiting = fleet.waiting_rollovers()
+    digest = build(fleet.rows(conn, configs, now, waiting), now)
     where = services.sender.send(digest)
     return {"subject": digest.subject, "sent": where, "attention": len(digest.attention)}

@@ -9,12 +9,15 @@ windows). Ids, dates and counts only: no personal data.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from . import calendar, school_year
 from .config import CustomerConfig
+
+log = logging.getLogger(__name__)
 
 #: the filters of the page and the digest, by name: which rows each keeps
 FILTERS = ("held", "failed", "paused", "missing", "rollover", "readiness")
@@ -68,6 +71,8 @@ class Row:
     last_new_export: str | None = None
     school_days_without_export: int | None = None
     missing_export: bool = False
+    #: a rollover DAG run deferred to its effective date: dag_id, run_id, until, school_year
+    rollover_waiting: dict | None = None
     flags: list[str] = field(default_factory=list)  # the FILTERS this row is in
 
     def as_dict(self) -> dict:
@@ -89,16 +94,37 @@ def _school_days(config: CustomerConfig, since: date, today: date) -> int:
     return days
 
 
-def rows(conn, configs: list[CustomerConfig], now: datetime | None = None) -> list[Row]:
-    """Every customer's row, in the order of ``configs``."""
+def waiting_rollovers() -> dict[str, dict]:
+    """The rollovers that wait, deferred, for their effective date, asked of Airflow's REST API
+    (a waiting rollover holds nothing here); none when Airflow cannot be asked, said in the
+    log. The Customers page, inside Airflow, reads them from Airflow's database instead."""
+    from . import airflow_api
+
+    try:
+        return airflow_api.waiting_rollovers()
+    except airflow_api.AirflowApiError as err:
+        log.warning("waiting rollovers not known: %s", err)
+        return {}
+
+
+def rows(
+    conn,
+    configs: list[CustomerConfig],
+    now: datetime | None = None,
+    waiting: dict[str, dict] | None = None,
+) -> list[Row]:
+    """Every customer's row, in the order of ``configs``. ``waiting``: the rollovers that
+    wait for their effective date, by customer; only Airflow knows them (a waiting rollover
+    holds nothing here)."""
     now = now or datetime.now(UTC)
     with conn, conn.cursor() as cur:
         cur.execute(_QUERY, {"customers": [c.id for c in configs]})
         found = {r[0]: r for r in cur.fetchall()}
-    return [_row(config, found[config.id], now) for config in configs]
+    waiting = waiting or {}
+    return [_row(c, found[c.id], now, waiting.get(c.id)) for c in configs]
 
 
-def _row(config: CustomerConfig, r: tuple, now: datetime) -> Row:
+def _row(config: CustomerConfig, r: tuple, now: datetime, waiting: dict | None) -> Row:
     tz = ZoneInfo(config.schedule.timezone)
     today = now.astimezone(tz).date()
     (_, last_id, status, outcome, counts, at, airflow, profile) = r[:8]
@@ -116,6 +142,7 @@ def _row(config: CustomerConfig, r: tuple, now: datetime) -> Row:
         earliest_rollover=cal.earliest_rollover.isoformat(),
         rollover_due=today >= cal.earliest_rollover,
         next_import=local(calendar.next_run(config, now), tz) if config.source else None,
+        rollover_waiting=waiting,
     )
     if last_id is not None:
         row.last_run = {
@@ -162,8 +189,8 @@ def _in(row: Row, name: str) -> bool:
         return row.mode == calendar.PAUSED
     if name == "missing":
         return row.missing_export
-    if name == "rollover":  # the new school year may begin, and has not
-        return row.rollover_due
+    if name == "rollover":  # the new school year may begin and has not, or waits for its day
+        return row.rollover_due or row.rollover_waiting is not None
     if name == "readiness":
         return bool(row.readiness and row.readiness["blocking"])
     raise ValueError(name)

@@ -13,7 +13,7 @@ def cmd_fleet(args) -> int:
     configs = load_all()[0]
     conn = _connect()
     try:
-        rows = fleet.rows(conn, configs)
+        rows = fleet.rows(conn, configs, waiting=fleet.waiting_rollovers())
     finally:
         conn.close()
     if args.show:

@@ -40,8 +40,9 @@ def customers_page(
     sort: str = "customer",
     airflow_base: str = "",
     now: datetime | None = None,
+    waiting: dict[str, dict] | None = None,
 ) -> str:
-    rows = fleet.rows(conn, configs, now)
+    rows = fleet.rows(conn, configs, now, waiting)
     counts = {name: sum(name in r.flags for r in rows) for name in fleet.FILTERS}
     vendors = sorted({r.vendor for r in rows})
     if show in fleet.FILTERS:
@@ -65,11 +66,16 @@ def customers_page(
 
 
 def customer_page(
-    conn, config: CustomerConfig, *, airflow_base: str = "", now: datetime | None = None
+    conn,
+    config: CustomerConfig,
+    *,
+    airflow_base: str = "",
+    now: datetime | None = None,
+    waiting: dict[str, dict] | None = None,
 ) -> str:
     from .. import calendar
 
-    (row,) = fleet.rows(conn, [config], now)
+    (row,) = fleet.rows(conn, [config], now, waiting)
     with conn, conn.cursor() as cur:
         cur.execute(
             "SELECT r.id, r.created_at, r.status, r.emails ->> -1, r.profile, r.counts, r.undo_of,"
