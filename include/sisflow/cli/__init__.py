@@ -20,6 +20,7 @@ from .commands import (
     cmd_run,
     cmd_validate,
 )
+from .deployment import cmd_deployment
 from .drift import cmd_drift
 from .fleet import cmd_digest, cmd_fleet
 from .output import _OPEN, _stdout_for_json_only
@@ -211,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check", "schema"])
     p.add_argument("-o", "--out", help="where to write the schema")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser(
+        "deployment",
+        help="a deployment's first step: check its secrets (refuse placeholders); prepare"
+        " also makes the folders the services write and the admin login; login writes only"
+        " the admin login",
+    )
+    p.add_argument("action", choices=["check", "prepare", "login"])
+    p.add_argument("folders", nargs="*", help="prepare: folders to make and hand to --owner")
+    p.add_argument("--owner", type=int, default=50000, help="the services' user id (AIRFLOW_UID)")
+    p.set_defaults(func=cmd_deployment)
 
     p = sub.add_parser("calendar", help="the coming months per customer (HTML for all)")
     p.add_argument("customer", nargs="?", type=_customer_id)

@@ -64,7 +64,13 @@ def _embedded_url() -> str:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, cron); /tmp is fine here
             warnings.simplefilter("ignore")
-            import pgserver  # imported late: only the embedded default needs it
+            try:
+                import pgserver  # imported late: only the embedded default needs it
+            except ModuleNotFoundError:
+                raise RuntimeError(
+                    "SISFLOW_DATABASE_URL is not set, and the embedded Postgres is not"
+                    " installed (pip install 'sisflow[embedded]'): set SISFLOW_DATABASE_URL"
+                ) from None
 
         folder = settings.home() / "pg"
         if folder.exists():
