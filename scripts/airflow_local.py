@@ -25,10 +25,20 @@ import time
 import urllib.request
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COMPONENTS = (["api-server"], ["scheduler"], ["dag-processor"], ["triggerer"])
+# the log servers of the scheduler and triggerer would listen on every interface; on one machine
+# the api-server reads the task logs from the shared log folder instead
+COMPONENTS = (
+    ["api-server"],
+    ["scheduler", "--skip-serve-logs"],
+    ["dag-processor"],
+    ["triggerer", "--skip-serve-logs"],
+)
+#: task slots: a handful, for a small machine (LocalExecutor starts one process per slot)
+SLOTS = os.environ.get("SISFLOW_AIRFLOW_SLOTS", "4")
 
 
 def _home() -> Path:
@@ -70,6 +80,13 @@ def _environment(
     secret_file = airflow_home / "jwt_secret"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(48))
+    # the admin's password made here, before the api-server starts (it keeps a password it
+    # finds), so that the tasks can be given Airflow's REST API: they write the runs' notes
+    passwords = airflow_home / "passwords.json"
+    if not passwords.exists():
+        passwords.touch(mode=0o600)
+        passwords.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+    password = quote(json.loads(passwords.read_text())["admin"], safe="")
     return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # components run `airflow`
@@ -87,6 +104,10 @@ def _environment(
             else {}
         ),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": SLOTS,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": SLOTS,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
@@ -94,6 +115,7 @@ def _environment(
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+        "AIRFLOW_CONN_SISFLOW_AIRFLOW_API": f"http://admin:{password}@localhost:{port}",
         "SISFLOW_DATABASE_URL": urls["sisflow"],
         "SISFLOW_HOME": str(home),
         "SISFLOW_CUSTOMERS_DIR": os.environ.get("SISFLOW_CUSTOMERS_DIR")
@@ -159,7 +181,7 @@ def start(port: int, executor: str = "LocalExecutor") -> int:
     subprocess.run(
         [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True
     )
-    components = [*COMPONENTS, *([["celery", "worker"]] if broker else [])]
+    components = [*COMPONENTS, *([["celery", "worker", "--skip-serve-logs"]] if broker else [])]
     for args in components:
         log = open(airflow_home / f"{'-'.join(args)}.log", "ab")  # noqa: SIM115 (the child keeps it)
         process = subprocess.Popen(
@@ -182,32 +204,50 @@ def start(port: int, executor: str = "LocalExecutor") -> int:
                 stop()
                 return 1
             time.sleep(1)
-    _demo_export(home)
-    password = json.loads((airflow_home / "passwords.json").read_text())["admin"]
+    _demo(home, urls["sisflow"])
+    passwords = airflow_home / "passwords.json"
+    code = "import json,sys; print(json.load(open(sys.argv[1]))['admin'])"
+    read = f'python3 -c "{code}" {passwords}'
     print(f"""
-Airflow is up: http://localhost:{port}   user admin, password {password}
-  the DAGs of every customer in customers/ (the demo's: sisflow_import__demo,
-  sisflow_rollover__demo and sisflow_readiness__demo); trigger the import with the form's file
-  "demo-2025.xml" (it is in the demo's landing zone) and date 2025-09-01, then the rollover with
-  file "demo-2026.xml" and effective date 2026-08-10; a held run waits under Required Actions.
+Airflow is up: http://localhost:{port} (this machine only, {SLOTS} task slots)
+  log in as admin; the password is in {passwords}
+  the DAGs of every customer in customers/; the demo, step by step:
+  1. sisflow_import__demo: trigger with the form's file "demo-2025.xml" (it is in the demo's
+     landing zone) and date 2025-09-01
+  2. sisflow_readiness__demo: trigger with file "demo-2026.xml": it finds the pupil made by
+     hand in the LMS and asks, under Required Actions, to attach their sync key
+  3. sisflow_rollover__demo: trigger with file "demo-2026.xml" and effective date 2026-08-10
+  A held run waits under Required Actions too; every run says what it did in its note.
   status emails: {home / "outbox"}      logs: {airflow_home}
   sisflow commands reach the same database and answer approvals from any folder with:
     export SISFLOW_HOME={home}
     export SISFLOW_DATABASE_URL='{urls["sisflow"]}'
     export SISFLOW_AIRFLOW_API_URL=http://localhost:{port} SISFLOW_AIRFLOW_USERNAME=admin
-    export SISFLOW_AIRFLOW_PASSWORD={password}
+    export SISFLOW_AIRFLOW_PASSWORD="$({read})"
 Stop it all with: make airflow-stop""")
     return 0
 
 
-def _demo_export(home: Path) -> None:
+def _demo(home: Path, url: str) -> None:
+    """The demo's two exports in its landing zone, and its LMS site as ``make demo`` starts it
+    (the pupil made by hand is what the readiness check finds), once."""
+    from sisflow.db.connection import connect
     from sisflow.ims.generate import generate
+    from sisflow.lms.seed import seed_demo_site
 
     landing = home / "landing" / "demo"
     landing.mkdir(parents=True, exist_ok=True)
     for year in (2025, 2026):
         if not (landing / f"demo-{year}.xml").exists():
             generate(landing / f"demo-{year}.xml", seed=1, year=year, size="small")
+    conn = connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM lms.users WHERE site = 'demo' LIMIT 1")
+            if cur.fetchone() is None:
+                seed_demo_site(cur, year=2025, seed=1, size="small")
+    finally:
+        conn.close()
 
 
 def stop() -> int:

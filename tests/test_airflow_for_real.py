@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
+IMPORT = "sisflow_import__demo"
+READINESS = "sisflow_readiness__demo"
 SCRIPT = PROJECT / "scripts" / "airflow_local.py"
 
 
@@ -44,6 +47,16 @@ class Api:
         )
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.load(answer)
+
+    def page(self, path: str) -> str:
+        request = urllib.request.Request(
+            f"{self.base}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.read().decode()
+
+    def note(self, dag_id: str, run_id: str) -> str:
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["note"] or ""
 
     def trigger(self, dag_id: str, run_id: str, conf: dict) -> None:
         self.call(
@@ -100,7 +113,8 @@ def airflow(tmp_path):
         "SISFLOW_AIRFLOW_EXECUTOR": "CeleryExecutor",
         "SISFLOW_CUSTOMERS_DIR": str(_demo_scheduled_far_from_now(tmp_path / "customers")),
     }
-    for key in [k for k in env if k.startswith(("AIRFLOW_", "AIRFLOW__"))]:
+    api = ("SISFLOW_AIRFLOW_API_URL", "SISFLOW_AIRFLOW_USERNAME", "SISFLOW_AIRFLOW_PASSWORD")
+    for key in [k for k in env if k.startswith(("AIRFLOW_", "AIRFLOW__")) or k in api]:
         del env[key]  # the tests' own Airflow settings are not this Airflow's
     started = subprocess.run(
         [sys.executable, str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
@@ -132,6 +146,38 @@ def airflow(tmp_path):
         assert not (home / "pg" / "postmaster.pid").exists()  # Postgres stopped too
 
 
+def waiting_for_answer(api: Api, run_id: str) -> list:
+    details = api.call("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails")["hitl_details"]
+    return [
+        d
+        for d in details
+        if d["task_instance"]["dag_run_id"] == run_id and d.get("response_received") is False
+    ]
+
+
+def started_here(home: Path) -> tuple[list[tuple[str, int]], int]:
+    """The addresses the started processes listen on (every process of their groups), and
+    how many task processes the Celery worker runs."""
+    import psutil
+
+    groups = set(json.loads((home / "airflow" / "processes.json").read_text())["pids"])
+    mine = {p.pid: p for p in psutil.process_iter(["cmdline"]) if _group(p.pid) in groups}
+    listening = [
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in mine
+    ]
+    celery = [p for p in mine.values() if "celery" in " ".join(p.info["cmdline"] or [])]
+    return listening, len(celery) - 1  # the worker's main process, then one per slot
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def outcomes(home: Path) -> list[str]:
     folder = home / "outbox" / "demo"
     return sorted(p.name.split("-", 2)[2].rsplit("-", 1)[0] for p in folder.glob("run-*.eml"))
@@ -144,19 +190,31 @@ def test_the_demo_through_the_rest_api_on_celery(airflow):
     # the demo's first school year
     api.trigger("sisflow_import__demo", "first", {"file": "demo-2025.xml", "date": "2025-09-01"})
     assert api.finished("sisflow_import__demo", "first") == "success"
+    # every run says what it did in its note, written by its tasks through the REST API
+    assert re.fullmatch(r"run 1: applied: [\d,]+ changes", api.note(IMPORT, "first"))
+    # what it started listens on this machine only, with a handful of task slots
+    listening, workers = started_here(home)
+    assert listening and all(ip in ("127.0.0.1", "::1") for ip, _ in listening), listening
+    assert 1 <= workers <= 8
+    # readiness against next year's export: the pupil made by hand is proposed a sync key,
+    # and the approval attaches it
+    api.trigger(READINESS, "ready", {"file": "demo-2026.xml"})
+    api.wait(lambda: waiting_for_answer(api, "ready"))
+    api.call(
+        "PATCH",
+        f"/api/v2/dags/{READINESS}/dagRuns/ready/taskInstances/approval/-1/hitlDetails",
+        {"chosen_options": ["Attach"], "params_input": {}},
+    )
+    assert api.finished(READINESS, "ready") == "success"
+    attach = api.call("GET", f"/api/v2/dags/{READINESS}/dagRuns/ready/taskInstances/attach")
+    assert attach["state"] == "success"
     # the next year's file through the import DAG: the default filter holds it
     api.trigger("sisflow_import__demo", "held", {"file": "demo-2026.xml", "date": "2026-08-10"})
 
-    def waiting():
-        details = api.call("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails")["hitl_details"]
-        return [
-            d
-            for d in details
-            if d["task_instance"]["dag_run_id"] == "held" and d.get("response_received") is False
-        ]
-
-    api.wait(waiting)
+    api.wait(lambda: waiting_for_answer(api, "held"))
     assert outcomes(home) == ["applied", "held"]  # the HELD email is out while it waits
+    held = r"run 2: held until \d+ \w{3} \d\d:\d\d \(Oslo\): \w+ \w+ [\d,]+ .+"
+    assert re.fullmatch(held, api.note(IMPORT, "held"))
     api.call(
         "PATCH",
         "/api/v2/dags/sisflow_import__demo/dagRuns/held/taskInstances/approval/-1/hitlDetails",
@@ -166,6 +224,8 @@ def test_the_demo_through_the_rest_api_on_celery(airflow):
         },
     )
     assert api.finished("sisflow_import__demo", "held") == "success"
+    opened = r"run 2: applied after the filter was opened: [\d,]+ changes"
+    assert re.fullmatch(opened, api.note(IMPORT, "held"))
     # the rollover DAG with the effective date from its form: the same file, now read for the
     # new school year, creates the new year's groups that the import kept back
     api.trigger(
@@ -176,3 +236,15 @@ def test_the_demo_through_the_rest_api_on_celery(airflow):
     assert api.finished("sisflow_rollover__demo", "rollover") == "success"
     # exactly one email per outcome
     assert outcomes(home) == ["applied", "applied", "held", "opened"]
+    # next year's rollover, triggered early: it waits, deferred, and the Customers page says so
+    rollover = "sisflow_rollover__demo"
+    later = {"effective_date": "2027-08-10", "school_year": "2027-2028", "file": "demo-2026.xml"}
+    api.trigger(rollover, "later", later)
+    api.wait(lambda: api.note(rollover, "later").startswith("waits until"))
+    assert api.note(rollover, "later") == (
+        "waits until 10 Aug 00:00 (Oslo): the rollover into 2027-2028"
+    )
+    assert "rollover into 2027-2028 waits until 2027-08-10" in api.page("/sisflow/customers")
+    api.call("PATCH", f"/api/v2/dags/{rollover}/dagRuns/later", {"state": "failed"})
+    assert "waits until" not in api.page("/sisflow/customers")
+    assert outcomes(home) == ["applied", "applied", "held", "opened"]  # it never began

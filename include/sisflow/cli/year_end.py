@@ -104,7 +104,7 @@ def cmd_demo(args) -> int:
     check before the next school year (a first-grader made by hand gets their sync key), and
     the rollover."""
     from ..lms.postgres_site import forget_site
-    from ..lms.seed import seed_manual_objects
+    from ..lms.seed import seed_demo_site
     from ..readiness import attach as attaching
     from ..readiness import readiness, send
 
@@ -114,18 +114,10 @@ def cmd_demo(args) -> int:
     year = args.year
     size = _size(args.size)
     config = pipeline.customer_config("demo")
-    following = gen.build_year(
-        gen.Municipality(args.seed, size if isinstance(size, int) else gen.SIZES[size]), year + 1
-    )
-    first_grader = next(p for p in following["persons"] if p["id"].startswith(f"elev-{year + 1}-"))
     with conn, conn.cursor() as cur:
         state.forget(cur, "demo")  # every demo tells the same story from the start
         forget_site(cur, "demo")
-        seed_manual_objects(
-            cur,
-            "demo",
-            first_grader=(first_grader["given"], first_grader["family"], first_grader["bday"]),
-        )
+        seed_demo_site(cur, year=year, seed=args.seed, size=size)
     print(
         "The demo site starts with two administrators, a course, and a pupil who starts "
         f"school in August {year + 1}, made by hand (no sync key).\n"

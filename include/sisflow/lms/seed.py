@@ -40,3 +40,16 @@ def seed_manual_objects(
         )
         ids["manual_first_grader"] = cur.fetchone()[0]
     return ids
+
+
+def seed_demo_site(cur, *, year: int, seed: int, size: int | str) -> str:
+    """The demo customer's site as ``make demo`` and ``make airflow`` start it: the manual
+    objects, with a pupil who starts school in August ``year + 1`` made by hand (the readiness
+    check finds them in next year's export). Returns that pupil's id in the export."""
+    from ..ims import generate as gen
+
+    pupils = size if isinstance(size, int) else gen.SIZES[size]
+    following = gen.build_year(gen.Municipality(seed, pupils), year + 1)
+    first = next(p for p in following["persons"] if p["id"].startswith(f"elev-{year + 1}-"))
+    seed_manual_objects(cur, "demo", first_grader=(first["given"], first["family"], first["bday"]))
+    return first["id"]
