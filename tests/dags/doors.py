@@ -613,8 +613,26 @@ class DagDoor:
             )
             assert out.returncode == 0, out.stderr
             assert "answered the approval task" in out.stdout
+            # the Required Actions page names who decided, not only the API's user
+            said = answered_reason()
+            assert said.endswith(f"({choice}ed by kari with sisflow filter)"), said
 
         return with_the_command
+
+
+def answered_reason() -> str:
+    """The reason of the approval answered last, as the Required Actions page shows it."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.scalars(
+            select(HITLDetail.params_input)
+            .where(HITLDetail.responded_at.is_not(None))
+            .order_by(HITLDetail.responded_at.desc())
+        ).first()
+    return (found or {}).get("reason", "")
 
 
 class Asked(list):
