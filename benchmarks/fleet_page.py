@@ -2,20 +2,25 @@
 90 days of runs (three a day: an import, an unchanged file, and every tenth day a held run),
 a school year and a readiness check, written straight into the import database.
 
-Printed: the rows of all N customers (the one query and the rows built from it) and the whole
-Customers page rendered, medians of five; the aim is under a second.
+Printed: the rows of all N customers (the one query and the rows built from it), the whole
+Customers page rendered, and the page as the plugin serves a request (the N customer files
+read, then the page), medians of five; the aim is under a second.
 
     python benchmarks/bench.py --fleet 500
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import yaml
 from sisflow import fleet
-from sisflow.config import CustomerConfig
+from sisflow.config import CustomerConfig, load_all
 from sisflow.web.pages import customers_page
 
 PREFIX = "fleet-bench-"
@@ -96,12 +101,25 @@ def measure(n: int) -> dict:
 
     rows_s = timed(lambda: fleet.rows(conn, configs))
     page_s = timed(lambda: customers_page(conn, configs))
+    with tempfile.TemporaryDirectory() as folder:
+        for c in configs:
+            Path(folder, f"{c.id}.yaml").write_text(
+                yaml.safe_dump(c.model_dump(mode="json", exclude_defaults=True)), encoding="utf-8"
+            )
+        os.environ["SISFLOW_CUSTOMERS_DIR"] = folder
+        served_s = timed(lambda: customers_page(conn, load_all()[0]))
     with conn, conn.cursor() as cur:
         cur.execute("DELETE FROM sis.runs WHERE customer LIKE %s", (f"{PREFIX}%",))
         cur.execute("DELETE FROM sis.school_years WHERE customer LIKE %s", (f"{PREFIX}%",))
         cur.execute("DELETE FROM sis.readiness_checks WHERE customer LIKE %s", (f"{PREFIX}%",))
     conn.close()
-    return {"customers": n, "runs": runs, "rows_s": rows_s, "page_s": page_s}
+    return {
+        "customers": n,
+        "runs": runs,
+        "rows_s": rows_s,
+        "page_s": page_s,
+        "served_s": served_s,
+    }
 
 
 def report(result: dict) -> None:
@@ -109,5 +127,6 @@ def report(result: dict) -> None:
         f"\nThe operations page: {result['customers']} customers, {result['runs']:,} runs"
         f" (90 days)\n  rows (one query, rows built): {result['rows_s']:.3f} s"
         f"\n  the whole Customers page rendered: {result['page_s']:.3f} s"
-        f"   aim: under 1 s {'(met)' if result['page_s'] < 1 else '(NOT met)'}"
+        f"\n  a request served (customer files read, then the page): {result['served_s']:.3f} s"
+        f"   aim: under 1 s {'(met)' if result['served_s'] < 1 else '(NOT met)'}"
     )
