@@ -93,9 +93,11 @@ def _note(ti, text: str) -> None:
     text = run_notes.fit(text)
     print(f"note: {text}")
     try:
-        airflow_api.set_note(ti.dag_id, ti.run_id, text)
+        airflow_api.set_note(ti.dag_id, ti.run_id, text, timeout=5)
     except airflow_api.AirflowApiError as err:
         print(f"the run's note was not set: {err}")
+    except Exception as err:  # never in place of the task's own outcome
+        print(f"the run's note was not set: {type(err).__name__}: {err}")
 
 
 def _day(dag_run, config) -> date:
@@ -161,7 +163,7 @@ def fetch(params, ti):
             ti.xcom_push(key="plan", value=plan.as_dict())
 
 
-def stage_and_judge(dag_run, ti):
+def stage_and_judge(ti):
     from . import filter as filter_
     from . import pipeline, run_notes, runs
 
@@ -346,7 +348,11 @@ def undo_preview(customer, params, dag_run, ti):
         text = "\n".join(result.lines())
         print(text)
         ti.xcom_push(key="preview", value=text)
-        _note(ti, result.lines()[0])
+        if params.get("dry_run"):
+            _note(ti, result.lines()[0])
+        else:
+            school = f", school {result.school}" if result.school else ""
+            _note(ti, f"waits for a person: undo run {result.undone}{school}? (see the preview)")
         return [] if params.get("dry_run") else ["approval"]
 
 

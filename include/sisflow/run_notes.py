@@ -35,7 +35,8 @@ def final(result: dict) -> str:
 def held(run: dict, config: CustomerConfig) -> str:
     """``held until <deadline>: <what tripped>``; the approval task has the whole story."""
     trips = "; ".join(_trip(t) for t in (run.get("verdict") or {}).get("trips") or [])
-    return fit(f"run {run['id']}: held until {moment(run['deadline'], config)}: {trips}")
+    until = f" until {moment(run['deadline'], config)}" if run.get("deadline") else ""
+    return fit(f"run {run['id']}: held{until}: {trips}")
 
 
 def waits(until: datetime, config: CustomerConfig, school_year: str) -> str:
