@@ -42,6 +42,7 @@ class ElementReading:
     _groups: set[str]
     _membership_groups: set[str]
     _fast_groups: set[str]
+    _last_group: str
     _skipped_ids: dict[tuple[str, str], int]
     _interned: dict[str, int]
     _membership_keys: set[int]

@@ -39,6 +39,7 @@ class MembershipReading(ElementReading):
             return None
         self._membership_groups.add(group_id)
         self._fast_groups.add(group_id)
+        self._last_group = group_id  # the key of its digest
         self.result.records["membership"] += len(ids)
         self.plain["membership"] += len(ids)
         return [MembershipRows(rows)]

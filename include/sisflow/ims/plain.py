@@ -187,8 +187,11 @@ class MembershipRows(str):
 class ReadAgain(Exception):
     """The file must be read again, a slower way: it is not of the shape the scan reads
     (with lxml, then), or a group's memberships came in two elements and the first went the
-    fast way, so its keys were not kept for the duplicate check (``straightforward``)."""
+    fast way, so its keys were not kept for the duplicate check (``straightforward``), or a
+    record taken as unchanged gave what it gives no more (``every_record``: read again as
+    before, but every record of it)."""
 
-    def __init__(self, why: str, *, straightforward: bool = False):
+    def __init__(self, why: str, *, straightforward: bool = False, every_record: bool = False):
         super().__init__(why)
         self.straightforward = straightforward
+        self.every_record = every_record

@@ -41,6 +41,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from .digests import KINDS, Digests, digest
 from .memberships import MembershipReading
 from .plain import _PLAIN_READERS, MembershipRows, ReadAgain
 from .records import (
@@ -87,6 +88,8 @@ class ImsReader(MembershipReading):
         default_type: str = "full",
         fast: bool = False,
         scan: bool | None = None,
+        known: Digests | None = None,
+        digests: bool = False,
     ):
         """``default_type``: what a missing or unknown ``properties/type`` means (the
         customer's ``file_type``; full by default, the PIFU rule). ``fast``: plain records
@@ -115,10 +118,28 @@ class ImsReader(MembershipReading):
         self._membership_keys: set[int] = set()
         self._deferred: list[Membership] = []
         self._parents: list[tuple[str, str, int]] = []
+        self.known = known
+        self._last_group = ""
+        self._known = known.index() if known is not None and self.scan and fast else None
+        #: the digests of the records read the fast way without a problem
+        self.digests = Digests() if digests and self.scan and fast else None
+        #: the entries of ``known`` taken as unchanged: the staging of the rest is the change
+        self.taken: list[int] = []
 
     def read_again(self, why: ReadAgain) -> None:
-        """Start over the slower way ``why`` asks for: lxml's parse of the whole file, or
-        every record the straightforward way."""
+        """Start over the slower way ``why`` asks for: every record read (none taken as
+        unchanged), lxml's parse of the whole file, or every record the straightforward way."""
+        if why.every_record:
+            ImsReader.__init__(
+                self,
+                self.path,
+                max_examples=self.max_examples,
+                default_type=self.default_type,
+                fast=self.fast,
+                scan=self.scan,
+                digests=self.digests is not None,
+            )
+            return
         fast = self.fast and not why.straightforward
         ImsReader.__init__(
             self,
@@ -184,18 +205,86 @@ class ImsReader(MembershipReading):
         """The records of a file of the simple shape (see :mod:`.scan`); :class:`ReadAgain`
         with lxml when it is not."""
         scanner = Scanner(hashing)
+        digests = self.digests
         try:
             for kind, line, text in scanner:
                 if kind == "properties" or "\n" in text or "\t" in text:
                     # a line break or tab: the lines, or a value, would differ from lxml's
                     records = self._record(kind, line, self._parsed_text(scanner, text, line))
-                else:
+                elif digests is None:
                     records = self._record(kind, line, None, text, scanner)
+                else:
+                    key = digest(text)
+                    if self._known and self._unchanged(kind, line, key):
+                        continue
+                    plain = self.plain[kind]
+                    records = self._record(kind, line, None, text, scanner)
+                    if records and self.plain[kind] > plain and self.file_type == "full":
+                        first = records[0]
+                        if isinstance(first, MembershipRows):
+                            record_id, parent = self._last_group, ""
+                        elif isinstance(first, Group):
+                            record_id, parent = first.sourcedid, first.parent_id or ""
+                        else:
+                            assert isinstance(first, Person)
+                            record_id, parent = first.sourcedid, ""
+                        digests.add(key, kind, record_id, self.plain[kind] - plain, parent)
                 yield from records
         except Unscannable as why:
             raise ReadAgain(f"read with lxml: {why}") from None
         except TooLarge as err:
             self._fatal(err.line, str(err))
+
+    def _unchanged(self, kind: str, line: int, key: bytes) -> bool:
+        """Take the record of this digest as unchanged, when what it gave depends on nothing
+        that differs in this file: no record of its id read before it, and (a membership) its
+        group read before it. Whether the people its members name are still in the file is
+        known only at its end: the staging checks it then (:mod:`sisflow.unchanged`)."""
+        assert self._known is not None and self.known is not None
+        i = self._known.pop(key, -1)  # the same text again is a duplicate: read, and said so
+        known = self.known
+        if i < 0 or KINDS[known.kinds[i]] != kind or self.file_type != "full":
+            return False
+        record_id = known.names[2 * i]
+        if kind == "person":
+            if record_id in self._persons:
+                return False
+            self._persons.add(record_id)
+        elif kind == "group":
+            if record_id in self._groups:
+                return False
+            self._groups.add(record_id)
+            parent = known.names[2 * i + 1]
+            if parent:
+                self._parents.append((record_id, parent, line))
+        else:
+            if record_id in self._membership_groups or record_id not in self._groups:
+                return False
+            self._membership_groups.add(record_id)
+            self._fast_groups.add(record_id)
+        rows = known.rows[i]
+        self.result.records[kind] += rows
+        self.plain[kind] += rows
+        self.taken.append(i)
+        return True
+
+    def unchanged(self) -> Iterator[tuple[str, str]]:
+        """(kind, id) of the records taken as unchanged."""
+        known = self.known
+        if known is not None:
+            for i in self.taken:
+                yield KINDS[known.kinds[i]], known.names[2 * i]
+
+    def table(self) -> Digests | None:
+        """The digests of this file's clean records: those taken as unchanged, and those
+        read; None when they were not kept."""
+        if self.digests is None:
+            return None
+        if self.known is None or not self.taken:
+            return self.digests
+        table = self.known.taken(self.taken)
+        table.extend(self.digests)
+        return table
 
     def _parsed_text(self, scanner: Scanner | None, text: str | None, line: int):
         """One record's text parsed by lxml as the whole file would have been (only the
