@@ -19,7 +19,7 @@ import threading
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from . import school_year
+from . import school_year, unchanged
 from .config import CustomerConfig
 from .db.copy import row_writer
 from .entities import BY_NAME, ENTITIES, GROUP, MEMBERSHIP, PERSON, idents
@@ -66,17 +66,24 @@ def _copy_sql(cur, entity, run_id: int) -> str:
     )
 
 
-def stage_records(cur, run_id: int, reader: ImsReader) -> dict[str, int]:
+def stage_records(cur, run_id: int, reader: ImsReader, customer: str = "") -> dict[str, int]:
     """Create the run's staging tables and fill them from the reader; rows per entity.
 
     Raises FatalFileError when the file is rejected (``reader.result`` says why); the caller
     must then roll back its transaction. A fast reader that has to read the file again
-    (:class:`ReadAgain`) starts over a slower way from a clean slate.
+    (:class:`ReadAgain`) starts over a slower way from a clean slate. Records the reader
+    took as unchanged are listed (:mod:`sisflow.unchanged`), and when one of them names what
+    the file no longer holds, the file is read again, every record of it.
     """
     cur.execute("SAVEPOINT stage_records")
     while True:
         try:
-            return _stage_records(cur, run_id, reader)
+            rows = _stage_records(cur, run_id, reader)
+            if unchanged.stage(cur, run_id, reader.unchanged()) and unchanged.names_gone(
+                cur, run_id, customer
+            ):
+                raise ReadAgain("a record taken as unchanged names one gone", every_record=True)
+            return rows
         except ReadAgain as why:
             log.info("run %s: the file is read again (%s)", run_id, why)
             cur.execute("ROLLBACK TO SAVEPOINT stage_records")
@@ -259,6 +266,7 @@ def check_delta_references(cur, run_id: int, customer: str) -> int:
 def drop(cur, run_id: int) -> None:
     for entity in ENTITIES:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(entity.staged(run_id)))
+    unchanged.drop(cur, run_id)
 
 
 def keep_names_not_given(cur, run_id: int, customer: str) -> int:
@@ -276,11 +284,11 @@ def keep_names_not_given(cur, run_id: int, customer: str) -> int:
     return cur.rowcount
 
 
-def hold_back_later_years(cur, run_id: int, config: CustomerConfig, year: SchoolYear) -> int:
+def hold_back_later_years(cur, run_id: int, config: CustomerConfig, year: SchoolYear) -> set[str]:
     """New groups that begin after the run's school year ends (and their memberships) wait
     for the rollover into their year: taken out of the staged file and kept, with the year
     they wait for, so nothing is created for them. A group already in the current state goes
-    on as usual. Returns how many groups wait."""
+    on as usual. Returns the groups that wait."""
     staged_g, staged_m = BY_NAME["group"].staged(run_id), MEMBERSHIP.staged(run_id)
     cur.execute(
         sql.SQL(
@@ -317,4 +325,4 @@ def hold_back_later_years(cur, run_id: int, config: CustomerConfig, year: School
             ).format(m=staged_m),
             {"run": run_id},
         )
-    return len(waiting)
+    return {w[2] for w in waiting}
