@@ -154,6 +154,7 @@ def _timed_run(
     times["total"] = sum(times[phase] for phase in ("stage", "diff", "commit", "apply"))
     times["changes"] = sum(sum(c.values()) for c in run["counts"].values())
     times["records"] = run["records"]
+    times["unchanged"] = run.get("unchanged") or 0  # records taken by their digests
     times["peak_rss_mb"] = _peak_rss_mb()
     return times
 
@@ -537,7 +538,7 @@ def main() -> None:
     print(
         f"{'size':<7}{'run':<14}{'file MB':>8}{'persons':>9}{'groups':>8}{'members':>9}"
         f"{'iterparse':>10}{'stage':>7}{'ratio':>6}{'diff':>7}{'identity':>9}{'commit':>7}{'apply':>7}"
-        f"{'total':>7}{'changes':>9}{'peak RSS MB':>12}"
+        f"{'total':>7}{'changes':>9}{'unchanged':>10}{'peak RSS MB':>12}"
     )
     if args.repeat > 1:
         print(f"(each figure the median of {args.repeat} runs)")
@@ -575,7 +576,7 @@ def main() -> None:
                 f"{n['membership']:>9}{floor:>10}{t['stage']:>7.2f}{ratio:>6}"
                 f"{t['diff']:>7.2f}{t['identity']:>9.2f}{t['commit']:>7.2f}{t['apply']:>7.2f}"
                 f"{t['total']:>7.2f}"
-                f"{t['changes']:>9}{rss:>12}",
+                f"{t['changes']:>9}{t.get('unchanged', 0):>10.0f}{rss:>12}",
                 flush=True,
             )
     if results:
