@@ -187,6 +187,7 @@ _SUMMARY = (
     "file_datetime",
     "file_type",
     "records",
+    "unchanged",
     "skipped",
     "problem_counts",
     "fatal",
