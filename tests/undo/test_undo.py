@@ -86,6 +86,26 @@ def test_undo_of_a_cut_off_export_puts_every_row_back(conn, tmp_path):
     assert state.snapshot(conn.cursor(), "kommune") == before_state
 
 
+def test_undo_of_a_class_that_lost_a_pupil_and_gained_one_in_the_same_run(conn, tmp_path):
+    """One class with members both removed and added by the run (two journal rows): both
+    go back, and the undo can be undone."""
+    day1 = two_schools()
+    imported(conn, tmp_path, day1, "day1.xml")
+    before = lms_rows(conn)
+    start = day1.index("<membership><sourcedid><source>sas@test.kommune.no</source><id>5A</id>")
+    end = day1.index("</membership>", start)
+    day2 = day1[:start] + day1[start:end].replace(member("a0"), member("b0")) + day1[end:]
+    moved = imported(conn, tmp_path, day2, "day2.xml")
+    assert moved["counts"]["membership"] == {"create": 1, "update": 0, "delete": 1}
+    after = lms_rows(conn)
+    assert after != before
+    first = take_back(conn, moved["id"])
+    assert first.lms["unit_member"] == {"restored": 2}
+    assert lms_rows(conn) == before
+    take_back(conn, first.undo_run)
+    assert lms_rows(conn) == after
+
+
 def test_dry_run_changes_nothing(conn, tmp_path):
     imported(conn, tmp_path, two_schools(), "day1.xml")
     bad = imported(conn, tmp_path, two_schools(pupils_a=1), "day2.xml")

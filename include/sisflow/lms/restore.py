@@ -151,32 +151,41 @@ def _plan_members(cur, params: dict, scoped: bool) -> None:
     for table in ("_undo_member_changes", "_undo_members"):
         cur.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
     cur.execute("SET LOCAL work_mem = '256MB'")
+    # a run journals a group's members in one row per change it made to them: a group in one
+    # row (most courses of a rollover) has each member once, with that row's before and after;
+    # only the members of a group in several rows are grouped by member
+    changes = """
+        WITH journal AS (
+            SELECT id, kind, object_id, user_ids, roles, member_before, member_after,
+                   count(*) OVER (PARTITION BY kind, object_id) AS rows_of_group
+            FROM sis.lms_journal WHERE run_id = %(undone)s AND user_ids IS NOT NULL
+        )
+        SELECT j.kind, j.object_id AS group_id, m.user_id, m.role, j.id AS first_id,
+               j.id AS last_id, j.member_before AS before, j.member_after AS after
+        FROM journal j CROSS JOIN LATERAL unnest(j.user_ids, j.roles) AS m(user_id, role)
+        WHERE j.rows_of_group = 1
+        UNION ALL
+        SELECT g.*, f.member_before, l.member_after
+        FROM (SELECT j.kind, j.object_id, m.user_id, m.role, min(j.id), max(j.id)
+              FROM journal j
+              CROSS JOIN LATERAL unnest(j.user_ids, j.roles) AS m(user_id, role)
+              WHERE j.rows_of_group > 1
+              GROUP BY 1, 2, 3, 4) g
+        JOIN sis.lms_journal f ON f.id = g.min
+        JOIN sis.lms_journal l ON l.id = g.max
+    """
     # a table of its own, with statistics: the planner cannot guess what unnest() gives
-    cur.execute(
-        """
-        CREATE TEMP TABLE _undo_member_changes ON COMMIT DROP AS
-        SELECT j.kind, j.object_id AS group_id, m.user_id, m.role,
-               min(j.id) AS first_id, max(j.id) AS last_id
-        FROM sis.lms_journal j
-        CROSS JOIN LATERAL unnest(j.user_ids, j.roles) AS m(user_id, role)
-        WHERE j.run_id = %(undone)s AND j.user_ids IS NOT NULL
-        GROUP BY 1, 2, 3, 4
-        """,
-        params,
-    )
+    cur.execute(f"CREATE TEMP TABLE _undo_member_changes ON COMMIT DROP AS {changes}", params)
     cur.execute("ANALYZE _undo_member_changes")
     cur.execute(
         f"""
         CREATE TEMP TABLE _undo_members ON COMMIT DROP AS
         WITH planned AS (
-            SELECT g.kind, g.group_id, g.user_id, g.role, f.member_before AS before,
-                   l.member_after AS after,
+            SELECT g.kind, g.group_id, g.user_id, g.role, g.before, g.after,
                    CASE WHEN COALESCE(p.synced, u.synced) IS NULL THEN 'absent'
                         WHEN COALESCE(p.synced, u.synced) THEN 'synced' ELSE 'manual' END
                        AS now_state
             FROM _undo_member_changes g
-            JOIN sis.lms_journal f ON f.id = g.first_id
-            JOIN sis.lms_journal l ON l.id = g.last_id
             LEFT JOIN lms.participants p ON g.kind = 'participant' AND p.course_id = g.group_id
                  AND p.user_id = g.user_id AND p.role = g.role
             LEFT JOIN lms.unit_members u ON g.kind = 'unit_member' AND u.unit_id = g.group_id
@@ -221,27 +230,47 @@ def _put_back(cur, kind: str, params: dict) -> None:
     )
 
 
+#: what the run did to a member, by what it was before the run and what the run left: each
+#: is undone by a statement of its own (taken away, flagged back, put back)
+_MEMBER_STEPS = {
+    "created": "m.before = 'absent'",
+    "flagged": "m.before <> 'absent' AND m.after <> 'absent'",
+    "removed": "m.before <> 'absent' AND m.after = 'absent'",
+}
+
+
 def _put_back_members(cur, params: dict, scoped: bool) -> None:
     ok = "m.verdict IS NULL AND m.before <> m.after"
+    # a rollover's members are nearly all added or removed: a step with nothing to do is
+    # skipped rather than joined against a million participants
+    cur.execute(
+        "SELECT kind, "
+        + ", ".join(f"count(*) FILTER (WHERE {test})" for test in _MEMBER_STEPS.values())
+        + f" FROM _undo_members m WHERE {ok} GROUP BY kind"
+    )
+    todo = {kind: dict(zip(_MEMBER_STEPS, n, strict=True)) for kind, *n in cur.fetchall()}
     for kind, table, group in (
         ("participant", "lms.participants", "course_id"),
         ("unit_member", "lms.unit_members", "unit_id"),
     ):
+        steps = todo.get(kind, {})
         key = f"t.{group} = m.group_id AND t.user_id = m.user_id AND t.role = m.role"
-        cur.execute(
-            f"DELETE FROM {table} t USING _undo_members m WHERE m.kind = '{kind}' AND {ok}"
-            f" AND m.before = 'absent' AND {key}"
-        )
-        cur.execute(
-            f"UPDATE {table} t SET synced = m.before = 'synced' FROM _undo_members m"
-            f" WHERE m.kind = '{kind}' AND {ok} AND m.before <> 'absent'"
-            f" AND m.after <> 'absent' AND {key}"
-        )
-        cur.execute(
-            f"INSERT INTO {table} ({group}, user_id, role, synced)"
-            f" SELECT group_id, user_id, role, before = 'synced' FROM _undo_members m"
-            f" WHERE m.kind = '{kind}' AND {ok} AND m.before <> 'absent' AND m.after = 'absent'"
-        )
+        if steps.get("created"):
+            cur.execute(
+                f"DELETE FROM {table} t USING _undo_members m WHERE m.kind = '{kind}' AND {ok}"
+                f" AND {_MEMBER_STEPS['created']} AND {key}"
+            )
+        if steps.get("flagged"):
+            cur.execute(
+                f"UPDATE {table} t SET synced = m.before = 'synced' FROM _undo_members m"
+                f" WHERE m.kind = '{kind}' AND {ok} AND {_MEMBER_STEPS['flagged']} AND {key}"
+            )
+        if steps.get("removed"):
+            cur.execute(
+                f"INSERT INTO {table} ({group}, user_id, role, synced)"
+                f" SELECT group_id, user_id, role, before = 'synced' FROM _undo_members m"
+                f" WHERE m.kind = '{kind}' AND {ok} AND {_MEMBER_STEPS['removed']}"
+            )
     cur.execute(
         "SELECT EXISTS (SELECT 1 FROM _undo_members WHERE verdict = 'conflict')"
         " OR EXISTS (SELECT 1 FROM _undo_member_changes WHERE first_id <> last_id)"
