@@ -6,8 +6,9 @@ import random
 from datetime import date
 
 import pytest
-from sisflow import state
+from sisflow import state, unchanged
 from sisflow.ims import generate as gen
+from sisflow.ims.digests import Digests, digest
 
 from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
 from tests.ims.test_fast_path import EDITS, _change_set
@@ -186,3 +187,22 @@ def test_delay_delete_ends_the_same_through_digests(conn, tmp_path, monkeypatch,
     assert after["counts"]["person"]["delete"] == 2  # released
     assert len(snapshot["person"]) == 3
     assert (taken or 0) == (4 if way == "fast" else 0)  # three persons and the group
+
+
+def test_a_large_digest_table_is_kept_and_read_back_whole(conn, tmp_path, monkeypatch):
+    """A table of many entries is stored in pieces and read back in slices (a slice made
+    small here, so that it takes many): every entry comes back as it was, in its order."""
+    monkeypatch.setattr(unchanged, "_SLICE", 100_000)
+    run = run_once(conn, "big", write(tmp_path, enterprise(person("p0", "E")), "d.xml"))
+    table = Digests()
+    for i in range(120_000):
+        kind = ("person", "group", "membership")[i % 3]
+        table.add(digest(f"<{kind}>{i}</{kind}>"), kind, f"id{i}", i % 7, f"up{i}" * (i % 2))
+    with conn.cursor() as cur:
+        cur.execute("SELECT basis FROM sis.run_digests WHERE run_id = %s", (run["id"],))
+        basis = cur.fetchone()[0]
+        unchanged.store(cur, run["id"], "big", basis, table)
+        back = unchanged.known(cur, "big", {"id": run["id"]}, basis)
+    assert back is not None
+    assert back.keys == table.keys and back.names == table.names
+    assert back.kinds == table.kinds and back.rows == table.rows

@@ -19,18 +19,23 @@ file); when that fails the file is read again, every record of it.
 
 from __future__ import annotations
 
+import binascii
 import io
+import itertools
 import json
 import logging
 
 from psycopg2 import sql
 
 from . import drift, identity
-from .db.copy import row_writer
+from .db.copy import PiecesFile, row_writer, text_line
 from .entities import GROUP, MEMBERSHIP, PERSON, Entity
 from .ims.digests import Digests
 
 log = logging.getLogger(__name__)
+
+#: how much of a stored digest table one statement reads back
+_SLICE = 4 << 20
 
 #: the state's column that says which record a row came from: a <membership> is one record
 #: per group
@@ -61,32 +66,46 @@ def known(cur, customer: str, committed: dict | None, of_basis: str) -> Digests 
     committed run, when the current state is still exactly what its file gave."""
     if committed is None:
         return None
-    cur.execute("SELECT basis, digests FROM sis.run_digests WHERE run_id = %s", (committed["id"],))
+    run_id = committed["id"]
+    cur.execute(
+        "SELECT basis, octet_length(digests) FROM sis.run_digests WHERE run_id = %s", (run_id,)
+    )
     row = cur.fetchone()
     if row is None or row[0] != of_basis:
         return None
-    if identity.undone_since(cur, customer, committed["id"]) or drift.repaired_since(
-        cur, customer, committed["id"]
-    ):
+    if identity.undone_since(cur, customer, run_id) or drift.repaired_since(cur, customer, run_id):
         return None
-    return Digests.unpack(bytes(row[1]))
+    # in slices (the column is stored uncompressed, so each is read alone): the whole value
+    # at once is held three times over on its way, as hex text, as a buffer and as bytes
+    packed = bytearray()
+    for at in range(0, row[1], _SLICE):
+        cur.execute(
+            "SELECT substring(digests FROM %s FOR %s) FROM sis.run_digests WHERE run_id = %s",
+            (at + 1, _SLICE, run_id),
+        )
+        packed += cur.fetchone()[0]
+    return Digests.unpack(packed)
 
 
 def store(cur, run_id: int, customer: str, of_basis: str, digests: Digests | None) -> None:
     """Keep this run's digests, and let go of those no run will take again: the customer's
     other runs' but the last committed one's (a run still pending may yet be superseded)."""
     cur.execute(
-        "DELETE FROM sis.run_digests d WHERE d.customer = %(c)s AND d.run_id <> %(run)s"
-        " AND d.run_id <> COALESCE((SELECT max(id) FROM sis.runs WHERE customer = %(c)s"
-        " AND status = 'committed'), 0)",
+        "DELETE FROM sis.run_digests d WHERE d.customer = %(c)s AND (d.run_id = %(run)s"
+        " OR d.run_id <> COALESCE((SELECT max(id) FROM sis.runs WHERE customer = %(c)s"
+        " AND status = 'committed'), 0))",
         {"c": customer, "run": run_id},
     )
     if digests is None or not len(digests):
         return
-    cur.execute(
-        "INSERT INTO sis.run_digests (run_id, customer, basis, digests) VALUES (%s, %s, %s, %s)"
-        " ON CONFLICT (run_id) DO UPDATE SET basis = EXCLUDED.basis, digests = EXCLUDED.digests",
-        (run_id, customer, of_basis, digests.pack()),
+    # streamed by COPY as hex, piece by piece: as a parameter, the large municipality's
+    # 10 MB table was quoted into a statement of 20 MB and copied twice more on its way
+    head = text_line((run_id, customer, of_basis)).rstrip("\n") + "\t\\\\x"
+    rows = PiecesFile(
+        itertools.chain([head.encode()], map(binascii.hexlify, digests.packed()), [b"\n"])
+    )
+    cur.copy_expert(
+        "COPY sis.run_digests (run_id, customer, basis, digests) FROM STDIN", rows, size=1 << 20
     )
 
 
@@ -97,22 +116,36 @@ def stage(cur, run_id: int, unchanged) -> int:
     cur.execute(
         sql.SQL("CREATE UNLOGGED TABLE {} (kind text NOT NULL, id text NOT NULL)").format(ident)
     )
-    rows = io.StringIO()
-    write = row_writer(rows)
-    n = 0
-    for row in unchanged:
-        write(row)
-        n += 1
-    if not n:
+    counted = [0]
+    rows = _csv_pieces(unchanged, counted)
+    first = next(rows, None)
+    if first is None:
         cur.execute(sql.SQL("DROP TABLE {}").format(ident))
         return 0
-    rows.seek(0)
     cur.copy_expert(
-        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(ident).as_string(cur), rows
+        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(ident).as_string(cur),
+        PiecesFile(itertools.chain([first], rows)),
+        size=1 << 20,
     )
+    n = counted[0]
     cur.execute(sql.SQL("CREATE INDEX ON {} (kind, id)").format(ident))
     cur.execute(sql.SQL("ANALYZE {}").format(ident))
     return n
+
+
+def _csv_pieces(rows, counted: list[int], step: int = 20_000):
+    """The rows as CSV, encoded, a piece of ``step`` rows at a time (a hundred thousand ids
+    in one StringIO held four bytes a character); ``counted[0]``: how many so far."""
+    rows = iter(rows)
+    while True:
+        piece = io.StringIO()
+        write = row_writer(piece)
+        for row in itertools.islice(rows, step):
+            write(row)
+            counted[0] += 1
+        if not piece.tell():
+            return
+        yield piece.getvalue().encode()
 
 
 def exists(cur, run_id: int) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
+from collections.abc import Iterator
 
 #: the kinds of record a digest stands for, one byte each in the packed form
 KINDS = ("person", "group", "membership")
@@ -92,30 +93,36 @@ class Digests:
         )
 
     def pack(self) -> bytes:
-        return b"".join(
-            [
-                _HEAD.pack(_MAGIC, len(self.keys)),
-                *self.keys,
-                bytes(self.kinds),
-                self.rows.tobytes(),
-                _SEP.join(self.names).encode(),
-            ]
-        )
+        return b"".join(self.packed())
+
+    def packed(self, step: int = 50_000) -> Iterator[bytes]:
+        """The packed form in pieces of at most ``step`` entries' keys or names: what the
+        large municipality's table is stored from without the whole of it at once."""
+        keys, names = self.keys, self.names
+        yield _HEAD.pack(_MAGIC, len(keys))
+        for i in range(0, len(keys), step):
+            yield b"".join(keys[i : i + step])
+        yield bytes(self.kinds)
+        yield self.rows.tobytes()
+        for i in range(0, len(names), step):
+            yield ((_SEP if i else "") + _SEP.join(names[i : i + step])).encode()
 
     @classmethod
-    def unpack(cls, data: bytes) -> Digests:
+    def unpack(cls, data: bytes | bytearray) -> Digests:
         magic, n = _HEAD.unpack_from(data)
         if magic != _MAGIC:
             raise ValueError("not a packed digest table")
         at = _HEAD.size
         table = cls()
-        table.keys = [data[i : i + _SIZE] for i in range(at, at + n * _SIZE, _SIZE)]
+        view = memoryview(data)  # a key of its own bytes, not a copy of the whole first
+        table.keys = [bytes(view[i : i + _SIZE]) for i in range(at, at + n * _SIZE, _SIZE)]
         at += n * _SIZE
         table.kinds = bytearray(data[at : at + n])
         at += n
         table.rows.frombytes(data[at : at + 4 * n])
         at += 4 * n
-        table.names = data[at:].decode().split(_SEP) if n else []
+        table.names = view[at:].tobytes().decode().split(_SEP) if n else []
+        view.release()
         if (len(table.keys), len(table.kinds), len(table.rows), len(table.names)) != (
             n,
             n,
