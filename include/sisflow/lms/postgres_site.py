@@ -137,7 +137,12 @@ class PostgresSite(LmsSite):
         """An update of the rows whose key the batch has (``updated``: the SET and WHERE of
         an ``UPDATE {table} x ... FROM ..., {table} o``, ``o`` the row before) and an insert
         of the others (``created``: an ``INSERT INTO {table} AS n ...``), journaled; how many
-        were created."""
+        were created.
+
+        The insert leaves the keys there already by ``ON CONFLICT DO NOTHING``, not by a
+        ``NOT EXISTS`` on the table: planned for a site's empty table, that became a nested
+        loop that scanned the table again for every row of the batch, rows inserted by the
+        statement itself included (a first import's 97,000 users took 45 s instead of 1 s)."""
         self._run(
             f"""
             WITH {prelude}
@@ -178,8 +183,7 @@ class PostgresSite(LmsSite):
                                         profile, birth_date)
             SELECT %(site)s, sync_key, username, first_name, last_name, email, profile,
                    birth_date::date
-            FROM {batch} b WHERE NOT EXISTS (SELECT 1 FROM lms.users e
-                                             WHERE e.site = %(site)s AND e.sync_key = b.sync_key)
+            FROM {batch} b WHERE true ON CONFLICT (site, sync_key) DO NOTHING
             """,
         )
         return []
@@ -285,8 +289,7 @@ class PostgresSite(LmsSite):
             """
             INSERT INTO lms.units AS n (site, sync_key, kind, name, parent_key)
             SELECT %(site)s, sync_key, kind, name, parent_key FROM {batch} b
-            WHERE NOT EXISTS (SELECT 1 FROM lms.units e
-                              WHERE e.site = %(site)s AND e.sync_key = b.sync_key)
+            WHERE true ON CONFLICT (site, sync_key) DO NOTHING
             """,
         )
         # parents are linked by key, whatever order the batches came in
@@ -320,8 +323,7 @@ class PostgresSite(LmsSite):
             INSERT INTO lms.terms AS n (site, sync_key, name, begins, ends,
                                         created_by_integration)
             SELECT %(site)s, sync_key, name, begins::date, ends::date, true FROM {batch} b
-            WHERE NOT EXISTS (SELECT 1 FROM lms.terms e
-                              WHERE e.site = %(site)s AND e.sync_key = b.sync_key)
+            WHERE true ON CONFLICT (site, sync_key) DO NOTHING
             """,
         )
         return []
@@ -368,8 +370,7 @@ class PostgresSite(LmsSite):
             INSERT INTO lms.courses AS n (site, sync_key, title, code, unit_id, term_id,
                                           created_by_integration)
             SELECT %(site)s, r.sync_key, r.title, r.code, r.unit_id, r.term_id, true
-            FROM resolved r WHERE NOT EXISTS (SELECT 1 FROM lms.courses e
-                                              WHERE e.site = %(site)s AND e.sync_key = r.sync_key)
+            FROM resolved r WHERE true ON CONFLICT (site, sync_key) DO NOTHING
             """,
             prelude="""
             resolved AS (
