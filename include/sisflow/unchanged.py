@@ -20,15 +20,14 @@ file); when that fails the file is read again, every record of it.
 from __future__ import annotations
 
 import binascii
-import io
-import itertools
 import json
 import logging
+import tempfile
 
 from psycopg2 import sql
 
 from . import drift, identity
-from .db.copy import PiecesFile, row_writer, text_line
+from .db.copy import row_writer, text_line
 from .entities import GROUP, MEMBERSHIP, PERSON, Entity
 from .ims.digests import Digests
 
@@ -98,15 +97,15 @@ def store(cur, run_id: int, customer: str, of_basis: str, digests: Digests | Non
     )
     if digests is None or not len(digests):
         return
-    # streamed by COPY as hex, piece by piece: as a parameter, the large municipality's
-    # 10 MB table was quoted into a statement of 20 MB and copied twice more on its way
-    head = text_line((run_id, customer, of_basis)).rstrip("\n") + "\t\\\\x"
-    rows = PiecesFile(
-        itertools.chain([head.encode()], map(binascii.hexlify, digests.packed()), [b"\n"])
-    )
-    cur.copy_expert(
-        "COPY sis.run_digests (run_id, customer, basis, digests) FROM STDIN", rows, size=1 << 20
-    )
+    # by COPY, as hex written piece by piece to a file: as a parameter, a table of 10 MB is
+    # quoted into a statement of 20 MB and copied twice more on its way
+    with tempfile.TemporaryFile("w+b") as f:
+        f.write((text_line((run_id, customer, of_basis)).rstrip("\n") + "\t\\\\x").encode())
+        for piece in digests.packed():
+            f.write(binascii.hexlify(piece))
+        f.write(b"\n")
+        f.seek(0)
+        cur.copy_expert("COPY sis.run_digests (run_id, customer, basis, digests) FROM STDIN", f)
 
 
 def stage(cur, run_id: int, unchanged) -> int:
@@ -116,36 +115,23 @@ def stage(cur, run_id: int, unchanged) -> int:
     cur.execute(
         sql.SQL("CREATE UNLOGGED TABLE {} (kind text NOT NULL, id text NOT NULL)").format(ident)
     )
-    counted = [0]
-    rows = _csv_pieces(unchanged, counted)
-    first = next(rows, None)
-    if first is None:
-        cur.execute(sql.SQL("DROP TABLE {}").format(ident))
-        return 0
-    cur.copy_expert(
-        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(ident).as_string(cur),
-        PiecesFile(itertools.chain([first], rows)),
-        size=1 << 20,
-    )
-    n = counted[0]
+    n = 0
+    # a temporary file, not memory: a StringIO read back holds four bytes a character
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as f:
+        write = row_writer(f)
+        for row in unchanged:
+            write(row)
+            n += 1
+        if not n:
+            cur.execute(sql.SQL("DROP TABLE {}").format(ident))
+            return 0
+        f.seek(0)
+        cur.copy_expert(
+            sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(ident).as_string(cur), f
+        )
     cur.execute(sql.SQL("CREATE INDEX ON {} (kind, id)").format(ident))
     cur.execute(sql.SQL("ANALYZE {}").format(ident))
     return n
-
-
-def _csv_pieces(rows, counted: list[int], step: int = 20_000):
-    """The rows as CSV, encoded, a piece of ``step`` rows at a time (a hundred thousand ids
-    in one StringIO held four bytes a character); ``counted[0]``: how many so far."""
-    rows = iter(rows)
-    while True:
-        piece = io.StringIO()
-        write = row_writer(piece)
-        for row in itertools.islice(rows, step):
-            write(row)
-            counted[0] += 1
-        if not piece.tell():
-            return
-        yield piece.getvalue().encode()
 
 
 def exists(cur, run_id: int) -> bool:

@@ -10,7 +10,6 @@ line: wider rows always hold a comma.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
 
 _END_OF_DATA = "\\."
 
@@ -36,23 +35,3 @@ def text_line(row) -> str:
     empty string apart from None: the readiness checks tell an account without a sync key
     from one whose key is empty, as the LMS does."""
     return "\t".join("\\N" if v is None else str(v).translate(_TEXT_ESCAPES) for v in row) + "\n"
-
-
-class PiecesFile:
-    """A file to ``copy_expert`` whose ``read`` gives the pieces of an iterable in turn: a
-    COPY of a large value streamed from a generator, never the whole of it in memory."""
-
-    def __init__(self, pieces: Iterable[bytes]):
-        self._pieces = iter(pieces)
-        self._piece = b""
-        self._at = 0
-
-    def read(self, size: int = 8192) -> bytes:
-        while self._at >= len(self._piece):
-            piece = next(self._pieces, None)
-            if piece is None:
-                return b""
-            self._piece, self._at = piece, 0
-        out = self._piece[self._at : self._at + size]
-        self._at += len(out)
-        return out

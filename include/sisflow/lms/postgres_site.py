@@ -140,9 +140,9 @@ class PostgresSite(LmsSite):
         were created.
 
         The insert leaves the keys there already by ``ON CONFLICT DO NOTHING``, not by a
-        ``NOT EXISTS`` on the table: planned for a site's empty table, that became a nested
-        loop that scanned the table again for every row of the batch, rows inserted by the
-        statement itself included (a first import's 97,000 users took 45 s instead of 1 s)."""
+        ``NOT EXISTS`` on the table: planned for a site's empty table, that can become a
+        nested loop that scans the table again for every row of the batch, rows inserted by
+        the statement itself included (quadratic in a first import's users)."""
         self._run(
             f"""
             WITH {prelude}
