@@ -92,9 +92,6 @@ class Digests:
             [i for i, k in enumerate(self.kinds) if k != code or names[2 * i] not in ids]
         )
 
-    def pack(self) -> bytes:
-        return b"".join(self.packed())
-
     def packed(self, step: int = 50_000) -> Iterator[bytes]:
         """The packed form in pieces of at most ``step`` entries' keys or names: what the
         large municipality's table is stored from without the whole of it at once."""
