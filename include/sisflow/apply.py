@@ -157,8 +157,8 @@ def _relinks(ctx: Context) -> None:
 
 def user_fields(alias: str) -> str:
     """A person's account as the LMS gets it (a :class:`UserRow`), from a row of the current
-    state or of a change set: the profile from the institution role, else from the roles
-    the person has in the customer's groups."""
+    state or of a change set joined with :func:`teaching_join`: the profile from the
+    institution role, else from the roles the person has in the customer's groups."""
     return f"""
         {alias}.sourcedid,
         {username_sql(f"{alias}.userids")},
@@ -166,20 +166,30 @@ def user_fields(alias: str) -> str:
         CASE lower({alias}.institution_role)
             WHEN 'student' THEN 'student' WHEN 'faculty' THEN 'teacher'
             WHEN 'staff' THEN 'staff' WHEN 'administrator' THEN 'admin'
-            ELSE CASE WHEN EXISTS (
-                SELECT 1 FROM sis.memberships m
-                WHERE m.customer = %(customer)s AND m.member_id = {alias}.sourcedid
-                  AND m.idtype = 1 AND m.roletype NOT IN ('01', '04'))
-            THEN 'teacher' ELSE 'student' END
+            ELSE CASE WHEN teaching.member_id IS NOT NULL THEN 'teacher' ELSE 'student' END
         END,
         {alias}.bday::text
+    """
+
+
+def teaching_join(alias: str) -> str:
+    """The join :func:`user_fields` reads: the customer's persons with a role other than a
+    pupil's in some group, each once. A join rather than a correlated EXISTS: no index leads
+    from a member to its memberships, and Postgres runs such a subquery once per person
+    whenever it estimates the set too large to hash in ``work_mem``, a scan of every
+    membership for each person (hours for a large customer)."""
+    return f"""
+        LEFT JOIN (
+            SELECT DISTINCT m.member_id FROM sis.memberships m
+            WHERE m.customer = %(customer)s AND m.idtype = 1 AND m.roletype NOT IN ('01', '04')
+        ) teaching ON teaching.member_id = {alias}.sourcedid
     """
 
 
 def _users(ctx: Context) -> None:
     query = f"""
         SELECT {user_fields("ch")}
-        FROM sis.person_changes ch
+        FROM sis.person_changes ch {teaching_join("ch")}
         WHERE ch.run_id = %(run)s AND ch.op IN ('create', 'update')
     """
     ctx.send_all(query, UserRow, ctx.site.upsert_users, "users")

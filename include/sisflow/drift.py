@@ -17,7 +17,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 from . import runs
-from .apply import _ROLE_SQL, COURSE_KINDS, ROLES, UNIT_KINDS, user_fields
+from .apply import _ROLE_SQL, COURSE_KINDS, ROLES, UNIT_KINDS, teaching_join, user_fields
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ _CHECKS = {
     "account": (
         f"""
         WITH expected AS (
-            SELECT {user_fields("p")} FROM sis.persons p WHERE p.customer = %(customer)s
+            SELECT {user_fields("p")} FROM sis.persons p {teaching_join("p")}
+            WHERE p.customer = %(customer)s
         )
         SELECT e.sourcedid, CASE
             WHEN u.id IS NULL THEN 'missing'
