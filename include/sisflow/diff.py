@@ -23,8 +23,12 @@ from .entities import (
 )
 
 OPS = ("create", "update", "delete")
-#: change rows of one entity from which a run's change table statistics are read again
-BIG_RUN = 100_000
+#: change rows of one entity from which a run's change table statistics are read again: the
+#: planner guesses about one row for a run it has not seen, and a join planned on that guess
+#: as a nested loop costs the run's rows times the other side's (a large customer's first
+#: import read that way spent half a minute in one query); an ANALYZE costs a fraction of a
+#: second, and a day's change of a large customer stays under it
+BIG_RUN = 20_000
 
 
 def changed_columns(entity: Entity) -> sql.Composed:
@@ -202,9 +206,7 @@ def compute(
     if release_deferred:
         deferred.release(cur, run_id, customer)
     result = counts(cur, run_id)
-    # the commit and the apply join these rows. The planner's guess for one run's rows is the
-    # average run's: good enough unless this run is far bigger (a large first import or
-    # rollover), and then reading the statistics again costs little beside the run itself
+    # the commit and the apply join these rows: see BIG_RUN
     for entity in ENTITIES:
         if sum(result[entity.name].values()) >= BIG_RUN:
             cur.execute(sql.SQL("ANALYZE {}").format(entity.changes))
