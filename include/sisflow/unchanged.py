@@ -129,7 +129,6 @@ def stage(cur, run_id: int, unchanged) -> int:
         cur.copy_expert(
             sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(ident).as_string(cur), f
         )
-    cur.execute(sql.SQL("CREATE INDEX ON {} (kind, id)").format(ident))
     cur.execute(sql.SQL("ANALYZE {}").format(ident))
     return n
 
