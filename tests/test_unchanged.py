@@ -11,7 +11,7 @@ from sisflow.ims import generate as gen
 from sisflow.ims.digests import Digests, digest
 
 from tests.factory import enterprise, group, lenient, member, membership, person, run_once, write
-from tests.ims.test_fast_path import EDITS, _change_set
+from tests.ims.test_fast_path import EDITS, LAYOUTS, _change_set
 
 #: edits a day brings that the digests must see through, besides the reader's own EDITS
 DAY_EDITS = {
@@ -117,6 +117,24 @@ def test_three_days_read_by_digests_end_as_the_whole_files_do(
         assert fast[1][1] > sum(fast[1][0]["records"].values()) // 4
 
 
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_a_day_in_another_layout_ends_as_the_whole_file_does(
+    conn, generated, tmp_path, monkeypatch, layout
+):
+    """The day after a plain file comes in another layout (a comment, line endings, a control
+    character, a CDATA section, a file cut short...): the records taken by yesterday's digests
+    are never looked at again, so whatever the scan must refuse or read otherwise has to be
+    found in what is read. The run ends as the whole file's does, problems and all."""
+    edit, _ = LAYOUTS[layout]
+    lines = generated.split("\n")
+    edit(lines, random.Random(7))
+    files = [write(tmp_path, generated, "day0.xml"), write(tmp_path, "\n".join(lines), "day1.xml")]
+    fast, fast_state = _runs(conn, monkeypatch, "digests", "fast", files)
+    whole, whole_state = _runs(conn, monkeypatch, "whole", "straightforward", files)
+    assert [f for f, _, _ in fast] == [f for f, _, _ in whole]
+    assert fast_state == whole_state
+
+
 def test_a_day_reads_only_the_group_that_changed(conn, tmp_path):
     people = [person(f"p{i}", f"Elev{i}") for i in range(6)]
     day0 = enterprise(
@@ -197,7 +215,9 @@ def test_a_large_digest_table_is_kept_and_read_back_whole(conn, tmp_path, monkey
     table = Digests()
     for i in range(120_000):
         kind = ("person", "group", "membership")[i % 3]
-        table.add(digest(f"<{kind}>{i}</{kind}>"), kind, f"id{i}", i % 7, f"up{i}" * (i % 2))
+        table.add(
+            digest(f"<{kind}>{i}</{kind}>".encode()), kind, f"id{i}", i % 7, f"up{i}" * (i % 2)
+        )
     with conn.cursor() as cur:
         cur.execute("SELECT basis FROM sis.run_digests WHERE run_id = %s", (run["id"],))
         basis = cur.fetchone()[0]

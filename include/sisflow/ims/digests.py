@@ -30,8 +30,9 @@ _MAGIC = b"sfd1"
 _SEP = "\x00"  # XML text cannot hold it, so no id or parent does
 
 
-def digest(text: str) -> bytes:
-    return hashlib.sha1(text.encode(), usedforsecurity=False).digest()
+def digest(data: bytes) -> bytes:
+    """A record's digest, of its bytes as written."""
+    return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
 class Digests:

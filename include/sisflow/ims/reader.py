@@ -55,7 +55,7 @@ from .records import (
     Properties,
     ValidationResult,
 )
-from .scan import LXML_OPTIONS, Scanner, TooLarge, Unscannable
+from .scan import LXML_OPTIONS, Scanner, TooLarge, Unscannable, text_of
 from .values import (
     EntityInValue,
     _BadRecord,
@@ -207,16 +207,18 @@ class ImsReader(MembershipReading):
         scanner = Scanner(hashing)
         digests = self.digests
         try:
-            for kind, line, text in scanner:
-                if kind == "properties" or "\n" in text or "\t" in text:
+            for kind, line, data in scanner:
+                if kind == "properties" or b"\n" in data or b"\t" in data:
                     # a line break or tab: the lines, or a value, would differ from lxml's
+                    text = text_of(data, line)
                     records = self._record(kind, line, self._parsed_text(scanner, text, line))
                 elif digests is None:
-                    records = self._record(kind, line, None, text, scanner)
+                    records = self._record(kind, line, None, text_of(data, line), scanner)
                 else:
-                    key = digest(text)
+                    key = digest(data)
                     if self._known and self._unchanged(kind, line, key):
                         continue
+                    text = text_of(data, line)
                     plain = self.plain[kind]
                     records = self._record(kind, line, None, text, scanner)
                     if records and self.plain[kind] > plain and self.file_type == "full":

@@ -1,4 +1,4 @@
-"""The top-level records of an export as text, without building an XML tree.
+"""The top-level records of an export as bytes, without building an XML tree.
 
 Nearly every export is UTF-8 with one record per line: the prolog, ``<enterprise>``, then
 ``<properties>``, ``<person>``, ``<group>`` and ``<membership>`` elements separated by line
@@ -12,7 +12,8 @@ also says what is wrong. It is not sure of: another encoding, a DOCTYPE, a names
 the root, a character XML forbids, a lone carriage return (lines would be counted otherwise),
 ``]]>`` (a CDATA section, or text lxml rejects), anything but white space and comments between
 records, anything after ``</enterprise>`` but those, a record cut short by the end of the file,
-invalid UTF-8.
+invalid UTF-8 (in a record when it is read: a record taken as unchanged by its digest has the
+bytes of one read before).
 
 A record's end is the first end tag of its name. Where that cuts a record wrongly (an end tag
 inside a comment, or a nested element of the same name), the piece is not well-formed, and the
@@ -21,7 +22,6 @@ reader's lxml parse of it fails: that too stops the scan.
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Iterator
 
@@ -39,50 +39,71 @@ LXML_OPTIONS = {
 }
 #: bytes read at a time: three copies of a chunk are alive at once, and 4 MB read no faster
 _CHUNK = 1 << 20
-_LOOKAHEAD = 1 << 16  # characters kept ahead of the position before reading more
-#: the most one top-level record (or the space between two) may hold, in characters or bytes:
+_LOOKAHEAD = 1 << 16  # bytes kept ahead of the position before reading more
+#: the most one top-level record (or the space between two) may hold, in bytes:
 #: a group's <membership> with tens of thousands of members fits, and memory stays bounded
 #: whatever a file holds (a record's text, its copies and lxml's tree of it)
 MAX_RECORD = 32 << 20
 
 _PROLOG = re.compile(
-    r"\ufeff?"
-    r"(?:<\?xml\s+version\s*=\s*([\"'])1\.\d+\1"
-    r"(?:\s+encoding\s*=\s*([\"'])[Uu][Tt][Ff]-?8\2)?"
-    r"(?:\s+standalone\s*=\s*([\"'])(?:yes|no)\3)?\s*\?>)?"
-    r"(?:\s|<!--(?:[^-]|-[^-])*-->)*"
-    r"(<enterprise(?:\s[^<>]*)?>)"
+    rb"(?:\xef\xbb\xbf)?"
+    rb"(?:<\?xml\s+version\s*=\s*([\"'])1\.\d+\1"
+    rb"(?:\s+encoding\s*=\s*([\"'])[Uu][Tt][Ff]-?8\2)?"
+    rb"(?:\s+standalone\s*=\s*([\"'])(?:yes|no)\3)?\s*\?>)?"
+    rb"(?:\s|<!--(?:[^-]|-[^-])*-->)*"
+    rb"(<enterprise(?:\s[^<>]*)?>)"
 )
 #: white space and comments between records (a comment may not hold "--")
-_GAP = re.compile(r"(?:\s|<!--(?:[^-]|-[^-])*-->)*")
-_RECORD = re.compile(r"<(person|group|membership|properties)(?=[\s>/])")
-_END = re.compile(r"</enterprise\s*>")
+_GAP = re.compile(rb"(?:\s|<!--(?:[^-]|-[^-])*-->)*")
+_RECORD = re.compile(rb"<(person|group|membership|properties)(?=[\s>/])")
+_END = re.compile(rb"</enterprise\s*>")
+_KINDS = {k.encode(): k for k in ("person", "group", "membership", "properties")}
+_CLOSE = {k.encode(): f"</{k}>".encode() for k in _KINDS.values()}
 #: the control characters XML forbids, as bytes (the same in UTF-8)
 _FORBIDDEN = bytes(range(9)) + b"\x0b\x0c" + bytes(range(14, 32))
+_WHITE = b" \t\r\n"  # XML's white space
+#: U+FFFE and U+FFFF in UTF-8: characters XML forbids
+_NONCHARACTERS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")
 
 
-def _unsure(window: bytes) -> bool:
-    """A control character XML forbids, a carriage return that does not end a line (a
-    last one is looked at with the next chunk), or "]]>". Byte operations in C: a regular
-    expression over the whole file would cost more than the rest of the scan."""
-    if len(window.translate(None, _FORBIDDEN)) != len(window) or b"]]>" in window:
+def _unsure(piece: bytes) -> bool:
+    """A control character XML forbids, a carriage return that does not end a line, "]]>",
+    or U+FFFE or U+FFFF, in a whole record or space between records. Byte operations in C,
+    each a single byte looked for first where it can be: rare in text, and found the fastest
+    way."""
+    if len(piece.translate(None, _FORBIDDEN)) != len(piece):
         return True
-    returns = window.count(b"\r")
-    return bool(returns) and returns != window.count(b"\r\n") + window.endswith(b"\r")
+    if b"]" in piece and b"]]>" in piece:
+        return True
+    if b"\xef" in piece and (_NONCHARACTERS[0] in piece or _NONCHARACTERS[1] in piece):
+        return True
+    return b"\r" in piece and piece.count(b"\r") != piece.count(b"\r\n")
 
 
-def _record_end(text: str, start: int, kind: str) -> int:
-    """Where the record starting at ``start`` ends (-1: not in ``text``): after its first
+def _record_end(data: bytes, start: int, kind: bytes) -> int:
+    """Where the record starting at ``start`` ends (-1: not in ``data``): after its first
     end tag, or after its start tag when that closes itself (if no ">" is in a value;
     otherwise the record's text is not well-formed and lxml says so)."""
-    tag_end = text.find(">", start)
+    tag_end = data.find(b">", start)
     if tag_end < 0:
         return -1
-    if text[tag_end - 1] == "/":
+    if data[tag_end - 1] == 0x2F:  # "/"
         return tag_end + 1
-    close = f"</{kind}>"
-    end = text.find(close, tag_end)
+    close = _CLOSE[kind]
+    end = data.find(close, tag_end)
     return end if end < 0 else end + len(close)
+
+
+def text_of(data: bytes, line: int) -> str:
+    """A record's bytes (or the space between two) as text, when lxml would read them the
+    same way; Unscannable when not, or not UTF-8. A record taken by its digest is not looked
+    at: it has the bytes of one that passed here before."""
+    if _unsure(data):
+        raise Unscannable(f"line {line}: a character or sequence lxml may read otherwise")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as err:
+        raise Unscannable(f"line {line}: not UTF-8: {err.reason}") from None
 
 
 class Unscannable(Exception):
@@ -102,15 +123,17 @@ class TooLarge(Exception):
 
 
 class Scanner:
-    """Iterate over ``(kind, line, text)`` of the top-level records of an open binary file
-    (``read(n)`` only). ``root_tag`` is the ``<enterprise ...>`` start tag, for parsing a
-    record's text in the same namespace context."""
+    """Iterate over ``(kind, line, data)`` of the top-level records of an open binary file
+    (``read(n)`` only): a record's bytes as written, which :func:`text_of` turns into text
+    (a record taken by its digest never is). ``root_tag`` is the ``<enterprise ...>`` start
+    tag, for parsing a record's text in the same namespace context.
+
+    Bytes, not text: the records a run reads are a few of the file's, and only the text
+    around records is checked here for what the records' own decoding checks (UTF-8)."""
 
     def __init__(self, raw):
         self._raw = raw
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._eof = False
-        self._tail = b""  # the end of the last chunk, for a sequence split between two
         self.root_tag = ""
         # a parser of its own: lxml's parsers are not to be shared between threads
         self._parser = etree.XMLParser(**LXML_OPTIONS)
@@ -127,67 +150,67 @@ class Scanner:
             raise Unscannable(f"line {line}: not one element")
         return root[0]
 
-    def _more(self, text: str, pos: int) -> str:
-        """The text from ``pos`` with the next chunk of the file added."""
-        data = self._raw.read(_CHUNK)
-        self._eof = not data
-        if _unsure(self._tail + data):
-            raise Unscannable("a character or sequence lxml may read otherwise")
-        self._tail = data[-2:]
-        try:
-            new = self._decoder.decode(data, final=self._eof)
-        except UnicodeDecodeError as err:
-            raise Unscannable(f"not UTF-8: {err.reason}") from None
-        if "\ufffe" in new or "\uffff" in new:  # free in text of Latin letters only
-            raise Unscannable("a character XML forbids")
-        return text[pos:] + new
+    def _more(self, data: bytes, pos: int) -> bytes:
+        """The bytes from ``pos`` with the next chunk of the file added."""
+        new = self._raw.read(_CHUNK)
+        self._eof = not new
+        return data[pos:] + new
 
-    def __iter__(self) -> Iterator[tuple[str, int, str]]:
-        text = self._more("", 0)
-        while not self._eof and len(text) < _LOOKAHEAD:
-            text = self._more(text, 0)
-        prolog = _PROLOG.match(text)
+    def __iter__(self) -> Iterator[tuple[str, int, bytes]]:
+        data = self._more(b"", 0)
+        while not self._eof and len(data) < _LOOKAHEAD:
+            data = self._more(data, 0)
+        prolog = _PROLOG.match(data)
         if prolog is None:
             raise Unscannable("the prolog or the root start tag")
-        self.root_tag = re.sub(r"\s", " ", prolog.group(4))
-        line = 1 + text.count("\n", 0, prolog.end())
+        text_of(data[: prolog.start(4)], 1)
+        self.root_tag = re.sub(r"\s", " ", text_of(prolog.group(4), 1))
+        line = 1 + data.count(b"\n", 0, prolog.end())
         pos = prolog.end()
         while True:
-            if len(text) - pos < _LOOKAHEAD and not self._eof:
-                text, pos = self._more(text, pos), 0
-            gap = _GAP.match(text, pos)
-            assert gap is not None  # white space or nothing: it always matches
-            found = _RECORD.match(text, gap.end())
+            if len(data) - pos < _LOOKAHEAD and not self._eof:
+                data, pos = self._more(data, pos), 0
+            # the usual space between records first: a line break
+            found = _RECORD.match(data, pos + 1) if data.startswith(b"\n", pos) else None
+            if found is not None:
+                start = pos + 1
+            else:
+                gap = _GAP.match(data, pos)
+                assert gap is not None  # white space or nothing: it always matches
+                start = gap.end()
+                text_of(data[pos:start], line)
+                found = _RECORD.match(data, start)
             if found is None:
-                ended = _END.match(text, gap.end())
+                ended = _END.match(data, start)
                 if ended:
-                    self._finish(text, ended.end())
+                    self._finish(data, ended.end())
                     return
                 raise Unscannable(f"line {line}: something between records")
             kind = found.group(1)
-            start = found.start()
-            end = _record_end(text, start, kind)
+            end = _record_end(data, start, kind)
             while end < 0:
                 if self._eof:
                     raise Unscannable(f"line {line}: a record cut short")
-                if len(text) - start > MAX_RECORD:
-                    raise TooLarge(line + text.count("\n", pos, start), f"a <{kind}>")
-                text, pos, start = self._more(text, pos), 0, start - pos
-                end = _record_end(text, start, kind)
-            line += text.count("\n", pos, start)
-            record = text[start:end]
-            yield kind, line, record
-            line += record.count("\n")
+                if len(data) - start > MAX_RECORD:
+                    raise TooLarge(line + data.count(b"\n", pos, start), f"a <{_KINDS[kind]}>")
+                data, pos, start = self._more(data, pos), 0, start - pos
+                end = _record_end(data, start, kind)
+            line += data.count(b"\n", pos, start)
+            record = data[start:end]
+            yield _KINDS[kind], line, record
+            line += record.count(b"\n")
             pos = end
 
-    def _finish(self, text: str, pos: int) -> None:
+    def _finish(self, data: bytes, pos: int) -> None:
         """After ``</enterprise>``: white space and comments to the end of the file. White
-        space is let go as it is read, so memory stays flat however much of it follows."""
-        rest = text[pos:].strip()
+        space is let go as it is read, so memory stays flat however much of it follows (only
+        XML's: a form feed is a character XML forbids, which :func:`text_of` finds)."""
+        rest = data[pos:].strip(_WHITE)
         while not self._eof:
-            rest = self._more(rest, 0).strip()
+            rest = self._more(rest, 0).strip(_WHITE)
             if len(rest) > _LOOKAHEAD:
                 raise Unscannable("something after </enterprise>")
         gap = _GAP.match(rest)
         if gap is None or gap.end() < len(rest):
             raise Unscannable("something after </enterprise>")
+        text_of(rest, 0)
