@@ -128,8 +128,8 @@ class Scanner:
     (a record taken by its digest never is). ``root_tag`` is the ``<enterprise ...>`` start
     tag, for parsing a record's text in the same namespace context.
 
-    Bytes, not text: the records a run reads are a few of the file's, and only the text
-    around records is checked here for what the records' own decoding checks (UTF-8)."""
+    Bytes, not text: a day's run reads few of the file's records, and only those and the
+    space between records (where it is more than a line break) are decoded and checked."""
 
     def __init__(self, raw):
         self._raw = raw
