@@ -40,8 +40,10 @@ _BATCH_TABLES = {
 #: the journal's name for the objects of each table
 _KINDS = {"lms.users": "user", "lms.units": "unit", "lms.terms": "term", "lms.courses": "course"}
 
-#: new rows of one statement after which a table's statistics are read again
+#: new rows of one statement after which a table's statistics are read again, when they are
+#: at least this share of the rows the statistics knew
 _MANY_NEW_ROWS = 1_000
+_NEW_SHARE = 0.1
 
 
 #: an object's row as the journal keeps it (its ``updated_at`` says nothing undo needs)
@@ -123,8 +125,14 @@ class PostgresSite(LmsSite):
         """After many new rows (a site's first import or a new school year): ANALYZE, so the
         next statements are planned for them. Until autovacuum gets there, the planner takes a
         new site for empty, and the units' parent link became a nested loop over 5,800 units
-        squared (6 s instead of 0.1 s)."""
-        if created >= _MANY_NEW_ROWS:
+        squared (6 s instead of 0.1 s). Only when they are a share of the table, as
+        autovacuum's own rule has it: the table is every site's, and a small site's first
+        import beside hundreds of others changes its statistics little, while its ANALYZE
+        reads a sample of all of them and waits for any other site's."""
+        if created < _MANY_NEW_ROWS:
+            return
+        self.cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,))
+        if created >= _NEW_SHARE * max(self.cur.fetchone()[0], 0):
             self.cur.execute(f"ANALYZE {table}")
 
     def _unmatched(self, entity: str, statement: str, table, outcome: str, detail: str):
