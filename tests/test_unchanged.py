@@ -119,17 +119,21 @@ def test_three_days_read_by_digests_end_as_the_whole_files_do(
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_a_day_in_another_layout_ends_as_the_whole_file_does(
-    conn, generated, tmp_path, monkeypatch, layout
+    conn, generated, tmp_path, monkeypatch, caplog, layout
 ):
     """The day after a plain file comes in another layout (a comment, line endings, a control
     character, a CDATA section, a file cut short...): the records taken by yesterday's digests
     are never looked at again, so whatever the scan must refuse or read otherwise has to be
-    found in what is read. The run ends as the whole file's does, problems and all."""
-    edit, _ = LAYOUTS[layout]
+    found in what is read. The run ends as the whole file's does, problems and all; a layout
+    the scan reads (a record over several lines, two on a line) it reads on a day too,
+    without lxml's parse of the whole file."""
+    caplog.set_level(logging.INFO, logger="sisflow.staging")
+    edit, scanned = LAYOUTS[layout]
     lines = generated.split("\n")
     edit(lines, random.Random(7))
     files = [write(tmp_path, generated, "day0.xml"), write(tmp_path, "\n".join(lines), "day1.xml")]
     fast, fast_state = _runs(conn, monkeypatch, "digests", "fast", files)
+    assert ("read with lxml" not in caplog.text) == scanned
     whole, whole_state = _runs(conn, monkeypatch, "whole", "straightforward", files)
     assert [f for f, _, _ in fast] == [f for f, _, _ in whole]
     assert fast_state == whole_state
@@ -226,3 +230,4 @@ def test_a_large_digest_table_is_kept_and_read_back_whole(conn, tmp_path, monkey
     assert back is not None
     assert back.keys == table.keys and back.names == table.names
     assert back.kinds == table.kinds and back.rows == table.rows
+

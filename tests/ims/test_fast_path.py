@@ -82,6 +82,12 @@ def _insert_between_records(lines, rng, text):
     lines.insert(rng.randrange(3, len(lines) - 2), text)
 
 
+def _join_lines(lines, rng):
+    """Two records on one line: the second one's line break taken out."""
+    i = rng.randrange(3, len(lines) - 3)
+    lines[i] += lines.pop(i + 1)
+
+
 def _lone_carriage_return(lines, rng):
     i = rng.randrange(3, len(lines) - 3)
     lines[i] += "\r" + lines.pop(i + 1)
@@ -135,6 +141,11 @@ LAYOUTS = {
         True,
     ),
     "an empty person": (lambda ls, r: _insert_between_records(ls, r, "<person/>"), True),
+    "two records on a line": (lambda ls, r: _join_lines(ls, r), True),
+    "a comment after a record on its line": (
+        lambda ls, r: _edit_line(ls, r, "<group>", lambda g: g + " <!-- gruppe -->"),
+        True,
+    ),
     "a person's end tag in a comment": (
         lambda ls, r: _edit_line(
             ls, r, "<person>", lambda p: p.replace("</email>", "</email><!-- </person> -->")
@@ -324,6 +335,8 @@ STAYS_PLAIN = {
     "a greater-than sign in a name",
     "a character reference in a name",
     "single-quoted attributes",
+    "two records on a line",
+    "a comment after a record on its line",
 }
 
 

@@ -125,6 +125,7 @@ class ImsReader(MembershipReading):
         self.digests = Digests() if digests and self.scan and fast else None
         #: the entries of ``known`` taken as unchanged: the staging of the rest is the change
         self.taken: list[int] = []
+        self._looked: tuple[bytes | None, bytes] = (None, b"")  # a line's bytes, digest
 
     def read_again(self, why: ReadAgain) -> None:
         """Start over the slower way ``why`` asks for: every record read (none taken as
@@ -204,7 +205,7 @@ class ImsReader(MembershipReading):
     def _scanned(self, hashing: _HashingReader) -> Iterator[Record]:
         """The records of a file of the simple shape (see :mod:`.scan`); :class:`ReadAgain`
         with lxml when it is not."""
-        scanner = Scanner(hashing)
+        scanner = Scanner(hashing, self._take if self._known else None)
         digests = self.digests
         try:
             for kind, line, data in scanner:
@@ -215,9 +216,12 @@ class ImsReader(MembershipReading):
                 elif digests is None:
                     records = self._record(kind, line, None, text_of(data, line), scanner)
                 else:
-                    key = digest(data)
-                    if self._known and self._unchanged(kind, line, key):
-                        continue
+                    if data is self._looked[0]:  # looked up as a line already
+                        key = self._looked[1]
+                    else:
+                        key = digest(data)
+                        if self._known and self._unchanged(key, line, kind):
+                            continue
                     text = text_of(data, line)
                     plain = self.plain[kind]
                     records = self._record(kind, line, None, text, scanner)
@@ -237,16 +241,31 @@ class ImsReader(MembershipReading):
         except TooLarge as err:
             self._fatal(err.line, str(err))
 
-    def _unchanged(self, kind: str, line: int, key: bytes) -> bool:
-        """Take the record of this digest as unchanged, when what it gave depends on nothing
-        that differs in this file: no record of its id read before it, and (a membership) its
-        group read before it. Whether the people its members name are still in the file is
-        known only at its end: the staging checks it then (:mod:`sisflow.unchanged`)."""
+    def _take(self, data: bytes, line: int) -> bool:
+        """A whole line taken as unchanged, by its digest (the scan's line by line path: the
+        line is a record's bytes if it is taken; if not, and it is a record, it comes back
+        to the reader, its digest looked up already)."""
+        key = digest(data)
+        if self._unchanged(key, line):
+            return True
+        self._looked = (data, key)
+        return False
+
+    def _unchanged(self, key: bytes, line: int, kind: str | None = None) -> bool:
+        """Take the record of this digest (and ``kind``, when the scan said) as unchanged,
+        when what it gave depends on nothing that differs in this file: no record of its id
+        read before it, and (a membership) its group read before it. Whether the people its
+        members name are still in the file is known only at its end: the staging checks it
+        then (:mod:`sisflow.unchanged`)."""
         assert self._known is not None and self.known is not None
         i = self._known.pop(key, -1)  # the same text again is a duplicate: read, and said so
-        known = self.known
-        if i < 0 or KINDS[known.kinds[i]] != kind or self.file_type != "full":
+        if i < 0 or self.file_type != "full":
             return False
+        known = self.known
+        kind_of = KINDS[known.kinds[i]]
+        if kind is not None and kind_of != kind:
+            return False
+        kind = kind_of
         record_id = known.names[2 * i]
         if kind == "person":
             if record_id in self._persons:

@@ -15,6 +15,10 @@ records, anything after ``</enterprise>`` but those, a record cut short by the e
 invalid UTF-8 (in a record when it is read: a record taken as unchanged by its digest has the
 bytes of one read before).
 
+On a day's run, most lines are records the reader takes as unchanged by their digests
+(:mod:`.digests`): while the lines are whole records, the scan goes line by line, and a line
+taken is passed over (no regular expression, nothing given to the reader).
+
 A record's end is the first end tag of its name. Where that cuts a record wrongly (an end tag
 inside a comment, or a nested element of the same name), the piece is not well-formed, and the
 reader's lxml parse of it fails: that too stops the scan.
@@ -23,7 +27,7 @@ reader's lxml parse of it fails: that too stops the scan.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from lxml import etree
 
@@ -106,6 +110,10 @@ def text_of(data: bytes, line: int) -> str:
         raise Unscannable(f"line {line}: not UTF-8: {err.reason}") from None
 
 
+#: what the scan gives: a record's kind, its first line and its bytes
+Scanned = tuple[str, int, bytes]
+
+
 class Unscannable(Exception):
     """The file is not of the simple shape this module reads: read it with lxml."""
 
@@ -131,8 +139,11 @@ class Scanner:
     Bytes, not text: a day's run reads few of the file's records, and only those and the
     space between records (where it is more than a line break) are decoded and checked."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, take: Callable[[bytes, int], bool] | None = None):
+        """``take(line, number)``: whether a line is a record taken as unchanged (by its
+        digest), which is then not given; see :meth:`_lines`."""
         self._raw = raw
+        self._take = take
         self._eof = False
         self.root_tag = ""
         # a parser of its own: lxml's parsers are not to be shared between threads
@@ -156,7 +167,7 @@ class Scanner:
         self._eof = not new
         return data[pos:] + new
 
-    def __iter__(self) -> Iterator[tuple[str, int, bytes]]:
+    def __iter__(self) -> Iterator[Scanned]:
         data = self._more(b"", 0)
         while not self._eof and len(data) < _LOOKAHEAD:
             data = self._more(data, 0)
@@ -170,6 +181,10 @@ class Scanner:
         while True:
             if len(data) - pos < _LOOKAHEAD and not self._eof:
                 data, pos = self._more(data, pos), 0
+            if self._take is not None and data.startswith(b"\n", pos):
+                pos, line = yield from self._lines(data, pos, line)
+                if len(data) - pos < _LOOKAHEAD and not self._eof:
+                    continue
             # the usual space between records first: a line break
             found = _RECORD.match(data, pos + 1) if data.startswith(b"\n", pos) else None
             if found is not None:
@@ -200,6 +215,26 @@ class Scanner:
             yield _KINDS[kind], line, record
             line += record.count(b"\n")
             pos = end
+
+    def _lines(self, data: bytes, pos: int, line: int) -> Generator[Scanned, None, tuple[int, int]]:
+        """From the line break at ``pos`` (ending line ``line``), the whole lines that follow
+        it in ``data``, while each is one record: a line ``take`` takes is passed over
+        without a look at its bytes, the others are given. Where a line is anything else
+        (a record over several lines, a comment, the end), the position and line of the
+        line break before it are returned, and the record by record scan reads on from
+        there. A line the reader takes has the bytes of a record read before, so it is that
+        record, whole, of the same kind and end, with the usual line break after it."""
+        take, at = self._take, pos + 1
+        assert take is not None
+        while (end := data.find(b"\n", at)) >= 0:
+            piece = data[at:end]
+            if not take(piece, line + 1):
+                found = _RECORD.match(piece)
+                if found is None or _record_end(piece, 0, found.group(1)) != len(piece):
+                    break
+                yield _KINDS[found.group(1)], line + 1, piece
+            line, at = line + 1, end + 1
+        return at - 1, line
 
     def _finish(self, data: bytes, pos: int) -> None:
         """After ``</enterprise>``: white space and comments to the end of the file. White
