@@ -224,6 +224,12 @@ def test_a_rollover_built_on_since_its_window_is_undone_only_when_forced(conn, t
     assert "  the school year goes back to the one before the rollover" in refused.value.would
     result = take_back(conn, rollover["id"], today=date(2026, 9, 2), force=True)
     assert result.school_year_back and result.forced
+    # a1's place in the new year's class, which the later run took away with a1 (now a1x),
+    # is left alone in the import database, and the undo says so
+    assert result.state_conflicts == {"person": 0, "group": 0, "membership": 1}
+    assert "  import database, changed since by a later run (left alone): membership 1" in (
+        result.lines()
+    )
     with conn.cursor() as cur:
         cur.execute("SELECT label FROM sis.school_years WHERE customer = 'kommune'")
         assert cur.fetchall() == [("2025-2026",)]

@@ -39,10 +39,13 @@ def turn_around(cur, customer: str, undone: int, undo_run: int, *, scoped: bool)
             scope = sql.SQL(" AND ch.{} IN (SELECT key FROM {})").format(
                 sql.Identifier(column), sql.Identifier(table)
             )
+        # written straight from the join, not through a CTE read twice (a rollover's two
+        # million rows were stored aside first); what was not free is counted apart
         cur.execute(
             sql.SQL(
                 """
-                WITH inverse AS (
+                INSERT INTO {changes} (run_id, op, changed, {columns})
+                SELECT %(undo)s, op, changed, {columns} FROM (
                     SELECT CASE ch.op WHEN 'create' THEN 'delete' ELSE 'create' END AS op,
                            ch.changed, {ch_columns},
                            CASE ch.op WHEN 'delete' THEN c.customer IS NULL
@@ -58,11 +61,8 @@ def turn_around(cur, customer: str, undone: int, undo_run: int, *, scoped: bool)
                     CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, ch.before) r
                     LEFT JOIN {table} c ON c.customer = %(customer)s AND {match}
                     WHERE ch.run_id = %(undone)s AND ch.op = 'update' {scope}
-                ), written AS (
-                    INSERT INTO {changes} (run_id, op, changed, {columns})
-                    SELECT %(undo)s, op, changed, {columns} FROM inverse WHERE free
-                )
-                SELECT count(*) FILTER (WHERE NOT free) FROM inverse
+                ) inverse
+                WHERE free
                 """
             ).format(
                 keys=idents(entity.key, "ch"),
@@ -76,7 +76,16 @@ def turn_around(cur, customer: str, undone: int, undo_run: int, *, scoped: bool)
             ),
             params,
         )
-        conflicts[entity.name] = cur.fetchone()[0]
+        written = cur.rowcount
+        cur.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {changes} ch WHERE ch.run_id = %(undone)s"
+                " AND (ch.op = 'update' OR ch.op IN ('create', 'delete')"
+                " AND ch.released_from IS NULL) {scope}"
+            ).format(changes=entity.changes, scope=scope),
+            params,
+        )
+        conflicts[entity.name] = cur.fetchone()[0] - written
     counts = diff.counts(cur, undo_run)
     cur.execute(
         "SELECT (SELECT count(*) FROM sis.persons WHERE customer = %(c)s),"
