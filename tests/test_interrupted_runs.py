@@ -83,3 +83,26 @@ def test_a_run_killed_in_any_status_is_finished_by_the_next(conn, db_url, tmp_pa
     # and the customer is not wedged: the file is known
     third = sisflow("killed", second, "--on", "2026-08-11")
     assert third.returncode == 0 and "unchanged" in third.stdout
+
+
+def test_a_run_killed_while_reading_gives_way_to_another_file(conn, db_url, tmp_path):
+    """The killed run took no checksum (the reader takes it on its way): a file of another
+    size is another file, and supersedes it rather than going on under its id."""
+    first, other = tmp_path / "a.xml", tmp_path / "b.xml"
+    generate(first, seed=9, year=2025, size="tiny")
+    generate(other, seed=10, year=2025, size="tiny")
+    assert first.stat().st_size != other.stat().st_size
+    env = {**os.environ, "SISFLOW_DATABASE_URL": db_url, "SISFLOW_HOME": str(tmp_path)}
+
+    def sisflow(path, **extra):
+        return subprocess.run(
+            [SISFLOW, "run", "kommune", str(path), "--on", "2025-09-01"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert sisflow(first, SISFLOW_CRASH_POINT="stage:reading").returncode == -signal.SIGKILL
+    assert sisflow(other).returncode == 0
+    assert [status for status, _, _ in _runs(conn, "kommune")] == ["superseded", "committed"]

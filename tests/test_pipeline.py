@@ -143,6 +143,29 @@ def test_an_unchanged_file_is_recognised_by_its_checksum(conn, tmp_path):
     assert staged_tables(conn) == []
 
 
+def test_a_file_of_the_last_files_size_is_read_not_taken_as_unchanged(conn, tmp_path):
+    day1 = write(tmp_path, school("p1", "p2"), "day1.xml")
+    run_file(conn, "kommune", day1)
+    day2 = write(tmp_path, school("p1", "p2", email_p1="p9@skole.no"), "day2.xml")
+    assert day2.stat().st_size == day1.stat().st_size
+    run = run_file(conn, "kommune", day2)
+    assert run["status"] == "committed"
+    assert run["counts"]["person"] == {"create": 0, "update": 1, "delete": 0}
+
+
+def test_the_checksum_taken_while_reading_recognises_the_file_again(conn, tmp_path):
+    import hashlib
+
+    run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "day1.xml"))
+    day2 = write(tmp_path, school("p1"), "day2.xml")  # another size: no checksum before reading
+    run = run_file(conn, "kommune", day2)
+    assert run["status"] == "committed"
+    assert run["sha256"] == hashlib.sha256(day2.read_bytes()).hexdigest()
+    assert run["file_size"] == day2.stat().st_size
+    again = run_file(conn, "kommune", write(tmp_path, day2.read_text(encoding="utf-8"), "b.xml"))
+    assert (again["status"], again["same_as_run"]) == ("unchanged", run["id"])
+
+
 def test_a_rejected_file_stages_nothing_and_says_why(conn, tmp_path):
     run_file(conn, "kommune", write(tmp_path, school("p1", "p2"), "good.xml"))
     before = state.snapshot(conn.cursor(), "kommune")

@@ -252,14 +252,14 @@ def _relinks(conn, run_id: int) -> dict | None:
 
 def latest(cur, customer: str, statuses: tuple[str, ...] | None = None) -> dict | None:
     cur.execute(
-        "SELECT id, status, sha256, plan->'school_year'->>'label',"
+        "SELECT id, status, sha256, file_size, plan->'school_year'->>'label',"
         " coalesce((plan->>'dry_run')::boolean, false) FROM sis.runs"
         " WHERE customer = %s AND (%s::text[] IS NULL OR status = ANY(%s::text[]))"
         " ORDER BY id DESC LIMIT 1",
         (customer, list(statuses) if statuses else None, list(statuses) if statuses else None),
     )
     row = cur.fetchone()
-    keys = ("id", "status", "sha256", "school_year", "dry_run")
+    keys = ("id", "status", "sha256", "size", "school_year", "dry_run")
     return dict(zip(keys, row, strict=True)) if row else None
 
 

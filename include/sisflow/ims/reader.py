@@ -165,6 +165,7 @@ class ImsReader(MembershipReading):
             finally:  # a rejected file is still identified by its checksum
                 hashing.drain()
                 info.sha256 = hashing.sha256.hexdigest()
+                info.size = hashing.size  # what was read: more when it grew meanwhile
         if self.result.properties is None:
             self._fatal(None, "no <properties> element")
         yield from self._finish()

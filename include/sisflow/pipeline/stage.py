@@ -31,13 +31,25 @@ from .plan import Plan
 log = logging.getLogger(__name__)
 
 
-def _sha256(path: str) -> tuple[str, int]:
+def _sha256(path: str) -> str:
     """Checksum before reading: an unchanged file is then recognised without parsing it."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest(), os.path.getsize(path)
+    return digest.hexdigest()
+
+
+def _same_file(run: dict | None, size: int, sha256: str | None) -> bool:
+    """Whether ``run`` was of this file. A run whose read died has no checksum when none was
+    taken before it read (the reader takes it on its way): it was of this file when it was of
+    its size. Another file of that very size then goes on under the dead run's id, which
+    staged nothing."""
+    if run is None:
+        return False
+    if run["sha256"] is None:
+        return run["status"] == RunStatus.READING and run["size"] == size
+    return run["sha256"] == sha256
 
 
 def _no_changes() -> dict:
@@ -60,20 +72,23 @@ def stage(
     rejected whole gives a ``rejected`` run with the reason, and nothing staged."""
     customer = plan.customer
     path = os.fspath(path)
-    sha256, size = _sha256(path)
+    size = os.path.getsize(path)
     recorded = recorded_as or path  # where the export lies (the landing zone), for the record
     name = os.path.basename(recorded)
     with conn, conn.cursor() as cur:
         runs.guard(cur, customer, plan.holder)
         reread = None
+        pending = None if plan.dry_run else runs.latest(cur, customer)
+        if pending and (pending["status"] not in runs.PENDING or pending["dry_run"]):
+            pending = None
+        committed = runs.latest(cur, customer, (RunStatus.COMMITTED,))
+        # a file of another size than the runs it could be is another file: its checksum is
+        # then taken by the reader as it reads, not by a pass of its own before
+        maybe_same = any(r is not None and r["size"] == size for r in (pending, committed))
+        sha256 = _sha256(path) if maybe_same else None
         if not plan.dry_run:
-            pending = runs.latest(cur, customer)
-            if (
-                pending
-                and pending["sha256"] == sha256
-                and pending["status"] in runs.PENDING
-                and not pending["dry_run"]
-            ):
+            if _same_file(pending, size, sha256):
+                assert pending is not None
                 if pending["status"] != RunStatus.READING:
                     log.info("run %s: same file as the pending run, resumed", pending["id"])
                     _attach(cur, pending["id"], plan)
@@ -82,6 +97,7 @@ def stage(
                 # transaction went with it, so nothing is staged and the file is read again
                 log.warning("run %s: its read was interrupted; read again", pending["id"])
                 reread = pending["id"]
+                runs.update(cur, reread, file_path=recorded, file_name=name, file_size=size)
             cur.execute(
                 "SELECT id FROM sis.runs WHERE customer = %s AND status = ANY(%s) AND id <> %s",
                 (customer, [str(s) for s in runs.PENDING], reread or 0),
@@ -90,7 +106,6 @@ def stage(
                 staging.drop(cur, old)
                 runs.update(cur, old, status=RunStatus.SUPERSEDED)
                 log.info("run %s superseded by a newer file", old)
-        committed = runs.latest(cur, customer, (RunStatus.COMMITTED,))
         release = plan.mode == Mode.NORMAL and deferred.waiting(cur, customer) > 0
         # the same file read for another school year (a rollover after an import that kept
         # next year's groups back) is not the same import
@@ -100,6 +115,7 @@ def stage(
         )
         if (
             committed
+            and sha256 is not None
             and committed["sha256"] == sha256
             and not release
             and same_year
@@ -158,7 +174,7 @@ def stage(
             staging.keep_names_not_given(cur, run_id, customer)
             faults.crash_point("stage:reading")
             result = reader.result
-            if result.file.sha256 != sha256:
+            if result.file.size != size or sha256 not in (None, result.file.sha256):
                 raise RuntimeError(f"{path} changed while it was read")
             _refuse_an_older_file(cur, customer, path, result, accept=plan.accept_older)
             staging.store_problems(cur, run_id, result)
@@ -182,6 +198,7 @@ def stage(
                 cur,
                 run_id,
                 status=RunStatus.STAGED,
+                sha256=result.file.sha256,
                 datasource=props.datasource,
                 file_datetime=props.datetime,
                 file_type=props.type,
@@ -207,6 +224,7 @@ def stage(
                 cur,
                 run_id,
                 status=RunStatus.REJECTED,
+                sha256=reader.result.file.sha256 or sha256,
                 fatal=reader.result.fatal.as_dict() if reader.result.fatal else None,
                 problem_counts=reader.result.problem_counts,
                 **said,
@@ -218,6 +236,7 @@ def stage(
                 cur,
                 run_id,
                 status=RunStatus.FAILED,
+                sha256=reader.result.file.sha256 or sha256,
                 fatal={"line": None, "reason": f"{type(err).__name__}: {err}"},
             )
         raise
