@@ -162,16 +162,12 @@ def undo(
 
 def _undoable(cur, run_id: int, config: CustomerConfig, *, force: bool, today: date) -> dict:
     """The run, if it can be undone; else the one line that says why not."""
-    cur.execute(
-        "SELECT id, customer, status, lms_applied_at, pruned_at, profile, counts, base_run,"
-        " undo_of, plan->>'day' FROM sis.runs WHERE id = %s",
-        (run_id,),
-    )
-    row = cur.fetchone()
-    if row is None:
-        raise UndoRefused(f"there is no run {run_id}")
-    keys = ("id", "customer", "status", "applied", "pruned", "profile", "counts", "base_run")
-    run = dict(zip((*keys, "undo_of", "day"), row, strict=True))
+    try:
+        run = runs.row(cur, run_id)
+    except LookupError:
+        raise UndoRefused(f"there is no run {run_id}") from None
+    run["applied"], run["pruned"] = run["lms_applied_at"], run["pruned_at"]
+    run["day"] = (run["plan"] or {}).get("day")
     if run["customer"] != config.id:
         raise UndoRefused(f"run {run_id} belongs to {run['customer']}, not {config.id}")
     if run["status"] == RunStatus.DRY_RUN:
