@@ -42,6 +42,12 @@ def test_hand_made_changes_to_synced_objects_are_listed_and_repaired(conn, tmp_p
         " AND u.id = p.user_id AND c.sync_key = 'MAT-B' AND u.sync_key = 'b4'",
     )
     by_hand(conn, "UPDATE lms.courses SET state = 'archived' WHERE sync_key = 'MAT-A'")
+    by_hand(
+        conn,
+        "UPDATE lms.unit_members x SET synced = false FROM lms.units n, lms.users u"
+        " WHERE n.id = x.unit_id AND u.id = x.user_id AND n.sync_key = 'schoolB'"
+        " AND u.sync_key = 'b5'",
+    )
     found = drift.check(conn, "kommune")
     listed = {(d["kind"], d["key"], d["what"]) for d in found.listed}
     assert {
@@ -51,6 +57,7 @@ def test_hand_made_changes_to_synced_objects_are_listed_and_repaired(conn, tmp_p
         ("account", "handmade-1", "a sync key the import database does not know"),
         ("participant", "MAT-B/b4/01", "removed by hand"),
         ("course", "MAT-A", "archived"),
+        ("unit_member", "schoolB/b5/01", "made manual by hand"),
     } == listed
     assert found.counts["account"] == {
         "a sync key the import database does not know": 1,
@@ -59,11 +66,16 @@ def test_hand_made_changes_to_synced_objects_are_listed_and_repaired(conn, tmp_p
         "missing": 1,
     }
     repaired = drift.repair(conn, "kommune", by="kari", holder=Holder.this_process())
-    assert repaired.repaired == {"sis.persons": 3, "sis.groups": 1, "sis.memberships": 4}
+    assert repaired.repaired == {"sis.persons": 3, "sis.groups": 1, "sis.memberships": 5}
     again = imported(conn, tmp_path)  # the same file: not "unchanged", the drift is made again
     assert again["status"] == "committed"
     assert again["counts"]["person"]["create"] == 3
     left = {(d["kind"], d["key"]) for d in drift.check(conn, "kommune").listed}
-    # an archived course stays archived (only a person restores it), and the account whose
-    # key was edited by hand is a second account now: both stay listed for a person
-    assert left == {("course", "MAT-A"), ("account", "handmade-1")}
+    # an archived course stays archived and a member made manual stays manual (only a person
+    # turns them back), and the account whose key was edited by hand is a second account
+    # now: they stay listed for a person
+    assert left == {
+        ("course", "MAT-A"),
+        ("account", "handmade-1"),
+        ("unit_member", "schoolB/b5/01"),
+    }

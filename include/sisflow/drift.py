@@ -24,6 +24,29 @@ log = logging.getLogger(__name__)
 #: drifted objects listed by key in the result and the email (the counts are always whole)
 LISTED = 50
 
+
+def _members_drifted(
+    kinds: str, groups: str, alive: str, members: str, group_column: str
+) -> tuple[str, str]:
+    """The synced members of a live course or unit that are gone or manual in the LMS."""
+    return (
+        f"""
+        SELECT m.group_id || '/' || m.member_id || '/' || m.roletype,
+               CASE WHEN x.synced IS NULL THEN 'removed by hand' ELSE 'made manual by hand' END
+        FROM sis.memberships m
+        JOIN sis.groups g ON g.customer = %(customer)s AND g.sourcedid = m.group_id
+             AND g.grouptype = ANY(%({kinds})s)
+        JOIN {groups} o ON o.site = %(customer)s AND o.sync_key = m.group_id AND {alive}
+        JOIN lms.users u ON u.site = %(customer)s AND u.sync_key = m.member_id
+        LEFT JOIN {members} x ON x.{group_column} = o.id AND x.user_id = u.id
+             AND x.role = {_ROLE_SQL.replace("roletype", "m.roletype")}
+        WHERE m.customer = %(customer)s AND m.idtype = 1 AND m.status = 1
+          AND m.roletype = ANY(%(roles)s) AND x.synced IS DISTINCT FROM true
+        """,
+        "sis.memberships",
+    )
+
+
 #: per kind: the query of drifted objects (key, what), and the state rows a repair takes out
 _CHECKS = {
     "account": (
@@ -100,39 +123,11 @@ _CHECKS = {
         """,
         "sis.groups",
     ),
-    "participant": (
-        f"""
-        SELECT m.group_id || '/' || m.member_id || '/' || m.roletype,
-               CASE WHEN p.synced IS NULL THEN 'removed by hand' ELSE 'made manual by hand' END
-        FROM sis.memberships m
-        JOIN sis.groups g ON g.customer = %(customer)s AND g.sourcedid = m.group_id
-             AND g.grouptype = ANY(%(courses)s)
-        JOIN lms.courses c ON c.site = %(customer)s AND c.sync_key = m.group_id
-             AND c.state = 'active'
-        JOIN lms.users u ON u.site = %(customer)s AND u.sync_key = m.member_id
-        LEFT JOIN lms.participants p ON p.course_id = c.id AND p.user_id = u.id
-             AND p.role = {_ROLE_SQL.replace("roletype", "m.roletype")}
-        WHERE m.customer = %(customer)s AND m.idtype = 1 AND m.status = 1
-          AND m.roletype = ANY(%(roles)s) AND p.synced IS DISTINCT FROM true
-        """,
-        "sis.memberships",
+    "participant": _members_drifted(
+        "courses", "lms.courses", "o.state = 'active'", "lms.participants", "course_id"
     ),
-    "unit_member": (
-        f"""
-        SELECT m.group_id || '/' || m.member_id || '/' || m.roletype,
-               CASE WHEN x.synced IS NULL THEN 'removed by hand' ELSE 'made manual by hand' END
-        FROM sis.memberships m
-        JOIN sis.groups g ON g.customer = %(customer)s AND g.sourcedid = m.group_id
-             AND g.grouptype = ANY(%(units)s)
-        JOIN lms.units n ON n.site = %(customer)s AND n.sync_key = m.group_id
-             AND n.removed_at IS NULL
-        JOIN lms.users u ON u.site = %(customer)s AND u.sync_key = m.member_id
-        LEFT JOIN lms.unit_members x ON x.unit_id = n.id AND x.user_id = u.id
-             AND x.role = {_ROLE_SQL.replace("roletype", "m.roletype")}
-        WHERE m.customer = %(customer)s AND m.idtype = 1 AND m.status = 1
-          AND m.roletype = ANY(%(roles)s) AND x.synced IS DISTINCT FROM true
-        """,
-        "sis.memberships",
+    "unit_member": _members_drifted(
+        "units", "lms.units", "o.removed_at IS NULL", "lms.unit_members", "unit_id"
     ),
 }
 
