@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -353,6 +354,8 @@ def test_fatal_problems_name_file_line_and_reason(tmp_path, text, line, reason):
     assert reason in caught.value.reason
     assert str(path) in str(caught.value)
     assert not reader.result.ok and reader.result.fatal.line == line
+    # a rejected file is still identified: the same file sent again is known by its checksum
+    assert reader.result.file.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_an_empty_delta_file_is_fine(tmp_path):

@@ -157,10 +157,10 @@ class ImsReader(MembershipReading):
         info = self.result.file
         with open(self.path, "rb") as raw:
             info.size = os.fstat(raw.fileno()).st_size
-            if info.size == 0:
-                self._fatal(None, "the file is empty")
             hashing = _HashingReader(raw)
             try:
+                if info.size == 0:
+                    self._fatal(None, "the file is empty")
                 yield from (self._scanned if self.scan else self._parsed)(hashing)
             finally:  # a rejected file is still identified by its checksum
                 hashing.drain()
