@@ -31,6 +31,7 @@ from datetime import date
 from pathlib import Path
 
 from lxml import etree
+from many_customers import _config
 from sisflow import pipeline, runs, settings, state
 from sisflow.config import CustomerConfig
 from sisflow.ims import generate as gen
@@ -200,14 +201,6 @@ def _undo_time(conn, run_id: int, config: CustomerConfig) -> float:
 
 #: the small customer whose first import is timed beside a larger one (see ``_small_first``)
 BESIDE = "bench-small-beside"
-
-
-def _config(customer: str) -> CustomerConfig:
-    """Speed, not the filter, is measured here: a customer whose filter holds nothing."""
-    no_limits = {"person": {}, "group": {}, "membership": {}, "min_share": 0}
-    return CustomerConfig.model_validate(
-        {"id": customer, "filter": {"default": no_limits, "rollover": no_limits}}
-    )
 
 
 def _forget(conn, *customers: str) -> None:
