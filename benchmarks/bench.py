@@ -32,10 +32,10 @@ from pathlib import Path
 
 from lxml import etree
 from many_customers import _config
-from sisflow import pipeline, runs, settings, state
+from many_customers import forget as _forget
+from sisflow import pipeline, runs, settings
 from sisflow.config import CustomerConfig
 from sisflow.ims import generate as gen
-from sisflow.lms.postgres_site import forget_site
 from sisflow.pipeline.stage_and_judge import check_readiness
 
 YEAR = 2025
@@ -201,13 +201,6 @@ def _undo_time(conn, run_id: int, config: CustomerConfig) -> float:
 
 #: the small customer whose first import is timed beside a larger one (see ``_small_first``)
 BESIDE = "bench-small-beside"
-
-
-def _forget(conn, *customers: str) -> None:
-    with conn, conn.cursor() as cur:
-        for customer in customers:
-            state.forget(cur, customer)
-            forget_site(cur, customer)
 
 
 def _small_first(conn, repeat: int = 3) -> float:

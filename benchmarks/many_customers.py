@@ -80,16 +80,22 @@ class LockSampler(threading.Thread):
         conn.close()
 
 
-def _forget(customers: list[str]) -> None:
+def forget(conn, *customers: str) -> None:
+    """The customers' runs, state and LMS sites gone, in one transaction."""
     from sisflow import state
-    from sisflow.db.connection import connect
     from sisflow.lms.postgres_site import forget_site
 
-    conn = connect()
     with conn, conn.cursor() as cur:
         for customer in customers:
             state.forget(cur, customer)
             forget_site(cur, customer)
+
+
+def _forget(customers: list[str]) -> None:
+    from sisflow.db.connection import connect
+
+    conn = connect()
+    forget(conn, *customers)
     conn.close()
 
 
