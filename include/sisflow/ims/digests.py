@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 #: the kinds of record a digest stands for, one byte each in the packed form
 KINDS = ("person", "group", "membership")
@@ -27,7 +27,8 @@ _KIND_BYTE = {k: i for i, k in enumerate(KINDS)}
 _SIZE = 20  # SHA-1: not for security here, for telling an edited record from the old one
 _HEAD = struct.Struct("<4sI")
 _MAGIC = b"sfd1"
-_SEP = "\x00"  # XML text cannot hold it, so no id or parent does
+_SEP = 0  # NUL: XML text cannot hold it, so no id or parent does
+_PIECE = 1 << 20  # bytes of the packed form handed on at a time
 
 
 def digest(data: bytes) -> bytes:
@@ -36,74 +37,115 @@ def digest(data: bytes) -> bytes:
 
 
 class Digests:
-    """The clean records of one file: parallel columns, entry ``i`` being the record of
-    digest ``keys[i]``, of kind ``KINDS[kinds[i]]``, id ``names[2*i]``, parent
-    ``names[2*i+1]`` ("" for none), which staged ``rows[i]`` rows (1 for a person or group,
-    its members for a <membership>). Columns, not an object per record: a hundred thousand
-    of them are read, looked up and written on every run."""
+    """The clean records of one file: parallel packed columns, entry ``i`` being the record
+    of digest :meth:`key` ``(i)``, of kind :meth:`kind` ``(i)``, id :meth:`name` ``(2*i)``,
+    parent :meth:`name` ``(2*i+1)`` ("" for none), which staged ``rows[i]`` rows (1 for a
+    person or group, its members for a <membership>). Bytes, not an object per record or per
+    name: a hundred thousand entries are read, looked up and written on every run, and as
+    objects they made up most of what a run of a large municipality holds."""
 
     def __init__(self):
-        self.keys: list[bytes] = []
+        self._keys = bytearray()
         self.kinds = bytearray()
         self.rows = array("I")
-        self.names: list[str] = []
+        # the names as they are packed (UTF-8, one NUL between two), and where each ends
+        self._names = bytearray()
+        self._ends = array("I")
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.kinds)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Digests):
+            return NotImplemented
+        return (self._keys, self.kinds, self.rows, self._names, self._ends) == (
+            other._keys,
+            other.kinds,
+            other.rows,
+            other._names,
+            other._ends,
+        )
+
+    def key(self, i: int) -> bytes:
+        return bytes(self._keys[i * _SIZE : (i + 1) * _SIZE])
+
+    def kind(self, i: int) -> str:
+        return KINDS[self.kinds[i]]
+
+    def name(self, j: int) -> str:
+        """Name ``j``: the id of entry ``j // 2`` when ``j`` is even, its parent when odd."""
+        return self._names[self._ends[j - 1] + 1 if j else 0 : self._ends[j]].decode()
 
     def add(self, key: bytes, kind: str, record_id: str, rows: int, parent: str = "") -> None:
-        self.keys.append(key)
+        self._keys += key
         self.kinds.append(_KIND_BYTE[kind])
         self.rows.append(rows)
-        self.names += (record_id, parent)
+        self._add_name(record_id.encode())
+        self._add_name(parent.encode())
+
+    def _add_name(self, name: bytes | bytearray) -> None:
+        names = self._names
+        if self._ends:
+            names.append(_SEP)
+        names += name
+        self._ends.append(len(names))
 
     def index(self) -> dict[bytes, int]:
         """digest -> entry; a digest twice (the same text twice: one record, one duplicate)
         is in neither, so both are read."""
         found: dict[bytes, int] = {}
         twice = []
-        for i, key in enumerate(self.keys):
+        keys = memoryview(self._keys)
+        for i in range(len(self)):
+            key = keys[i * _SIZE : (i + 1) * _SIZE].tobytes()
             if found.setdefault(key, i) != i:
                 twice.append(key)
+        keys.release()
         for key in twice:
             found.pop(key, None)
         return found
 
-    def taken(self, entries: list[int]) -> Digests:
+    def taken(self, entries: Iterable[int]) -> Digests:
         """A table of these entries, in this order."""
         table = Digests()
-        keys, kinds, rows, names = self.keys, self.kinds, self.rows, self.names
-        table.keys = [keys[i] for i in entries]
-        table.kinds = bytearray(kinds[i] for i in entries)
-        table.rows = array("I", (rows[i] for i in entries))
-        table.names = [name for i in entries for name in (names[2 * i], names[2 * i + 1])]
+        keys, names, ends = self._keys, self._names, self._ends
+        for i in entries:
+            table._keys += keys[i * _SIZE : (i + 1) * _SIZE]
+            table.kinds.append(self.kinds[i])
+            table.rows.append(self.rows[i])
+            j = 2 * i
+            table._add_name(names[ends[j - 1] + 1 if j else 0 : ends[j]])
+            table._add_name(names[ends[j] + 1 : ends[j + 1]])
         return table
 
     def extend(self, other: Digests) -> None:
-        self.keys += other.keys
+        if not len(other):
+            return
+        shift = len(self._names) + 1 if self._ends else 0
+        self._keys += other._keys
         self.kinds += other.kinds
         self.rows += other.rows
-        self.names += other.names
+        if self._ends:
+            self._names.append(_SEP)
+        self._names += other._names
+        self._ends.extend(end + shift for end in other._ends)
 
     def without(self, kind: str, ids: set[str]) -> Digests:
         """The table less the records of these ids (staged, then changed by a rule applied
         after reading)."""
-        code, names = _KIND_BYTE[kind], self.names
+        code = _KIND_BYTE[kind]
         return self.taken(
-            [i for i, k in enumerate(self.kinds) if k != code or names[2 * i] not in ids]
+            i for i, k in enumerate(self.kinds) if k != code or self.name(2 * i) not in ids
         )
 
-    def packed(self, step: int = 50_000) -> Iterator[bytes]:
-        """The packed form in pieces of at most ``step`` entries' keys or names: what the
-        large municipality's table is stored from without the whole of it at once."""
-        keys, names = self.keys, self.names
-        yield _HEAD.pack(_MAGIC, len(keys))
-        for i in range(0, len(keys), step):
-            yield b"".join(keys[i : i + step])
-        yield bytes(self.kinds)
-        yield self.rows.tobytes()
-        for i in range(0, len(names), step):
-            yield ((_SEP if i else "") + _SEP.join(names[i : i + step])).encode()
+    def packed(self) -> Iterator[bytes]:
+        """The packed form in pieces of at most a MB: what the large municipality's table
+        is stored from without a copy of the whole of it at once."""
+        yield _HEAD.pack(_MAGIC, len(self))
+        for column in (self._keys, self.kinds, self.rows, self._names):
+            with memoryview(column).cast("B") as view:
+                for at in range(0, len(view), _PIECE):
+                    yield view[at : at + _PIECE].tobytes()
 
     @classmethod
     def unpack(cls, data: bytes | bytearray) -> Digests:
@@ -112,20 +154,19 @@ class Digests:
             raise ValueError("not a packed digest table")
         at = _HEAD.size
         table = cls()
-        view = memoryview(data)  # a key of its own bytes, not a copy of the whole first
-        table.keys = [bytes(view[i : i + _SIZE]) for i in range(at, at + n * _SIZE, _SIZE)]
+        table._keys = bytearray(data[at : at + n * _SIZE])
         at += n * _SIZE
         table.kinds = bytearray(data[at : at + n])
         at += n
         table.rows.frombytes(data[at : at + 4 * n])
         at += 4 * n
-        table.names = view[at:].tobytes().decode().split(_SEP) if n else []
-        view.release()
-        if (len(table.keys), len(table.kinds), len(table.rows), len(table.names)) != (
-            n,
-            n,
-            n,
-            2 * n,
-        ):
+        if n:
+            table._names = bytearray(data[at:])
+            # where each name ends: found a NUL at a time, without a list of all the names
+            names, ends, end = table._names, table._ends, -1
+            while (end := names.find(_SEP, end + 1)) >= 0:
+                ends.append(end)
+            ends.append(len(names))
+        if (len(table._keys), len(table.rows), len(table._ends)) != (n * _SIZE, n, 2 * n):
             raise ValueError("a packed digest table cut short")
         return table

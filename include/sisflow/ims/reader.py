@@ -36,12 +36,13 @@ is the pass.
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Iterator
 from datetime import datetime
 
 from lxml import etree
 
-from .digests import KINDS, Digests, digest
+from .digests import Digests, digest
 from .memberships import MembershipReading
 from .plain import _PLAIN_READERS, MembershipRows, ReadAgain
 from .records import (
@@ -124,7 +125,7 @@ class ImsReader(MembershipReading):
         #: the digests of the records read the fast way without a problem
         self.digests = Digests() if digests and self.scan and fast else None
         #: the entries of ``known`` taken as unchanged: the staging of the rest is the change
-        self.taken: list[int] = []
+        self.taken = array("I")
         self._looked: tuple[bytes | None, bytes] = (None, b"")  # a line's bytes, digest
 
     def read_again(self, why: ReadAgain) -> None:
@@ -263,11 +264,11 @@ class ImsReader(MembershipReading):
         if i < 0 or self.file_type != "full":
             return False
         known = self.known
-        kind_of = KINDS[known.kinds[i]]
+        kind_of = known.kind(i)
         if kind is not None and kind_of != kind:
             return False
         kind = kind_of
-        record_id = known.names[2 * i]
+        record_id = known.name(2 * i)
         if kind == "person":
             if record_id in self._persons:
                 return False
@@ -276,7 +277,7 @@ class ImsReader(MembershipReading):
             if record_id in self._groups:
                 return False
             self._groups.add(record_id)
-            parent = known.names[2 * i + 1]
+            parent = known.name(2 * i + 1)
             if parent:
                 self._parents.append((record_id, parent, line))
         else:
@@ -295,7 +296,7 @@ class ImsReader(MembershipReading):
         known = self.known
         if known is not None:
             for i in self.taken:
-                yield KINDS[known.kinds[i]], known.names[2 * i]
+                yield known.kind(i), known.name(2 * i)
 
     def table(self) -> Digests | None:
         """The digests of this file's clean records: those taken as unchanged, and those
@@ -434,6 +435,17 @@ class ImsReader(MembershipReading):
                 self._problem("membership", f"{m.group_id}/{m.member_id}", m.line, reason)
             elif self._first_key(m):
                 yield m
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Forget what only the pass needed (the ids seen, the digests still to be looked
+        up): a large municipality's run stages and stores for a while after its last record,
+        and these are most of what it holds."""
+        self._known = None
+        self._persons, self._groups = set(), set()
+        self._membership_groups, self._fast_groups = set(), set()
+        self._skipped_ids, self._interned, self._membership_keys = {}, {}, set()
+        self._parents = []
 
     # -- properties ------------------------------------------------------------------------
 
