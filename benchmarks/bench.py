@@ -10,9 +10,9 @@ empty database and again beside that size's customer (its state, change sets and
 one database serves every customer. Then the largest size's figures beside the aims, with the
 DAG folder's.
 
-Each size runs in a fresh subprocess so that peak RSS is that size's alone. Files are
-generated once into $SISFLOW_HOME/bench and reused. The database is the embedded one (or
-SISFLOW_DATABASE_URL).
+Each size runs in a fresh subprocess, and each of its runs in one of its own (as each door
+runs a run), so that a peak RSS is that run's alone. Files are generated once into
+$SISFLOW_HOME/bench and reused. The database is the embedded one (or SISFLOW_DATABASE_URL).
 
     python benchmarks/bench.py [--sizes small,medium,large] [--repeat 3]
 """
@@ -163,6 +163,40 @@ def _timed_run(
     return times
 
 
+def _run_alone(
+    customer: str, path: Path, day: str, *, rollover: bool = False, journal: bool = True
+) -> dict:
+    """:func:`_timed_run` in a process of its own, as each door runs a run (``sisflow run``
+    one to a command, Airflow one task to a process): its peak RSS is then the run's alone,
+    not what the runs before it left in the heap of a process that lived through them."""
+    job = {"customer": customer, "path": str(path), "day": day, "rollover": rollover}
+    out = subprocess.run(
+        [sys.executable, __file__, "--run", json.dumps({**job, "journal": journal})],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def _run_here(job: dict) -> dict:
+    from sisflow.db.connection import connect
+
+    conn = connect()
+    try:
+        return _timed_run(
+            conn,
+            job["customer"],
+            Path(job["path"]),
+            _config(job["customer"]),
+            day=DAYS[job["day"]],
+            rollover=job["rollover"],
+            journal=job["journal"],
+        )
+    finally:
+        conn.close()
+
+
 def _identity_detection(conn, run_id: int, customer: str, rollover: bool) -> float:
     """What finding identity changes costs: the run's (part of its diff) and, at a rollover,
     the readiness check's against the staged file (part of its readiness); found once more, in
@@ -247,15 +281,7 @@ def one(size: str, switch: bool = False, journal: bool = True) -> dict:
         reset()
     floor = min(raw_iterparse(files["first import"]) for _ in range(2))
     runs = {
-        name: _timed_run(
-            conn,
-            customer,
-            path,
-            config,
-            day=DAYS[name],
-            rollover=name == "rollover",
-            journal=journal,
-        )
+        name: _run_alone(customer, path, name, rollover=name == "rollover", journal=journal)
         for name, path in files.items()
     }
     undo_s = _undo_time(conn, runs["rollover"]["run_id"], config) if journal else None
@@ -264,10 +290,8 @@ def one(size: str, switch: bool = False, journal: bool = True) -> dict:
     small = {"alone": alone, "beside": _small_first(conn)} if beside else None
     if switch:  # an SIS that re-keyed everything, after a first import: relinked, not replaced
         reset()
-        _timed_run(conn, customer, files["first import"], config, day=DAYS["first import"])
-        runs["SIS switch"] = _timed_run(
-            conn, customer, _switched(size), config, day=DAYS["1% churn"]
-        )
+        _run_alone(customer, files["first import"], "first import")
+        runs["SIS switch"] = _run_alone(customer, _switched(size), "1% churn")
     reset()
     conn.close()
     return {
@@ -557,8 +581,12 @@ def main() -> None:
         help="also run each size without the LMS journal: what journaling adds to the apply",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--no-journal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run:
+        print(json.dumps(_run_here(json.loads(args.run))))
+        return
     if args.one:
         print(json.dumps(one(args.one, args.sis_switch, journal=not args.no_journal)))
         return
