@@ -17,6 +17,7 @@ read and written whole and a row per record would cost more than reading the rec
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from array import array
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,8 @@ _HEAD = struct.Struct("<4sI")
 _MAGIC = b"sfd1"
 _SEP = 0  # NUL: XML text cannot hold it, so no id or parent does
 _PIECE = 1 << 20  # bytes of the packed form handed on at a time
+_STEP = 50_000  # entries copied one by one at a time
+_RUN = 16  # consecutive entries copied as slices, from so many
 
 
 def digest(data: bytes) -> bytes:
@@ -48,9 +51,10 @@ class Digests:
         self._keys = bytearray()
         self.kinds = bytearray()
         self.rows = array("I")
-        # the names as they are packed (UTF-8, one NUL between two), and where each ends
+        # the names as they are packed (UTF-8, one NUL between two); name j is the bytes
+        # between _bounds[j] + 1 and _bounds[j + 1]
         self._names = bytearray()
-        self._ends = array("I")
+        self._bounds = array("q", (-1,))
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -58,13 +62,8 @@ class Digests:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Digests):
             return NotImplemented
-        return (self._keys, self.kinds, self.rows, self._names, self._ends) == (
-            other._keys,
-            other.kinds,
-            other.rows,
-            other._names,
-            other._ends,
-        )
+        mine = (self._keys, self.kinds, self.rows, self._names, self._bounds)
+        return mine == (other._keys, other.kinds, other.rows, other._names, other._bounds)
 
     def key(self, i: int) -> bytes:
         return bytes(self._keys[i * _SIZE : (i + 1) * _SIZE])
@@ -74,21 +73,20 @@ class Digests:
 
     def name(self, j: int) -> str:
         """Name ``j``: the id of entry ``j // 2`` when ``j`` is even, its parent when odd."""
-        return self._names[self._ends[j - 1] + 1 if j else 0 : self._ends[j]].decode()
+        return self._names[self._bounds[j] + 1 : self._bounds[j + 1]].decode()
 
     def add(self, key: bytes, kind: str, record_id: str, rows: int, parent: str = "") -> None:
         self._keys += key
         self.kinds.append(_KIND_BYTE[kind])
         self.rows.append(rows)
-        self._add_name(record_id.encode())
-        self._add_name(parent.encode())
-
-    def _add_name(self, name: bytes | bytearray) -> None:
-        names = self._names
-        if self._ends:
+        names, bounds = self._names, self._bounds
+        if len(bounds) > 1:
             names.append(_SEP)
-        names += name
-        self._ends.append(len(names))
+        names += record_id.encode()
+        bounds.append(len(names))
+        names.append(_SEP)
+        names += parent.encode()
+        bounds.append(len(names))
 
     def index(self) -> dict[bytes, int]:
         """digest -> entry; a digest twice (the same text twice: one record, one duplicate)
@@ -106,29 +104,63 @@ class Digests:
         return found
 
     def taken(self, entries: Iterable[int]) -> Digests:
-        """A table of these entries, in this order."""
+        """A table of these entries, in this order. A 1% day writes back every entry but a
+        few, mostly in the order of the day before: a run of consecutive entries is copied
+        as slices of the columns, the others an entry at a time."""
         table = Digests()
-        keys, names, ends = self._keys, self._names, self._ends
-        for i in entries:
-            table._keys += keys[i * _SIZE : (i + 1) * _SIZE]
-            table.kinds.append(self.kinds[i])
-            table.rows.append(self.rows[i])
-            j = 2 * i
-            table._add_name(names[ends[j - 1] + 1 if j else 0 : ends[j]])
-            table._add_name(names[ends[j] + 1 : ends[j + 1]])
+        order = array("I", entries)
+        single: list[int] = []
+        start = 0
+        for k in range(1, len(order) + 1):
+            if k < len(order) and order[k] == order[k - 1] + 1:
+                continue
+            first, end = order[start], order[k - 1] + 1
+            if end - first >= _RUN:
+                table._append_each(self, single)
+                single = []
+                table._append_run(self, first, end)
+            else:
+                single.extend(range(first, end))
+            start = k
+        table._append_each(self, single)
         return table
 
-    def extend(self, other: Digests) -> None:
-        if not len(other):
+    def _append_run(self, other: Digests, first: int, end: int) -> None:
+        """Append ``other``'s entries ``first`` to ``end - 1``."""
+        if end <= first:
             return
-        shift = len(self._names) + 1 if self._ends else 0
-        self._keys += other._keys
-        self.kinds += other.kinds
-        self.rows += other.rows
-        if self._ends:
+        bounds = other._bounds
+        begin, stop = bounds[2 * first] + 1, bounds[2 * end]  # their names
+        shift = (len(self._names) + 1 if len(self) else 0) - begin
+        if len(self):
             self._names.append(_SEP)
-        self._names += other._names
-        self._ends.extend(end + shift for end in other._ends)
+        self._keys += other._keys[first * _SIZE : end * _SIZE]
+        self.kinds += other.kinds[first:end]
+        self.rows += other.rows[first:end]
+        self._names += other._names[begin:stop]
+        self._bounds.extend(b + shift for b in bounds[2 * first + 1 : 2 * end + 1])
+
+    def _append_each(self, other: Digests, entries: list[int]) -> None:
+        """Append ``other``'s entries one by one (a piece at a time, so that their names
+        are never all objects at once)."""
+        keys, kinds, rows = other._keys, other.kinds, other.rows
+        names, bounds = other._names, other._bounds
+        for at in range(0, len(entries), _STEP):
+            piece = entries[at : at + _STEP]
+            self._keys += b"".join([keys[i * _SIZE : (i + 1) * _SIZE] for i in piece])
+            self.kinds += bytes([kinds[i] for i in piece])
+            self.rows.extend([rows[i] for i in piece])
+            spans = [
+                names[bounds[j] + 1 : bounds[j + 1]] for i in piece for j in (2 * i, 2 * i + 1)
+            ]
+            if len(self._bounds) > 1:
+                self._names.append(_SEP)
+            ends = itertools.accumulate((len(s) + 1 for s in spans), initial=len(self._names) - 1)
+            self._names += b"\x00".join(spans)
+            self._bounds.extend(itertools.islice(ends, 1, None))
+
+    def extend(self, other: Digests) -> None:
+        self._append_run(other, 0, len(other))
 
     def without(self, kind: str, ids: set[str]) -> Digests:
         """The table less the records of these ids (staged, then changed by a rule applied
@@ -163,10 +195,10 @@ class Digests:
         if n:
             table._names = bytearray(data[at:])
             # where each name ends: found a NUL at a time, without a list of all the names
-            names, ends, end = table._names, table._ends, -1
+            names, bounds, end = table._names, table._bounds, -1
             while (end := names.find(_SEP, end + 1)) >= 0:
-                ends.append(end)
-            ends.append(len(names))
-        if (len(table._keys), len(table.rows), len(table._ends)) != (n * _SIZE, n, 2 * n):
+                bounds.append(end)
+            bounds.append(len(names))
+        if (len(table._keys), len(table.rows), len(table._bounds)) != (n * _SIZE, n, 2 * n + 1):
             raise ValueError("a packed digest table cut short")
         return table
