@@ -169,12 +169,20 @@ def _run_alone(
     """:func:`_timed_run` in a process of its own, as each door runs a run (``sisflow run``
     one to a command, Airflow one task to a process): its peak RSS is then the run's alone,
     not what the runs before it left in the heap of a process that lived through them."""
-    job = {"customer": customer, "path": str(path), "day": day, "rollover": rollover}
+    job = {
+        "customer": customer,
+        "path": str(path),
+        "day": day,
+        "rollover": rollover,
+        "journal": journal,
+    }
+    return _in_child("--run", json.dumps(job))
+
+
+def _in_child(*args: str) -> dict:
+    """What this script, run with ``args`` in a fresh process, printed last (as JSON)."""
     out = subprocess.run(
-        [sys.executable, __file__, "--run", json.dumps({**job, "journal": journal})],
-        check=True,
-        capture_output=True,
-        text=True,
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
     )
     return json.loads(out.stdout.splitlines()[-1])
 
@@ -616,19 +624,7 @@ def main() -> None:
     results, bare = {}, {}
 
     def measured(size: str, *extra: str) -> dict:
-        return _median(
-            [
-                json.loads(
-                    subprocess.run(
-                        [sys.executable, __file__, "--one", size, *extra],
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                    ).stdout.splitlines()[-1]
-                )
-                for _ in range(max(1, args.repeat))
-            ]
-        )
+        return _median([_in_child("--one", size, *extra) for _ in range(max(1, args.repeat))])
 
     for size in filter(None, args.sizes.split(",")):
         _files(size)  # generated outside the measured process
