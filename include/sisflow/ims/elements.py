@@ -39,9 +39,8 @@ class ElementReading:
     plain: dict[str, int]
     _offset: int
     _persons: set[str]
-    _groups: set[str]
-    _membership_groups: set[str]
-    _fast_groups: set[str]
+    _groups: dict[str, str]
+    _membership_groups: dict[str, bool]
     _last_group: str
     _skipped_ids: dict[tuple[str, str], int]
     _interned: dict[str, int]

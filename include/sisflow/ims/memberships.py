@@ -25,8 +25,8 @@ class MembershipReading(ElementReading):
         whole = _MEMBERSHIP_HEAD.match(text)
         if whole is None or not text.endswith("</member></membership>"):
             return None
-        group_id = whole.group(1)
-        if group_id not in self._groups or group_id in self._membership_groups:
+        group_id = self._groups.get(whole.group(1))
+        if group_id is None or group_id in self._membership_groups:
             return None
         rows = _member_rows(text[whole.end() : -len("</membership>")], f"{line},,{group_id},")
         # a line break inside a tag is lost in serialisation: the last role must be on the
@@ -37,8 +37,7 @@ class MembershipReading(ElementReading):
         # a member twice (two roles) or not seen yet: the straightforward way keeps the keys
         if len(set(ids)) != len(ids) or not self._persons.issuperset(ids):
             return None
-        self._membership_groups.add(group_id)
-        self._fast_groups.add(group_id)
+        self._membership_groups[group_id] = True
         self._last_group = group_id  # the key of its digest
         self.result.records["membership"] += len(ids)
         self.plain["membership"] += len(ids)
@@ -63,11 +62,12 @@ class MembershipReading(ElementReading):
             self._problem("membership", bad.record_id, line, bad.reason)
             self._keep_unidentified("membership", None, line, f"membership: {bad.reason}")
             return []
-        if group_id in self._fast_groups:
+        if self._membership_groups.get(group_id):
             raise ReadAgain(
                 f"line {line}: group '{group_id}' has a second <membership>", straightforward=True
             )
-        self._membership_groups.add(group_id)
+        group_id = self._groups.get(group_id, group_id)
+        self._membership_groups[group_id] = False
         rows: list[Membership] = []
         # in full files, a member not seen yet waits for the end of the file
         check_refs = self.file_type == "full"

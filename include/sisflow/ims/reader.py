@@ -105,15 +105,16 @@ class ImsReader(MembershipReading):
         self.fast = fast
         self.scan = fast if scan is None else scan
         self._offset = 0  # the line of a record's text, less one, when lxml parsed that text
-        self._membership_groups: set[str] = set()  # groups seen in a <membership>
-        self._fast_groups: set[str] = set()  # ... of those, the ones read the fast way
+        #: the groups seen in a <membership>: True for those read the fast way
+        self._membership_groups: dict[str, bool] = {}
         self.plain = {"person": 0, "group": 0, "membership": 0}  # records read the fast way
         self.result = ValidationResult(
             FileInfo(path=self.path, name=os.path.basename(self.path)), max_examples=max_examples
         )
         self.file_type: str | None = None
         self._persons: set[str] = set()
-        self._groups: set[str] = set()
+        #: each group id seen, to its first str: a group's <membership> keeps that one
+        self._groups: dict[str, str] = {}
         self._skipped_ids: dict[tuple[str, str], int] = {}  # (entity, id) -> line
         self._interned: dict[str, int] = {}  # interned ids: membership keys as exact small ints
         self._membership_keys: set[int] = set()
@@ -276,15 +277,15 @@ class ImsReader(MembershipReading):
         elif kind == "group":
             if record_id in self._groups:
                 return False
-            self._groups.add(record_id)
+            self._groups[record_id] = record_id
             parent = known.name(2 * i + 1)
             if parent:
                 self._parents.append((record_id, parent, line))
         else:
-            if record_id in self._membership_groups or record_id not in self._groups:
+            group_id = self._groups.get(record_id)
+            if group_id is None or group_id in self._membership_groups:
                 return False
-            self._membership_groups.add(record_id)
-            self._fast_groups.add(record_id)
+            self._membership_groups[group_id] = True
         rows = known.rows[i]
         self.result.records[kind] += rows
         self.plain[kind] += rows
@@ -393,7 +394,10 @@ class ImsReader(MembershipReading):
             self.result.skipped[kind] += 1
             self._skipped_ids.setdefault((kind, record.sourcedid), line)
             return []
-        seen.add(record.sourcedid)
+        if kind == "person":
+            self._persons.add(record.sourcedid)
+        else:
+            self._groups[record.sourcedid] = record.sourcedid
         if isinstance(record, Group) and record.parent_id:
             self._parents.append((record.sourcedid, record.parent_id, line))
         return [record]
@@ -442,8 +446,7 @@ class ImsReader(MembershipReading):
         up): a large municipality's run stages and stores for a while after its last record,
         and these are most of what it holds."""
         self._known = None
-        self._persons, self._groups = set(), set()
-        self._membership_groups, self._fast_groups = set(), set()
+        self._persons, self._groups, self._membership_groups = set(), {}, {}
         self._skipped_ids, self._interned, self._membership_keys = {}, {}, set()
         self._parents = []
 
