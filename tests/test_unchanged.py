@@ -6,7 +6,7 @@ import random
 from datetime import date
 
 import pytest
-from sisflow import state, unchanged
+from sisflow import diff, state, unchanged
 from sisflow.ims import generate as gen
 from sisflow.ims.digests import Digests, digest
 
@@ -115,6 +115,36 @@ def test_three_days_read_by_digests_end_as_the_whole_files_do(
     if f"run {day1_run}: the file is read again" not in caplog.text:
         # most records are the same as the day before's: taken, not read
         assert fast[1][1] > sum(fast[1][0]["records"].values()) // 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_day_diffed_by_parallel_workers_ends_as_the_whole_file_does(
+    conn, generated, tmp_path, monkeypatch, seed
+):
+    """A large customer's day has its change rows selected by Postgres's parallel workers
+    into a table of the transaction, then copied. A tiny file made to go that way, with
+    Postgres made to run every query it can in workers: each day's change set and the state
+    at the end are the whole file's."""
+    parallel = []
+
+    def full_changes(*args, **kwargs):
+        parallel.append(kwargs["parallel"])
+        return full_changes_before(*args, **kwargs)
+
+    full_changes_before = diff._full_changes
+    monkeypatch.setattr(diff, "_full_changes", full_changes)
+    monkeypatch.setattr(diff, "PARALLEL_ROWS", 0)
+    with conn.cursor() as cur:
+        cur.execute("SET debug_parallel_query = on")
+    conn.commit()
+    day1 = _day(generated, 2000 + seed, n=6)
+    day2 = _day(day1, 3000 + seed, n=6)
+    files = [write(tmp_path, text, f"day{i}.xml") for i, text in enumerate((generated, day1, day2))]
+    fast, fast_state = _runs(conn, monkeypatch, f"parallel-{seed}", "fast", files)
+    assert True in parallel  # the days took the parallel way
+    whole, whole_state = _runs(conn, monkeypatch, f"serial-{seed}", "straightforward", files)
+    assert [f for f, _, _ in fast] == [f for f, _, _ in whole]
+    assert fast_state == whole_state
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from psycopg2 import sql
 
-from ..diff import changed_columns
+from .. import diff  # a module, not its name: sisflow.diff imports this package
 from ..entities import GROUP, MEMBERSHIP, PERSON, idents, key_match
 
 
@@ -87,7 +87,7 @@ def rewrite(cur, run_id: int, customer: str) -> int:
                 """
             ).format(
                 changes=entity.changes,
-                changed=changed_columns(entity),
+                changed=diff.changed_columns(entity),
                 pairs=_of(entity.name),
                 state=entity.table,
             ),
@@ -185,7 +185,7 @@ def _memberships_by_hash(cur, params: dict) -> None:
             "UPDATE sis.membership_changes s SET op = 'update',"
             " changed = array_remove(ARRAY[{changed}]::text[], NULL)"
             " FROM _identity_gone c WHERE s.run_id = %(run)s AND s.op = 'create' AND {match}"
-        ).format(changed=changed_columns(MEMBERSHIP), match=key_match(MEMBERSHIP, "s", "c")),
+        ).format(changed=diff.changed_columns(MEMBERSHIP), match=key_match(MEMBERSHIP, "s", "c")),
         params,
     )
 
