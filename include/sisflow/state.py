@@ -57,12 +57,19 @@ def apply_changes(
             ),
             params,
         )
+        # created rows in key order, as a rebuild writes them: the primary key then takes
+        # them in runs of neighbours, not at a page of its own for each (a first import)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {table} (customer, {columns}, run_id)"
                 " SELECT %(customer)s, {columns}, %(run)s FROM {changes}"
-                " WHERE run_id = %(run)s AND op = 'create'"
-            ).format(table=entity.table, columns=idents(entity.columns), changes=entity.changes),
+                " WHERE run_id = %(run)s AND op = 'create' ORDER BY {key}"
+            ).format(
+                table=entity.table,
+                columns=idents(entity.columns),
+                changes=entity.changes,
+                key=idents(entity.key),
+            ),
             params,
         )
     # keep the planner's picture of the customer's state true after a big change: the next
