@@ -588,6 +588,11 @@ def main() -> None:
         action="store_true",
         help="also run each size without the LMS journal: what journaling adds to the apply",
     )
+    parser.add_argument(
+        "--floors",
+        metavar="SIZE",
+        help="after a first import of SIZE: what its copies of the memberships cost at least",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--no-journal", action="store_true", help=argparse.SUPPRESS)
@@ -609,6 +614,8 @@ def main() -> None:
                 args.customers, args.concurrency, str(files["first import"]), str(files["1% churn"])
             ),
         )
+    if args.floors:
+        _floors(args.floors)
     if args.fleet:
         import fleet_page
 
@@ -649,6 +656,20 @@ def main() -> None:
     if results:
         _journal_and_undo(results, bare)
         aims(results, dag_ratio, bare)
+
+
+def _floors(size: str) -> None:
+    """The size's first import (the customer forgotten first), then :mod:`floors`."""
+    import floors
+    from sisflow.db.connection import connect
+
+    customer, path = f"bench-{size}", _files(size)["first import"]
+    conn = connect()
+    _forget(conn, customer)
+    _run_alone(customer, path, "first import")
+    iterparse = min(raw_iterparse(path) for _ in range(2))
+    floors.report(iterparse, floors.measure(conn, customer), AIMS)
+    _forget(conn, customer)
 
 
 def _journal_and_undo(results: dict[str, dict], bare: dict[str, dict]) -> None:
